@@ -1,0 +1,31 @@
+"""The root ``mlreg`` group and the one place CLI errors become a line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from mlreg.errors import MlregError
+from mlreg.version import __version__
+
+
+class MlregGroup(click.Group):
+    """A click group that turns every MlregError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlregError as e:
+            click.echo(f"Error: {e.message}", err=True)
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=MlregGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlreg")
+def main() -> None:
+    """mlreg: a model registry and serving platform for TensorFlow models."""
+
+
+# Command modules register here, one line each (keep this list sorted).

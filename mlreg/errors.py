@@ -1,0 +1,120 @@
+"""One error hierarchy for the whole project.
+
+Each class carries the HTTP status a server answers with and the exit code the
+CLI ends with, so callers catch by type and the transports never compare
+strings. ``error_code`` is the stable machine-readable name in JSON bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MlregError(Exception):
+    """Base class of every error mlreg raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    error_code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+class InvalidInput(MlregError):
+    """The caller passed something malformed (a name, an argument, a payload)."""
+
+    status_code = 400
+    exit_code = 2
+    error_code = "INVALID_PARAMETER_VALUE"
+
+
+class SchemaError(InvalidInput):
+    """Data does not match a model signature."""
+
+    error_code = "SCHEMA_MISMATCH"
+
+
+class MLmodelError(MlregError):
+    """An MLmodel file (or the model directory around it) is broken."""
+
+    status_code = 400
+    exit_code = 3
+    error_code = "INVALID_MLMODEL"
+
+
+class ModelNotFound(MlregError):
+    """A model, version, stage, alias or path that does not exist."""
+
+    status_code = 404
+    exit_code = 4
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class AlreadyExists(MlregError):
+    status_code = 409
+    exit_code = 5
+    error_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class VersionConflict(MlregError):
+    """A state change that conflicts with the current state (e.g. a non-READY version)."""
+
+    status_code = 409
+    exit_code = 5
+    error_code = "INVALID_STATE"
+
+
+class IntegrityError(MlregError):
+    """Stored artifacts do not match their recorded digest (tampered or truncated)."""
+
+    status_code = 500
+    exit_code = 6
+    error_code = "DIGEST_MISMATCH"
+
+
+class StoreError(MlregError):
+    """The registry database cannot be used as it is (e.g. an old schema)."""
+
+    status_code = 503
+    exit_code = 7
+    error_code = "STORE_UNAVAILABLE"
+
+
+class PayloadTooLarge(InvalidInput):
+    status_code = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(InvalidInput):
+    status_code = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class ModelExecutionError(MlregError):
+    """The model itself failed while computing a prediction."""
+
+    status_code = 500
+    exit_code = 8
+    error_code = "MODEL_EXECUTION_ERROR"
+
+
+class Timeout(MlregError):
+    status_code = 504
+    exit_code = 9
+    error_code = "TIMEOUT"
+
+
+class BackendUnavailable(MlregError):
+    status_code = 503
+    exit_code = 10
+    error_code = "BACKEND_UNAVAILABLE"
+
+
+class DockerError(MlregError):
+    exit_code = 11
+    error_code = "DOCKER_ERROR"
