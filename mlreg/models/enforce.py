@@ -150,12 +150,12 @@ def _convert_dtype(arr: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
     if src == target:
         return arr
     want = _dtype_words(target)
-    if src == object:
+    if src.kind == "O":
         arr = _from_objects(arr, target, label)
         src = arr.dtype
         if src == target:
             return arr
-    if target.kind in "US" or target == object:
+    if target.kind in "USO":
         if src.kind in "USO":
             return arr.astype(target)
         raise SchemaError(f"{label}: expected {want}, got {_dtype_words(src)}")
@@ -224,7 +224,7 @@ def _dtype_words(dtype: np.dtype) -> str:
         return "str"
     if dtype.kind == "S":
         return "bytes"
-    if dtype == object:
+    if dtype.kind == "O":
         return "object"
     return dtype.name
 
