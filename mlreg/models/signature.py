@@ -10,7 +10,7 @@ mix. ``-1`` in a shape is a wildcard.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -1,0 +1,80 @@
+"""Model URIs: local paths and ``file://`` URIs; registry URIs resolve through a resolver.
+
+``models:/`` (and later ``runs:/``) URIs need a store, which lives above this module in
+the dependency order; the registry installs its resolver with
+:func:`register_scheme` when it is imported, so this module imports nothing of ours
+beyond the error types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from mlreg.errors import InvalidInput, ModelNotFound
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model URI points: a local directory holding MLmodel, and what it is."""
+
+    path: Path
+    uri: str
+    name: str | None = None
+    version: int | None = None
+    stage: str | None = None
+    digest: str | None = None
+
+
+Resolver = Callable[[str], ResolvedModel]
+_RESOLVERS: dict[str, Resolver] = {}
+
+
+def register_scheme(scheme: str, resolver: Resolver) -> None:
+    """Let ``resolver`` handle URIs of ``scheme`` (e.g. ``models``)."""
+    _RESOLVERS[scheme] = resolver
+
+
+def scheme_of(uri: str) -> str:
+    parsed = urlparse(uri)
+    # A one-letter scheme is a Windows drive, not a URI scheme.
+    return parsed.scheme if len(parsed.scheme) > 1 else ""
+
+
+def resolve_model_uri(uri: str) -> ResolvedModel:
+    """Turn any supported model URI into a local model directory."""
+    if not uri or not str(uri).strip():
+        raise InvalidInput("model URI is empty")
+    uri = str(uri)
+    scheme = scheme_of(uri)
+    if scheme in ("", "file"):
+        return ResolvedModel(path=local_path(uri), uri=uri)
+    resolver = _RESOLVERS.get(scheme)
+    if resolver is None:
+        supported = ", ".join(sorted({"file", *(f"{s}:/" for s in _RESOLVERS)}))
+        raise InvalidInput(
+            f"unsupported model URI scheme {scheme!r} in {uri!r}; supported: {supported} and local paths"
+        )
+    return resolver(uri)
+
+
+def local_path(uri: str) -> Path:
+    """The model directory named by a path or ``file://`` URI; it must hold an MLmodel file."""
+    if uri.startswith("file:"):
+        parsed = urlparse(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidInput(
+                f"file URI {uri!r} names a remote host; only local files are supported"
+            )
+        path = Path(unquote(parsed.path))
+    else:
+        path = Path(uri).expanduser()
+    if not path.exists():
+        raise ModelNotFound(f"no model at {path}: the path does not exist")
+    if path.is_file() and path.name == "MLmodel":
+        path = path.parent
+    if not (path / "MLmodel").is_file():
+        raise ModelNotFound(f"no model at {path}: the directory has no MLmodel file")
+    return path.resolve()
