@@ -55,7 +55,8 @@ def resolve_model_uri(uri: str) -> ResolvedModel:
     if resolver is None:
         supported = ", ".join(sorted({"file", *(f"{s}:/" for s in _RESOLVERS)}))
         raise InvalidInput(
-            f"unsupported model URI scheme {scheme!r} in {uri!r}; supported: {supported} and local paths"
+            f"unsupported model URI scheme {scheme!r} in {uri!r}; "
+            f"supported: {supported} and local paths"
         )
     return resolver(uri)
 

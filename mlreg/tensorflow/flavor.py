@@ -362,13 +362,19 @@ def _predictor(
 
 def _traced_keras(model: keras.Model, signature: ModelSignature | None) -> Predictor:
     """Trace a Keras model (e.g. one MLflow saved) once, with a batch-size-free signature."""
-    inputs = list(model.inputs)
+    if getattr(model, "inputs", None) is None:
+        raise MLmodelError(
+            "cannot serve this Keras model: it declares no inputs (a subclassed model saved "
+            "without being built); save it with mlreg.tensorflow.save_model instead"
+        )
+    structure = model.inputs[0] if len(model.inputs) == 1 else model.input
+    inputs = keras.tree.flatten(structure)
     specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name) for t in inputs]
     names = [t.name for t in inputs]
 
     @tf.function(input_signature=specs)
     def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = model(args[0] if len(args) == 1 else list(args), training=False)
+        out = model(keras.tree.pack_sequence_as(structure, list(args)), training=False)
         if isinstance(out, dict):
             return out
         if isinstance(out, list | tuple):

@@ -1,0 +1,75 @@
+"""Models move both ways between mlreg and MLflow (the real mlflow package as a peer)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mlreg import pyfunc
+from mlreg.errors import SchemaError
+from mlreg.models.model import Model
+from mlreg.tensorflow import save_model
+from tests.tensorflow.zoo import Scaler, reference_cnn, two_in_two_out
+
+mlflow = pytest.importorskip("mlflow")
+mlflow_tf = pytest.importorskip("mlflow.tensorflow")
+
+pytestmark = pytest.mark.mlflow
+
+
+def test_mlflow_opens_a_model_saved_by_mlreg(cnn, cnn_dir, images):
+    native = mlflow_tf.load_model(str(cnn_dir))
+    np.testing.assert_allclose(native(images).numpy(), cnn(images).numpy(), rtol=1e-5)
+    meta = mlflow.models.Model.load(str(cnn_dir))
+    assert json.loads(meta.signature.inputs.to_json()) == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, 28, 3]}}
+    ]
+    assert meta.saved_input_example_info["serving_input_path"] == "serving_input_example.json"
+
+
+def test_mlflow_opens_a_tf_module_saved_by_mlreg(tmp_path):
+    save_model(Scaler(), tmp_path / "m")
+    native = mlflow_tf.load_model(str(tmp_path / "m"))
+    out = native(tf.constant([[1.0, 2.0, 3.0]]))["y"].numpy()
+    np.testing.assert_allclose(out, [[3, 6, 9]])
+
+
+def test_mlreg_opens_an_mlflow_keras_model(tmp_path, images):
+    model = reference_cnn()
+    mlflow_tf.save_model(model, str(tmp_path / "m"), input_example=images[:2])
+    loaded = pyfunc.load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict(images), model(images).numpy(), rtol=1e-5)
+    assert loaded.metadata.extra["mlflow_version"] == mlflow.__version__
+    # The signature MLflow wrote is enforced by mlreg too.
+    with pytest.raises(SchemaError, match=r"expected shape \(-1, 28, 28, 3\), got \(1, 3\)"):
+        loaded.predict(np.zeros((1, 3), np.float32))
+
+
+def test_mlreg_opens_an_mlflow_multi_io_keras_model(tmp_path):
+    model = two_in_two_out()
+    x = {"a": np.ones((2, 3), np.float32), "b": np.ones((2, 2), np.float32)}
+    mlflow_tf.save_model(model, str(tmp_path / "m"), input_example=x)
+    out = pyfunc.load_model(tmp_path / "m").predict(x)
+    expected = model(x)
+    for key in ("score", "probs"):
+        np.testing.assert_allclose(out[key], expected[key].numpy(), rtol=1e-5)
+
+
+def test_mlreg_opens_an_mlflow_tf2_module(tmp_path):
+    x = np.ones((2, 3), np.float32)
+    mlflow_tf.save_model(
+        Scaler(), str(tmp_path / "m"), signature=mlflow.models.infer_signature(x, x * 3)
+    )
+    out = pyfunc.load_model(tmp_path / "m").predict(x)
+    np.testing.assert_allclose(out, x * 3)
+
+
+def test_unknown_mlflow_keys_survive_an_mlreg_rewrite(tmp_path, images):
+    mlflow_tf.save_model(reference_cnn(), str(tmp_path / "m"), input_example=images[:1])
+    Model.load(tmp_path / "m").save(tmp_path / "m")
+    reread = mlflow.models.Model.load(str(tmp_path / "m"))
+    assert reread.mlflow_version == mlflow.__version__
+    assert pyfunc.load_model(tmp_path / "m").predict(images).shape == (4, 2)
