@@ -118,3 +118,10 @@ class BackendUnavailable(MlregError):
 class DockerError(MlregError):
     exit_code = 11
     error_code = "DOCKER_ERROR"
+
+
+class RegistrationFailed(MlregError):
+    """A model version could not be stored; it is left FAILED_REGISTRATION for `mlreg gc`."""
+
+    exit_code = 12
+    error_code = "REGISTRATION_FAILED"

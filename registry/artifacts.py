@@ -1,0 +1,126 @@
+"""Artifact stores: where registered model directories live, content-addressed by digest.
+
+The interface is four calls, so an S3-compatible store can slot in beside the local one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from mlreg.errors import IntegrityError, ModelNotFound
+from mlreg.registry.validation import safe_relpath
+
+TMP_PREFIX = ".tmp-"
+_CHUNK = 1 << 20
+
+
+class ArtifactStore(Protocol):
+    def put_dir(self, source: Path, key: str) -> str:
+        """Copy directory ``source`` to ``key`` whole or not at all; return its digest."""
+
+    def get_dir(self, key: str, digest: str) -> Path:
+        """Return a local directory with the artifacts at ``key``, checked against ``digest``."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error if it is already gone)."""
+
+    def digest(self, key: str) -> str:
+        """Recompute the digest of what is stored at ``key``."""
+
+
+def dir_digest(root: Path) -> str:
+    """SHA-256 over every file's relative path and content, in a stable order."""
+    outer = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    for path in files:
+        inner = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                inner.update(chunk)
+        outer.update(path.relative_to(root).as_posix().encode())
+        outer.update(b"\0")
+        outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+def _fingerprint(root: Path) -> tuple[int, int, int]:
+    """Cheap change detector: file count, total size, newest mtime."""
+    count = size = newest = 0
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            count += 1
+            size += st.st_size
+            newest = max(newest, st.st_mtime_ns)
+    return count, size, newest
+
+
+class LocalArtifactStore:
+    """Artifacts as directories below one root on the local filesystem."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self._verified: dict[tuple[Path, str], tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        target = (self.root / safe_relpath(key)).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            raise IntegrityError(f"artifact key {key!r} leads outside the artifact root")
+        return target
+
+    def put_dir(self, source: Path, key: str) -> str:
+        target = self.path(key)
+        if target.exists():
+            raise IntegrityError(f"artifacts already exist at {key!r}; refusing to overwrite")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
+        try:
+            shutil.copytree(source, tmp, symlinks=False)
+            digest = dir_digest(tmp)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return digest
+
+    def get_dir(self, key: str, digest: str) -> Path:
+        target = self.path(key)
+        if not target.is_dir():
+            raise IntegrityError(f"the artifacts of this version are missing (expected {target})")
+        fingerprint = _fingerprint(target)
+        with self._lock:
+            if self._verified.get((target, digest)) == fingerprint:
+                return target
+        actual = dir_digest(target)
+        if actual != digest:
+            raise IntegrityError(
+                f"the artifacts at {target} do not match their recorded digest "
+                f"(expected sha256 {digest[:12]}…, found {actual[:12]}…): they were changed or "
+                "truncated after registration; refusing to load them"
+            )
+        with self._lock:
+            self._verified[(target, digest)] = fingerprint
+        return target
+
+    def delete(self, key: str) -> None:
+        target = self.path(key)
+        shutil.rmtree(target, ignore_errors=True)
+
+    def digest(self, key: str) -> str:
+        target = self.path(key)
+        if not target.is_dir():
+            raise ModelNotFound(f"no artifacts at {key!r}")
+        return dir_digest(target)
+
+    def leftovers(self) -> list[Path]:
+        """Temporary directories left by interrupted copies."""
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.rglob(f"{TMP_PREFIX}*") if p.is_dir()]

@@ -1,0 +1,58 @@
+"""The Python entry points: ``MlregClient`` and ``register_model``, on settings from the env."""
+
+from __future__ import annotations
+
+import threading
+
+from mlreg.registry.artifacts import LocalArtifactStore
+from mlreg.registry.entities import ModelVersion
+from mlreg.registry.service import RegistryService
+from mlreg.registry.settings import RegistrySettings
+from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.uris import ResolvedModel
+
+
+class MlregClient(RegistryService):
+    """The registry service wired to the configured database and artifact root."""
+
+    def __init__(self, settings: RegistrySettings | None = None) -> None:
+        self.settings = settings or RegistrySettings.from_env()
+        super().__init__(
+            SqlRegistryStore(self.settings.registry_uri),
+            LocalArtifactStore(self.settings.artifact_root),
+            self.settings.user,
+        )
+
+
+_default: MlregClient | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> MlregClient:
+    """The process-wide client, built from the environment on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = MlregClient()
+        return _default
+
+
+def reset_default_client() -> None:
+    """Forget the process-wide client (after the environment changed, e.g. in tests)."""
+    global _default
+    with _default_lock:
+        _default = None
+
+
+def register_model(
+    source: str,
+    name: str,
+    tags: dict[str, str] | None = None,
+    description: str | None = None,
+) -> ModelVersion:
+    """Register the model at ``source`` (a path or model URI) as the next version of ``name``."""
+    return default_client().register_model(str(source), name, tags=tags, description=description)
+
+
+def resolve_registry_uri(uri: str) -> ResolvedModel:
+    return default_client().resolve(uri)

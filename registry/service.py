@@ -1,0 +1,338 @@
+"""The registry's rules, free of any transport: validation, registration, stages, URIs.
+
+The service talks to persistence only through the store interface
+(:class:`~mlreg.registry.store.RegistryStore`) and to artifacts through an
+:class:`~mlreg.registry.artifacts.ArtifactStore`, so a REST client store can replace the
+SQL one without touching anything here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from mlreg.errors import (
+    InvalidInput,
+    MlregError,
+    ModelNotFound,
+    RegistrationFailed,
+    VersionConflict,
+)
+from mlreg.models.model import Model
+from mlreg.registry.artifacts import ArtifactStore
+from mlreg.registry.entities import (
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    Stage,
+    StageTransition,
+    VersionStatus,
+)
+from mlreg.registry.store import RegistryStore
+from mlreg.registry.validation import (
+    validate_alias,
+    validate_description,
+    validate_name,
+    validate_tags,
+    validate_version,
+)
+from mlreg.uris import ResolvedModel, resolve_model_uri
+
+MODELS_SCHEME = "models:/"
+MAX_PAGE = 1000
+
+
+@dataclass
+class GcReport:
+    versions: list[str] = field(default_factory=list)
+    temp_dirs: list[str] = field(default_factory=list)
+
+
+class RegistryService:
+    def __init__(self, store: RegistryStore, artifacts: ArtifactStore, user: str) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.user = user
+
+    # --- registration --------------------------------------------------------------------
+
+    def register_model(
+        self,
+        source: str,
+        name: str,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        run_id: str | None = None,
+    ) -> ModelVersion:
+        """Copy the model at ``source`` into the store as the next version of ``name``.
+
+        The version is PENDING while its files are copied and digested, READY only
+        once they are whole; any failure marks it FAILED_REGISTRATION with the reason.
+        """
+        validate_name(name)
+        tags = validate_tags(tags)
+        validate_description(description)
+        resolved = resolve_model_uri(source)
+        mlmodel = Model.load(resolved.path)
+        signature = mlmodel.signature.to_json_dict() if mlmodel.signature else None
+        version = self.store.create_model_version(
+            name, source, run_id or mlmodel.run_id, description, tags, signature
+        )
+        key = f"models/{name}/v{version.version}-{uuid.uuid4().hex[:8]}"
+        try:
+            digest = self.artifacts.put_dir(resolved.path, key)
+        except BaseException as e:
+            reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
+            self.store.finish_model_version(
+                name, version.version, VersionStatus.FAILED_REGISTRATION, message=reason
+            )
+            if isinstance(e, MlregError | OSError | shutil.Error):
+                raise RegistrationFailed(
+                    f"registration of {name!r} version {version.version} failed; {reason}"
+                ) from e
+            raise
+        return self.store.finish_model_version(
+            name, version.version, VersionStatus.READY, digest=digest, storage_location=key
+        )
+
+    # --- registered models ---------------------------------------------------------------
+
+    def create_registered_model(
+        self, name: str, description: str | None = None, tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
+        return self.store.create_registered_model(
+            validate_name(name), validate_description(description), validate_tags(tags)
+        )
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self.store.get_registered_model(name)
+
+    def search_registered_models(
+        self,
+        name_like: str | None = None,
+        tags: dict[str, str] | None = None,
+        order_by: str = "name ASC",
+        max_results: int = 100,
+        offset: int = 0,
+    ) -> Page:
+        _check_paging(max_results, offset)
+        return self.store.search_registered_models(
+            name_like, validate_tags(tags), order_by, max_results, offset
+        )
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        return self.store.update_registered_model(name, validate_description(description))
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        return self.store.rename_registered_model(name, validate_name(new_name))
+
+    def delete_registered_model(self, name: str) -> None:
+        for location in self.store.delete_registered_model(name):
+            self.artifacts.delete(location)
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        tags = validate_tags({key: value})
+        self.store.set_registered_model_tag(name, key, tags[key])
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.store.set_registered_model_tag(name, key, None)
+
+    # --- versions ------------------------------------------------------------------------
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        return self.store.get_model_version(name, validate_version(version))
+
+    def search_model_versions(
+        self,
+        name: str | None = None,
+        stage: str | Stage | None = None,
+        alias: str | None = None,
+        tags: dict[str, str] | None = None,
+        status: VersionStatus | None = None,
+        order_by: str = "version DESC",
+        max_results: int = 100,
+        offset: int = 0,
+    ) -> Page:
+        _check_paging(max_results, offset)
+        return self.store.search_model_versions(
+            name,
+            Stage.parse(stage) if stage is not None else None,
+            alias,
+            validate_tags(tags),
+            status,
+            order_by,
+            max_results,
+            offset,
+        )
+
+    def update_model_version(
+        self, name: str, version: int | str, description: str | None
+    ) -> ModelVersion:
+        return self.store.update_model_version(
+            name, validate_version(version), validate_description(description)
+        )
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
+        tags = validate_tags({key: value})
+        self.store.set_model_version_tag(name, validate_version(version), key, tags[key])
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        location = self.store.delete_model_version(name, validate_version(version))
+        if location:
+            self.artifacts.delete(location)
+
+    # --- stages, aliases, history --------------------------------------------------------
+
+    def transition_model_version_stage(
+        self,
+        name: str,
+        version: int | str,
+        stage: str | Stage,
+        archive_existing_versions: bool = False,
+        user: str | None = None,
+    ) -> ModelVersion:
+        number = validate_version(version)
+        target = Stage.parse(stage)
+        current = self.store.get_model_version(name, number)
+        if current.status is not VersionStatus.READY and target is not Stage.ARCHIVED:
+            raise VersionConflict(
+                f"version {number} of {name!r} is {current.status.value}; only READY versions "
+                f"can move to {target.value}"
+            )
+        return self.store.transition_stage(
+            name, number, target, archive_existing_versions, user or self.user
+        )
+
+    def get_stage_history(
+        self, name: str, version: int | str | None = None
+    ) -> list[StageTransition]:
+        number = validate_version(version) if version is not None else None
+        return self.store.stage_history(name, number)
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        self.store.set_alias(name, validate_alias(alias), validate_version(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.store.delete_alias(name, alias)
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.store.get_model_version(name, self.store.version_for_alias(name, alias))
+
+    # --- model URIs ----------------------------------------------------------------------
+
+    def get_version_for_uri(self, uri: str) -> ModelVersion:
+        """Find the READY version a ``models:/`` URI names."""
+        if not uri.startswith(MODELS_SCHEME):
+            raise InvalidInput(f"not a registry URI: {uri!r} (expected models:/name/...)")
+        rest = uri[len(MODELS_SCHEME) :]
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            version = self.get_version_by_alias(validate_name(name), alias)
+        else:
+            name, _, ref = rest.partition("/")
+            validate_name(name)
+            if not ref or "/" in ref:
+                raise InvalidInput(
+                    f"invalid model URI {uri!r}: expected models:/<name>/<version|stage|latest> "
+                    "or models:/<name>@<alias>"
+                )
+            version = self._version_for_ref(name, ref)
+        if version.status is not VersionStatus.READY:
+            detail = f" ({version.status_message})" if version.status_message else ""
+            raise VersionConflict(
+                f"version {version.version} of {name!r} is {version.status.value}{detail}; "
+                "it cannot be loaded"
+            )
+        return version
+
+    def _version_for_ref(self, name: str, ref: str) -> ModelVersion:
+        if ref.isdigit():
+            return self.store.get_model_version(name, validate_version(ref))
+        if ref.lower() == "latest":
+            page = self.store.search_model_versions(
+                name, None, None, {}, VersionStatus.READY, "version DESC", 1, 0
+            )
+            if not page.items:
+                self.store.get_registered_model(name)  # says so if the model is unknown
+                raise ModelNotFound(f"{name!r} has no READY version yet")
+            return page.items[0]
+        stage = Stage.parse(ref)
+        by_stage = self.store.versions_by_stage(name)
+        numbers = by_stage.get(stage)
+        if not numbers:
+            others = "; ".join(
+                f"{s.value}: {', '.join(map(str, n))}"
+                for s, n in sorted(by_stage.items(), key=_stage_order)
+            )
+            raise ModelNotFound(
+                f"no version of {name!r} is in stage {stage.value}"
+                + (f"; {others}" if others else "; it has no READY versions")
+            )
+        return self.store.get_model_version(name, numbers[-1])
+
+    def resolve(self, uri: str) -> ResolvedModel:
+        """Resolve ``models:/...`` to a verified local directory (implements mlreg.uris)."""
+        version = self.get_version_for_uri(uri)
+        assert version.storage_location is not None and version.digest is not None
+        path = self.artifacts.get_dir(version.storage_location, version.digest)
+        return ResolvedModel(
+            path=path,
+            uri=uri,
+            name=version.name,
+            version=version.version,
+            stage=version.stage.value,
+            digest=version.digest,
+        )
+
+    def download(self, uri: str, dest: Path) -> Path:
+        """Copy the model a URI names into ``dest`` (which must not exist or be empty)."""
+        resolved = resolve_model_uri(uri)
+        if dest.exists() and any(dest.iterdir()):
+            raise InvalidInput(f"destination {dest} exists and is not empty")
+        shutil.copytree(resolved.path, dest, dirs_exist_ok=True)
+        return dest
+
+    # --- garbage collection --------------------------------------------------------------
+
+    def gc(self, older_than: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
+        """Remove FAILED versions, PENDING ones older than ``older_than``, and temp copies."""
+        report = GcReport()
+        cutoff = datetime.now(timezone.utc) - older_than
+        for status in (VersionStatus.FAILED_REGISTRATION, VersionStatus.PENDING_REGISTRATION):
+            offset: int | None = 0
+            stale: list[ModelVersion] = []
+            while offset is not None:
+                page = self.store.search_model_versions(
+                    None, None, None, {}, status, "created ASC", MAX_PAGE, offset
+                )
+                stale += [
+                    v
+                    for v in page.items
+                    if status is VersionStatus.FAILED_REGISTRATION or v.created_at < cutoff
+                ]
+                offset = page.next_offset
+            for v in stale:
+                report.versions.append(f"{v.name}/{v.version} ({v.status.value})")
+                if not dry_run:
+                    self.delete_model_version(v.name, v.version)
+        leftovers = getattr(self.artifacts, "leftovers", lambda: [])()
+        for tmp in leftovers:
+            if datetime.fromtimestamp(tmp.stat().st_mtime, timezone.utc) < cutoff:
+                report.temp_dirs.append(str(tmp))
+                if not dry_run:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return report
+
+
+def _stage_order(item: tuple[Stage, list[int]]) -> int:
+    return list(Stage).index(item[0])
+
+
+def _check_paging(max_results: int, offset: int) -> None:
+    if not 1 <= max_results <= MAX_PAGE:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_PAGE}, got {max_results}")
+    if offset < 0:
+        raise InvalidInput(f"offset must not be negative, got {offset}")

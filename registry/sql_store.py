@@ -1,0 +1,526 @@
+"""The SQL registry store on SQLAlchemy 2: SQLite (embedded default) and PostgreSQL.
+
+Every method is one transaction. Version numbers come from a counter on the model
+row, bumped by a single ``UPDATE ... RETURNING``: the row lock (PostgreSQL) or the
+database write lock taken by ``BEGIN IMMEDIATE`` (SQLite) serialises concurrent
+registrations, so numbers have no gaps, no duplicates and are never reused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound, StoreError
+from mlreg.registry import migrate
+from mlreg.registry.entities import (
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    Stage,
+    StageTransition,
+    VersionStatus,
+)
+from mlreg.registry.schema import (
+    AliasRow,
+    ModelVersionRow,
+    ModelVersionTagRow,
+    RegisteredModelRow,
+    RegisteredModelTagRow,
+    StageTransitionRow,
+)
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def make_engine(uri: str) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    if uri.startswith("sqlite"):
+        path = uri.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, open transactions (see "begin" below).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Take the write lock up front: a deferred transaction that later writes can
+            # fail with "database is locked" instead of waiting its turn.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(uri, pool_pre_ping=True)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SqlRegistryStore:
+    """Persistence for registered models, versions, aliases and stage history."""
+
+    def __init__(self, uri: str, *, create: bool = True) -> None:
+        self.uri = uri
+        self.engine = make_engine(uri)
+        if create:
+            try:
+                migrate.ensure_schema(self.engine)
+            except OperationalError as e:
+                raise StoreError(f"cannot open the registry database {self._where()}: {e.orig}")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- conversions -------------------------------------------------------------------
+
+    def _model(self, row: RegisteredModelRow, latest: int | None = None) -> RegisteredModel:
+        return RegisteredModel(
+            name=row.name,
+            description=row.description,
+            tags={t.key: t.value for t in row.tags},
+            aliases={a.alias: a.version for a in sorted(row.aliases, key=lambda a: a.alias)},
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+            latest_version=latest,
+        )
+
+    def _version(self, row: ModelVersionRow) -> ModelVersion:
+        return ModelVersion(
+            name=row.model.name,
+            version=row.version,
+            stage=Stage(row.stage),
+            status=VersionStatus(row.status),
+            source=row.source,
+            run_id=row.run_id,
+            description=row.description,
+            tags={t.key: t.value for t in row.tags},
+            aliases=sorted(a.alias for a in row.model.aliases if a.version == row.version),
+            signature=json.loads(row.signature) if row.signature else None,
+            digest=row.digest,
+            storage_location=row.storage_location,
+            status_message=row.status_message,
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+        )
+
+    # --- registered models -------------------------------------------------------------
+
+    def _model_row(self, session: Session, name: str, *, lock: bool = False) -> RegisteredModelRow:
+        query = select(RegisteredModelRow).where(RegisteredModelRow.name == name)
+        if lock:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            names = session.scalars(
+                select(RegisteredModelRow.name).order_by(RegisteredModelRow.name).limit(10)
+            ).all()
+            known = ", ".join(names) if names else "none yet"
+            raise ModelNotFound(
+                f"registered model {name!r} does not exist; registered models: {known}"
+            )
+        return row
+
+    def create_registered_model(
+        self, name: str, description: str | None, tags: dict[str, str]
+    ) -> RegisteredModel:
+        try:
+            with self._session() as session:
+                row = RegisteredModelRow(name=name, description=description, last_version=0)
+                row.tags = [RegisteredModelTagRow(key=k, value=v) for k, v in tags.items()]
+                session.add(row)
+                session.flush()
+                return self._model(row)
+        except SqlIntegrityError:
+            raise AlreadyExists(f"registered model {name!r} already exists") from None
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        with self._session() as session:
+            row = self._model_row(session, name)
+            return self._model(row, self._latest(session, row.id))
+
+    def _latest(self, session: Session, model_id: int) -> int | None:
+        return session.scalar(
+            select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model_id)
+        )
+
+    def search_registered_models(
+        self,
+        name_like: str | None,
+        tags: dict[str, str],
+        order_by: str,
+        max_results: int,
+        offset: int,
+    ) -> Page:
+        with self._session() as session:
+            query = select(RegisteredModelRow)
+            if name_like:
+                query = query.where(RegisteredModelRow.name.like(name_like))
+            for key, value in tags.items():
+                query = query.where(
+                    RegisteredModelRow.tags.any(
+                        (RegisteredModelTagRow.key == key) & (RegisteredModelTagRow.value == value)
+                    )
+                )
+            column, descending = _order(
+                order_by,
+                {
+                    "name": RegisteredModelRow.name,
+                    "created": RegisteredModelRow.created_at,
+                    "updated": RegisteredModelRow.updated_at,
+                },
+            )
+            query = query.order_by(
+                column.desc() if descending else column.asc(), RegisteredModelRow.id
+            )
+            rows = session.scalars(query.offset(offset).limit(max_results + 1)).all()
+            items = [self._model(r, self._latest(session, r.id)) for r in rows[:max_results]]
+            return Page(items, offset + max_results if len(rows) > max_results else None)
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        with self._session() as session:
+            row = self._model_row(session, name)
+            row.description = description
+            row.updated_at = _now()
+            return self._model(row)
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        try:
+            with self._session() as session:
+                row = self._model_row(session, name)
+                row.name = new_name
+                row.updated_at = _now()
+                session.flush()
+                return self._model(row)
+        except SqlIntegrityError:
+            raise AlreadyExists(f"registered model {new_name!r} already exists") from None
+
+    def delete_registered_model(self, name: str) -> list[str]:
+        """Delete the model and its versions; return the storage locations to remove."""
+        with self._session() as session:
+            row = self._model_row(session, name)
+            locations = session.scalars(
+                select(ModelVersionRow.storage_location).where(ModelVersionRow.model_id == row.id)
+            ).all()
+            session.delete(row)
+            return [loc for loc in locations if loc]
+
+    def set_registered_model_tag(self, name: str, key: str, value: str | None) -> None:
+        with self._session() as session:
+            row = self._model_row(session, name)
+            row.tags = [t for t in row.tags if t.key != key]
+            if value is not None:
+                row.tags.append(RegisteredModelTagRow(key=key, value=value))
+            row.updated_at = _now()
+
+    # --- versions ----------------------------------------------------------------------
+
+    def _ensure_model(self, session: Session, name: str) -> int:
+        dialect = self.engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        now = _now()
+        session.execute(
+            insert(RegisteredModelRow)
+            .values(name=name, last_version=0, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return session.scalars(
+            select(RegisteredModelRow.id).where(RegisteredModelRow.name == name)
+        ).one()
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None,
+        description: str | None,
+        tags: dict[str, str],
+        signature: dict[str, Any] | None,
+    ) -> ModelVersion:
+        """Allocate the next number and insert a PENDING_REGISTRATION version."""
+        with self._session() as session:
+            model_id = self._ensure_model(session, name)
+            number = session.execute(
+                update(RegisteredModelRow)
+                .where(RegisteredModelRow.id == model_id)
+                .values(last_version=RegisteredModelRow.last_version + 1, updated_at=_now())
+                .returning(RegisteredModelRow.last_version)
+            ).scalar_one()
+            row = ModelVersionRow(
+                model_id=model_id,
+                version=number,
+                stage=Stage.NONE.value,
+                status=VersionStatus.PENDING_REGISTRATION.value,
+                source=source,
+                run_id=run_id,
+                description=description,
+                signature=json.dumps(signature) if signature else None,
+            )
+            row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
+            session.add(row)
+            session.flush()
+            session.refresh(row)
+            return self._version(row)
+
+    def _version_row(self, session: Session, name: str, version: int) -> ModelVersionRow:
+        model = self._model_row(session, name)
+        row = session.scalars(
+            select(ModelVersionRow).where(
+                ModelVersionRow.model_id == model.id, ModelVersionRow.version == version
+            )
+        ).one_or_none()
+        if row is None:
+            numbers = session.scalars(
+                select(ModelVersionRow.version)
+                .where(ModelVersionRow.model_id == model.id)
+                .order_by(ModelVersionRow.version)
+            ).all()
+            known = ", ".join(map(str, numbers)) if numbers else "none"
+            raise ModelNotFound(f"version {version} of {name!r} does not exist; versions: {known}")
+        return row
+
+    def finish_model_version(
+        self,
+        name: str,
+        version: int,
+        status: VersionStatus,
+        digest: str | None = None,
+        storage_location: str | None = None,
+        message: str | None = None,
+    ) -> ModelVersion:
+        with self._session() as session:
+            row = self._version_row(session, name, version)
+            row.status = status.value
+            row.digest = digest
+            row.storage_location = storage_location
+            row.status_message = message
+            row.updated_at = _now()
+            return self._version(row)
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        with self._session() as session:
+            return self._version(self._version_row(session, name, version))
+
+    def search_model_versions(
+        self,
+        name: str | None,
+        stage: Stage | None,
+        alias: str | None,
+        tags: dict[str, str],
+        status: VersionStatus | None,
+        order_by: str,
+        max_results: int,
+        offset: int,
+    ) -> Page:
+        with self._session() as session:
+            query = select(ModelVersionRow).join(ModelVersionRow.model)
+            if name is not None:
+                query = query.where(RegisteredModelRow.name == name)
+            if stage is not None:
+                query = query.where(ModelVersionRow.stage == stage.value)
+            if status is not None:
+                query = query.where(ModelVersionRow.status == status.value)
+            if alias is not None:
+                query = query.join(
+                    AliasRow,
+                    (AliasRow.model_id == ModelVersionRow.model_id)
+                    & (AliasRow.version == ModelVersionRow.version),
+                ).where(AliasRow.alias == alias)
+            for key, value in tags.items():
+                query = query.where(
+                    ModelVersionRow.tags.any(
+                        (ModelVersionTagRow.key == key) & (ModelVersionTagRow.value == value)
+                    )
+                )
+            column, descending = _order(
+                order_by,
+                {
+                    "version": ModelVersionRow.version,
+                    "created": ModelVersionRow.created_at,
+                    "updated": ModelVersionRow.updated_at,
+                    "name": RegisteredModelRow.name,
+                },
+            )
+            query = query.order_by(
+                column.desc() if descending else column.asc(),
+                RegisteredModelRow.name,
+                ModelVersionRow.version.desc(),
+            )
+            rows = session.scalars(query.offset(offset).limit(max_results + 1)).unique().all()
+            items = [self._version(r) for r in rows[:max_results]]
+            return Page(items, offset + max_results if len(rows) > max_results else None)
+
+    def versions_by_stage(self, name: str) -> dict[Stage, list[int]]:
+        """READY version numbers of ``name`` grouped by stage (for not-found messages)."""
+        with self._session() as session:
+            model = self._model_row(session, name)
+            rows = session.execute(
+                select(ModelVersionRow.stage, ModelVersionRow.version)
+                .where(
+                    ModelVersionRow.model_id == model.id,
+                    ModelVersionRow.status == VersionStatus.READY.value,
+                )
+                .order_by(ModelVersionRow.version)
+            ).all()
+        grouped: dict[Stage, list[int]] = {}
+        for stage, version in rows:
+            grouped.setdefault(Stage(stage), []).append(version)
+        return grouped
+
+    def update_model_version(
+        self, name: str, version: int, description: str | None
+    ) -> ModelVersion:
+        with self._session() as session:
+            row = self._version_row(session, name, version)
+            row.description = description
+            row.updated_at = _now()
+            return self._version(row)
+
+    def set_model_version_tag(self, name: str, version: int, key: str, value: str | None) -> None:
+        with self._session() as session:
+            row = self._version_row(session, name, version)
+            row.tags = [t for t in row.tags if t.key != key]
+            if value is not None:
+                row.tags.append(ModelVersionTagRow(key=key, value=value))
+            row.updated_at = _now()
+
+    def delete_model_version(self, name: str, version: int) -> str | None:
+        """Delete one version (its number stays taken); return its storage location."""
+        with self._session() as session:
+            row = self._version_row(session, name, version)
+            location = row.storage_location
+            session.execute(
+                delete(AliasRow).where(
+                    AliasRow.model_id == row.model_id, AliasRow.version == version
+                )
+            )
+            session.delete(row)
+            return location
+
+    # --- stages and aliases ------------------------------------------------------------
+
+    def transition_stage(
+        self, name: str, version: int, stage: Stage, archive_existing: bool, user: str
+    ) -> ModelVersion:
+        with self._session() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._version_row(session, name, version)
+            now = _now()
+            moves = [(row, stage)]
+            if archive_existing and stage in (Stage.STAGING, Stage.PRODUCTION):
+                others = session.scalars(
+                    select(ModelVersionRow).where(
+                        ModelVersionRow.model_id == model.id,
+                        ModelVersionRow.stage == stage.value,
+                        ModelVersionRow.version != version,
+                    )
+                ).all()
+                moves += [(other, Stage.ARCHIVED) for other in others]
+            for target, to_stage in moves:
+                if target.stage == to_stage.value:
+                    continue
+                session.add(
+                    StageTransitionRow(
+                        model_id=model.id,
+                        version=target.version,
+                        from_stage=target.stage,
+                        to_stage=to_stage.value,
+                        user=user,
+                        timestamp=now,
+                    )
+                )
+                target.stage = to_stage.value
+                target.updated_at = now
+            model.updated_at = now
+            session.flush()
+            return self._version(row)
+
+    def stage_history(self, name: str, version: int | None) -> list[StageTransition]:
+        with self._session() as session:
+            model = self._model_row(session, name)
+            query = select(StageTransitionRow).where(StageTransitionRow.model_id == model.id)
+            if version is not None:
+                query = query.where(StageTransitionRow.version == version)
+            rows = session.scalars(query.order_by(StageTransitionRow.id)).all()
+            return [
+                StageTransition(
+                    name=model.name,
+                    version=r.version,
+                    from_stage=Stage(r.from_stage),
+                    to_stage=Stage(r.to_stage),
+                    user=r.user,
+                    timestamp=_utc(r.timestamp),
+                )
+                for r in rows
+            ]
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        with self._session() as session:
+            row = self._version_row(session, name, version)
+            session.execute(
+                delete(AliasRow).where(AliasRow.model_id == row.model_id, AliasRow.alias == alias)
+            )
+            session.add(AliasRow(model_id=row.model_id, alias=alias, version=version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._session() as session:
+            model = self._model_row(session, name)
+            deleted = session.execute(
+                delete(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias)
+            ).rowcount
+            if not deleted:
+                raise ModelNotFound(self._alias_missing(model, alias))
+
+    def version_for_alias(self, name: str, alias: str) -> int:
+        with self._session() as session:
+            model = self._model_row(session, name)
+            for a in model.aliases:
+                if a.alias == alias:
+                    return a.version
+            raise ModelNotFound(self._alias_missing(model, alias))
+
+    @staticmethod
+    def _alias_missing(model: RegisteredModelRow, alias: str) -> str:
+        known = ", ".join(f"{a.alias} -> {a.version}" for a in model.aliases) or "none"
+        return f"alias {alias!r} of {model.name!r} does not exist; aliases: {known}"
+
+
+def _order(order_by: str, columns: dict[str, Any]) -> tuple[Any, bool]:
+    """Parse ``"version DESC"`` into a column and a direction."""
+    parts = order_by.split()
+    key = parts[0].lower() if parts else ""
+    direction = parts[1].upper() if len(parts) > 1 else "ASC"
+    if key not in columns or direction not in ("ASC", "DESC") or len(parts) > 2:
+        raise InvalidInput(
+            f"invalid order_by {order_by!r}; expected one of {', '.join(columns)} "
+            "optionally followed by ASC or DESC"
+        )
+    return columns[key], direction == "DESC"
