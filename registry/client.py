@@ -23,6 +23,15 @@ class MlregClient(RegistryService):
             self.settings.user,
         )
 
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> MlregClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 _default: MlregClient | None = None
 _default_lock = threading.Lock()
@@ -41,6 +50,8 @@ def reset_default_client() -> None:
     """Forget the process-wide client (after the environment changed, e.g. in tests)."""
     global _default
     with _default_lock:
+        if _default is not None:
+            _default.close()
         _default = None
 
 

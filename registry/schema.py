@@ -53,6 +53,7 @@ class RegisteredModelRow(Base):
 
 class RegisteredModelTagRow(Base):
     __tablename__ = "registered_model_tags"
+    __table_args__ = (Index("ix_registered_model_tags_key_value", "key", "value"),)
 
     model_id: Mapped[int] = mapped_column(
         ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
@@ -93,6 +94,7 @@ class ModelVersionRow(Base):
 
 class ModelVersionTagRow(Base):
     __tablename__ = "model_version_tags"
+    __table_args__ = (Index("ix_model_version_tags_key_value", "key", "value"),)
 
     version_id: Mapped[int] = mapped_column(
         ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True

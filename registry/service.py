@@ -75,7 +75,7 @@ class RegistryService:
         validate_name(name)
         tags = validate_tags(tags)
         validate_description(description)
-        resolved = resolve_model_uri(source)
+        resolved = self.resolve_any(source)
         mlmodel = Model.load(resolved.path)
         signature = mlmodel.signature.to_json_dict() if mlmodel.signature else None
         version = self.store.create_model_version(
@@ -287,9 +287,13 @@ class RegistryService:
             digest=version.digest,
         )
 
+    def resolve_any(self, uri: str) -> ResolvedModel:
+        """Resolve registry URIs against this registry, anything else as mlreg.uris does."""
+        return self.resolve(uri) if uri.startswith(MODELS_SCHEME) else resolve_model_uri(uri)
+
     def download(self, uri: str, dest: Path) -> Path:
         """Copy the model a URI names into ``dest`` (which must not exist or be empty)."""
-        resolved = resolve_model_uri(uri)
+        resolved = self.resolve_any(uri)
         if dest.exists() and any(dest.iterdir()):
             raise InvalidInput(f"destination {dest} exists and is not empty")
         shutil.copytree(resolved.path, dest, dirs_exist_ok=True)

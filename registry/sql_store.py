@@ -92,6 +92,10 @@ class SqlRegistryStore:
                 raise StoreError(f"cannot open the registry database {self._where()}: {e.orig}")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
     def _where(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
