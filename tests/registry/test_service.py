@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound, VersionConflict
+from mlreg.errors import (
+    AlreadyExists,
+    InvalidInput,
+    ModelNotFound,
+    RegistrationFailed,
+    VersionConflict,
+)
 from mlreg.registry import Stage, VersionStatus
 from mlreg.registry.artifacts import dir_digest
 from tests.registry.conftest import make_model_dir
@@ -257,9 +263,9 @@ def test_register_from_a_registry_uri(client, model_dir):
 def test_only_ready_versions_can_be_promoted(client, tmp_path):
     src = make_model_dir(tmp_path / "src")
     (src / "data" / "dangling").symlink_to(tmp_path / "nowhere")
-    with pytest.raises(Exception, match="registration of 'm' version 1 failed"):
+    with pytest.raises(RegistrationFailed, match="registration of 'm' version 1 failed"):
         client.register_model(str(src), "m")
     with pytest.raises(VersionConflict, match="version 1 of 'm' is FAILED_REGISTRATION"):
         client.transition_model_version_stage("m", 1, "Production")
-    with pytest.raises(VersionConflict, match="is FAILED_REGISTRATION .*it cannot be loaded"):
+    with pytest.raises(VersionConflict, match=r"is FAILED_REGISTRATION .*it cannot be loaded"):
         client.resolve("models:/m/1")
