@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from urllib.parse import unquote
 
 from mlreg.errors import InvalidInput
@@ -83,7 +82,7 @@ def safe_relpath(path: str) -> str:
         or re.match(r"^[A-Za-z]:", decoded)
     ):
         raise InvalidInput(f"unsafe path {path!r}: must be relative, with '/' separators")
-    parts = PurePosixPath(decoded).parts
-    if not parts or any(p in ("..", ".") for p in parts) or decoded != path:
-        raise InvalidInput(f"unsafe path {path!r}: no '.', '..' or encoded segments allowed")
+    parts = decoded.split("/")
+    if any(p in ("", "..", ".") for p in parts) or decoded != path:
+        raise InvalidInput(f"unsafe path {path!r}: no empty, '.', '..' or encoded segments allowed")
     return path

@@ -1,0 +1,201 @@
+"""Failed and interrupted registrations, tampered artifacts, paths that try to escape."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from mlreg.errors import IntegrityError, InvalidInput, RegistrationFailed
+from mlreg.registry import VersionStatus
+from mlreg.registry.artifacts import LocalArtifactStore
+from mlreg.registry.validation import safe_relpath, validate_name
+from tests.registry.conftest import make_model_dir
+
+
+def test_failed_copy_leaves_a_failed_version_and_no_files(client, tmp_path):
+    src = make_model_dir(tmp_path / "src")
+    (src / "data" / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(RegistrationFailed) as e:
+        client.register_model(str(src), "m")
+    assert "copying the artifacts failed" in e.value.message
+    v = client.get_model_version("m", 1)
+    assert v.status is VersionStatus.FAILED_REGISTRATION
+    assert "copying the artifacts failed" in v.status_message
+    assert v.storage_location is None and v.digest is None
+    assert not any(p.is_file() for p in client.artifacts.root.rglob("*"))
+    report = client.gc()
+    assert report.versions == ["m/1 (FAILED_REGISTRATION)"]
+    assert client.search_model_versions(name="m").items == []
+    # the number stays taken
+    assert client.register_model(str(make_model_dir(tmp_path / "ok")), "m").version == 2
+
+
+# A real registration in a real process, killed with SIGKILL right after the second file
+# of the model has been copied: the copy is half-made on disk, the version row PENDING.
+CRASHING_REGISTRATION = """
+import os, shutil, signal, sys
+from pathlib import Path
+from mlreg.registry import MlregClient, RegistrySettings
+
+copied = []
+real_copytree = shutil.copytree
+
+def copy_then_die(src, dst):
+    shutil.copy2(src, dst)
+    copied.append(dst)
+    if len(copied) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def copytree(src, dst, *args, **kwargs):
+    if not args:  # the top-level call; recursive calls pass our copy_function on
+        kwargs["copy_function"] = copy_then_die
+    return real_copytree(src, dst, *args, **kwargs)
+
+shutil.copytree = copytree
+settings = RegistrySettings(sys.argv[1], Path(sys.argv[2]), "crash")
+MlregClient(settings).register_model(sys.argv[3], "m")
+"""
+
+
+def test_process_killed_mid_copy_leaves_pending_version_that_gc_removes(settings, client, tmp_path):
+    src = make_model_dir(tmp_path / "src")
+    (src / "data" / "more.bin").write_bytes(b"more")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CRASHING_REGISTRATION,
+            settings.registry_uri,
+            str(settings.artifact_root),
+            str(src),
+        ],
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert len(client.artifacts.leftovers()) == 1
+
+    v = client.get_model_version("m", 1)
+    assert v.status is VersionStatus.PENDING_REGISTRATION
+    with pytest.raises(Exception, match="PENDING_REGISTRATION"):
+        client.resolve("models:/m/1")
+    assert client.gc().versions == []  # younger than the grace period: maybe still running
+    report = client.gc(older_than=timedelta(0))
+    assert report.versions == ["m/1 (PENDING_REGISTRATION)"]
+    assert len(report.temp_dirs) == 1
+    assert client.artifacts.leftovers() == []
+
+
+def test_tampered_artifacts_are_refused(client, model_dir):
+    v = client.register_model(str(model_dir), "m")
+    assert client.resolve("models:/m/1").digest == v.digest
+    stored = client.artifacts.path(v.storage_location)
+    (stored / "data" / "weights.bin").write_bytes(b"evil!!!")
+    with pytest.raises(IntegrityError, match="do not match their recorded digest"):
+        client.resolve("models:/m/1")
+
+
+def test_truncated_and_missing_artifacts_are_refused(client, model_dir):
+    v = client.register_model(str(model_dir), "m")
+    stored = client.artifacts.path(v.storage_location)
+    (stored / "data" / "weights.bin").write_bytes(b"")
+    with pytest.raises(IntegrityError, match="changed or truncated"):
+        client.resolve("models:/m/1")
+    (stored / "data" / "weights.bin").unlink()
+    (stored / "MLmodel").unlink()
+    with pytest.raises(IntegrityError):
+        client.resolve("models:/m/1")
+    shutil.rmtree(stored)
+    with pytest.raises(IntegrityError, match="artifacts of this version are missing"):
+        client.resolve("models:/m/1")
+
+
+def test_an_added_file_changes_the_digest(client, model_dir):
+    v = client.register_model(str(model_dir), "m")
+    (client.artifacts.path(v.storage_location) / "extra.py").write_text("print('hi')")
+    with pytest.raises(IntegrityError):
+        client.resolve("models:/m/1")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../outside",
+        "a/../../outside",
+        "/etc/passwd",
+        "%2e%2e/outside",
+        "%252e%252e/outside",
+        "a%2f..%2f..%2foutside",
+        "..\\outside",
+        "a\\..\\..\\outside",
+        "C:/windows",
+        "~/x",
+        "./a",
+        "a/./b",
+        "",
+        "a\x00b",
+    ],
+    ids=[
+        "dotdot",
+        "nested-dotdot",
+        "absolute",
+        "url-encoded",
+        "double-encoded",
+        "encoded-slash",
+        "backslash",
+        "nested-backslash",
+        "drive",
+        "home",
+        "dot",
+        "inner-dot",
+        "empty",
+        "nul",
+    ],
+)
+def test_artifact_paths_cannot_escape_the_root(tmp_path, path):
+    store = LocalArtifactStore(tmp_path / "root")
+    with pytest.raises(InvalidInput, match="unsafe path"):
+        store.path(path)
+    with pytest.raises(InvalidInput):
+        safe_relpath(path)
+
+
+def test_plain_relative_paths_are_fine(tmp_path):
+    store = LocalArtifactStore(tmp_path / "root")
+    assert store.path("models/m/v1-abc") == (tmp_path / "root" / "models/m/v1-abc").resolve()
+
+
+def test_symlink_inside_the_root_pointing_out_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)
+    with pytest.raises(IntegrityError, match="leads outside the artifact root"):
+        LocalArtifactStore(root).path("link/secret")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../etc", "a/b", "a\\b", "..", "%2e%2e", "/abs", "", "a" * 129, "-lead", "sp ace"],
+    ids=[
+        "dotdot",
+        "slash",
+        "backslash",
+        "dots",
+        "encoded",
+        "absolute",
+        "empty",
+        "long",
+        "dash",
+        "space",
+    ],
+)
+def test_model_names_that_could_become_paths_are_rejected(client, model_dir, name):
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        validate_name(name)
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        client.register_model(str(model_dir), name)
+    assert not any(p.is_file() for p in client.artifacts.root.rglob("*"))
