@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, inspect
 
 from mlreg.errors import StoreError
@@ -40,6 +41,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create the schema in an empty database; refuse to run on an old or foreign one."""
     current = current_revision(engine)
@@ -55,8 +63,7 @@ def ensure_schema(engine: Engine) -> None:
             )
         upgrade(engine)
         return
-    scripts = ScriptDirectory.from_config(_config())
-    if scripts.get_revision(current) is None:
+    if not _known(current):
         raise StoreError(
             f"the registry database is at schema revision {current}, which this mlreg does not "
             "know (it was written by a newer mlreg); upgrade mlreg"

@@ -89,7 +89,11 @@ class SqlRegistryStore:
             try:
                 migrate.ensure_schema(self.engine)
             except OperationalError as e:
+                self.engine.dispose()
                 raise StoreError(f"cannot open the registry database {self._where()}: {e.orig}")
+            except BaseException:
+                self.engine.dispose()
+                raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
