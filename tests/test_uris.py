@@ -9,7 +9,7 @@ from mlreg.errors import InvalidInput, ModelNotFound
 from mlreg.registry import reset_default_client
 from mlreg.tensorflow import save_model
 from mlreg.uris import resolve_model_uri
-from tests.registry.conftest import make_model_dir
+from tests.conftest import make_model_dir
 from tests.tensorflow.zoo import reference_cnn
 
 

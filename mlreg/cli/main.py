@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
+from mlreg.cli.registry import COMMANDS as REGISTRY_COMMANDS
 from mlreg.errors import MlregError
 from mlreg.version import __version__
 
 
 class MlregGroup(click.Group):
-    """A click group that turns every MlregError into one line on stderr and its exit code."""
+    """A click group that turns every error into one line on stderr and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -20,6 +21,11 @@ class MlregGroup(click.Group):
         except MlregError as e:
             click.echo(f"Error: {e.message}", err=True)
             sys.exit(e.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except OSError as e:
+            click.echo(f"Error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            sys.exit(1)
 
 
 @click.group(cls=MlregGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,4 +34,5 @@ def main() -> None:
     """mlreg: a model registry and serving platform for TensorFlow models."""
 
 
-# Command modules register here, one line each (keep this list sorted).
+for command in REGISTRY_COMMANDS:
+    main.add_command(command)

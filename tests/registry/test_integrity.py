@@ -14,7 +14,7 @@ from mlreg.errors import IntegrityError, InvalidInput, RegistrationFailed
 from mlreg.registry import VersionStatus
 from mlreg.registry.artifacts import LocalArtifactStore
 from mlreg.registry.validation import safe_relpath, validate_name
-from tests.registry.conftest import make_model_dir
+from tests.conftest import make_model_dir
 
 
 def test_failed_copy_leaves_a_failed_version_and_no_files(client, tmp_path):

@@ -13,7 +13,7 @@ from mlreg.errors import (
 )
 from mlreg.registry import Stage, VersionStatus
 from mlreg.registry.artifacts import dir_digest
-from tests.registry.conftest import make_model_dir
+from tests.conftest import make_model_dir
 
 
 def test_versions_are_numbered_and_ready_with_digest_and_signature(client, model_dir):

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, text
 from mlreg.errors import StoreError
 from mlreg.registry import MlregClient, RegistrySettings, VersionStatus, migrate
 from mlreg.registry.sql_store import SqlRegistryStore, make_engine
-from tests.registry.conftest import make_model_dir
+from tests.conftest import make_model_dir
 
 TABLES = {
     "registered_models",
