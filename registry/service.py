@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -94,9 +94,10 @@ class RegistryService:
                     f"registration of {name!r} version {version.version} failed; {reason}"
                 ) from e
             raise
-        return self.store.finish_model_version(
+        self.store.finish_model_version(
             name, version.version, VersionStatus.READY, digest=digest, storage_location=key
         )
+        return replace(version, status=VersionStatus.READY, digest=digest, storage_location=key)
 
     # --- registered models ---------------------------------------------------------------
 

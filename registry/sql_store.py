@@ -251,18 +251,27 @@ class SqlRegistryStore:
 
     # --- versions ----------------------------------------------------------------------
 
-    def _ensure_model(self, session: Session, name: str) -> int:
-        dialect = self.engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        now = _now()
-        session.execute(
-            insert(RegisteredModelRow)
-            .values(name=name, last_version=0, created_at=now, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["name"])
+    def _next_number(self, session: Session, name: str) -> tuple[int, int]:
+        """Bump the model's version counter (creating the model if new): (model id, number)."""
+        bump = (
+            update(RegisteredModelRow)
+            .where(RegisteredModelRow.name == name)
+            .values(last_version=RegisteredModelRow.last_version + 1, updated_at=_now())
+            .returning(RegisteredModelRow.id, RegisteredModelRow.last_version)
         )
-        return session.scalars(
-            select(RegisteredModelRow.id).where(RegisteredModelRow.name == name)
-        ).one()
+        row = session.execute(bump).one_or_none()
+        if row is None:
+            insert = (
+                postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            )
+            now = _now()
+            session.execute(
+                insert(RegisteredModelRow)
+                .values(name=name, last_version=0, created_at=now, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            row = session.execute(bump).one()
+        return row[0], row[1]
 
     def create_model_version(
         self,
@@ -274,14 +283,9 @@ class SqlRegistryStore:
         signature: dict[str, Any] | None,
     ) -> ModelVersion:
         """Allocate the next number and insert a PENDING_REGISTRATION version."""
+        now = _now()
         with self._session() as session:
-            model_id = self._ensure_model(session, name)
-            number = session.execute(
-                update(RegisteredModelRow)
-                .where(RegisteredModelRow.id == model_id)
-                .values(last_version=RegisteredModelRow.last_version + 1, updated_at=_now())
-                .returning(RegisteredModelRow.last_version)
-            ).scalar_one()
+            model_id, number = self._next_number(session, name)
             row = ModelVersionRow(
                 model_id=model_id,
                 version=number,
@@ -291,12 +295,29 @@ class SqlRegistryStore:
                 run_id=run_id,
                 description=description,
                 signature=json.dumps(signature) if signature else None,
+                created_at=now,
+                updated_at=now,
             )
             row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
             session.add(row)
-            session.flush()
-            session.refresh(row)
-            return self._version(row)
+        # Built from what was just written: a new version has no aliases or history yet.
+        return ModelVersion(
+            name=name,
+            version=number,
+            stage=Stage.NONE,
+            status=VersionStatus.PENDING_REGISTRATION,
+            source=source,
+            run_id=run_id,
+            description=description,
+            tags=dict(tags),
+            aliases=[],
+            signature=signature,
+            digest=None,
+            storage_location=None,
+            status_message=None,
+            created_at=now,
+            updated_at=now,
+        )
 
     def _version_row(self, session: Session, name: str, version: int) -> ModelVersionRow:
         model = self._model_row(session, name)
@@ -323,15 +344,23 @@ class SqlRegistryStore:
         digest: str | None = None,
         storage_location: str | None = None,
         message: str | None = None,
-    ) -> ModelVersion:
+    ) -> None:
         with self._session() as session:
-            row = self._version_row(session, name, version)
-            row.status = status.value
-            row.digest = digest
-            row.storage_location = storage_location
-            row.status_message = message
-            row.updated_at = _now()
-            return self._version(row)
+            model_id = select(RegisteredModelRow.id).where(RegisteredModelRow.name == name)
+            updated = session.execute(
+                update(ModelVersionRow)
+                .where(ModelVersionRow.model_id.in_(model_id.scalar_subquery()))
+                .where(ModelVersionRow.version == version)
+                .values(
+                    status=status.value,
+                    digest=digest,
+                    storage_location=storage_location,
+                    status_message=message,
+                    updated_at=_now(),
+                )
+            ).rowcount
+            if not updated:
+                self._version_row(session, name, version)  # raises, saying what exists
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
         with self._session() as session:
