@@ -1,4 +1,7 @@
-"""The main job on the embedded defaults: train, save, load through pyfunc, predict.
+"""The main job on the embedded defaults: train, save, register, promote, load, predict.
+
+The registry is SQLite plus local artifacts under ./.mlreg (override with MLREG_HOME,
+MLREG_REGISTRY_URI, MLREG_ARTIFACT_ROOT).
 
 Run from the repository root after `bash .ci/setup`:  .venv/bin/python examples/quickstart.py
 """
@@ -12,8 +15,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import mlreg
 import mlreg.tensorflow
 from mlreg import pyfunc
+
+MODEL_NAME = "mnist-cnn"
 
 
 def train() -> tuple[keras.Model, np.ndarray]:
@@ -44,14 +50,24 @@ def train() -> tuple[keras.Model, np.ndarray]:
 def main() -> None:
     model, data = train()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "mnist-cnn"
+        path = Path(tmp) / MODEL_NAME
         mlreg.tensorflow.save_model(model, path, input_example=data[:2])
-        print(f"saved   {path} ({', '.join(sorted(p.name for p in path.iterdir()))})")
-        loaded = pyfunc.load_model(path)
-        print(f"loaded  {loaded!r}")
-        print(f"signature inputs: {json.dumps(loaded.signature.to_json_dict()['inputs'])}")
-        prediction = loaded.predict(data[:3])
-        print(f"predict {np.round(prediction.astype(float), 4).tolist()}")
+        print(f"saved    {path} ({', '.join(sorted(p.name for p in path.iterdir()))})")
+        version = mlreg.register_model(str(path), MODEL_NAME, tags={"data": "random"})
+    print(f"registered {version.uri} (sha256:{version.digest[:12]})")
+
+    with mlreg.MlregClient() as client:
+        client.transition_model_version_stage(
+            MODEL_NAME, version.version, "Production", archive_existing_versions=True
+        )
+        history = client.get_stage_history(MODEL_NAME, version.version)
+    print(f"promoted {version.uri} to Production by {history[-1].user}")
+
+    loaded = pyfunc.load_model(f"models:/{MODEL_NAME}/Production")
+    print(f"loaded   models:/{MODEL_NAME}/Production -> version {loaded.source.version}")
+    print(f"signature inputs: {json.dumps(loaded.signature.to_json_dict()['inputs'])}")
+    prediction = loaded.predict(data[:3])
+    print(f"predict  {np.round(prediction.astype(float), 4).tolist()}")
 
 
 if __name__ == "__main__":

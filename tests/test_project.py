@@ -42,7 +42,9 @@ def test_readme_starts_with_the_two_commands():
 
 
 @pytest.mark.slow
-def test_quickstart_main_job_runs(tmp_path):
+def test_quickstart_main_job_runs(tmp_path, monkeypatch):
+    for var in ("MLREG_HOME", "MLREG_REGISTRY_URI", "MLREG_ARTIFACT_ROOT"):
+        monkeypatch.delenv(var, raising=False)
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
         cwd=tmp_path,
@@ -51,4 +53,16 @@ def test_quickstart_main_job_runs(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "predict [[" in result.stdout
+    assert "registered models:/mnist-cnn/1" in result.stdout
+    assert "promoted models:/mnist-cnn/1 to Production" in result.stdout
+    assert "predict  [[" in result.stdout
+    assert (tmp_path / ".mlreg" / "registry.db").is_file()
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "loaded   models:/mnist-cnn/Production -> version 2" in again.stdout
