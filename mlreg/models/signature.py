@@ -77,12 +77,10 @@ class TensorSpec:
         return self.dtype.name
 
     def to_dict(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "type": "tensor",
-            "tensor-spec": {"dtype": self.dtype_name, "shape": list(self.shape)},
-        }
-        if self.name is not None:
-            spec["name"] = self.name
+        # Key order as MLflow writes it, so the MLmodel text is byte-identical.
+        spec: dict[str, Any] = {} if self.name is None else {"name": self.name}
+        spec["type"] = "tensor"
+        spec["tensor-spec"] = {"dtype": self.dtype_name, "shape": list(self.shape)}
         return spec
 
     @classmethod
@@ -205,9 +203,9 @@ class ParamSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "type": self.dtype,
             "default": self.default,
             "shape": list(self.shape) if self.shape is not None else None,
+            "type": self.dtype,
         }
 
     @classmethod

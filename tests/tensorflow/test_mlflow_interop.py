@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from mlreg import pyfunc
 from mlreg.errors import SchemaError
-from mlreg.models.model import Model
+from mlreg.models import Model, infer_signature
 from mlreg.tensorflow import save_model
 from tests.tensorflow.zoo import Scaler, reference_cnn, two_in_two_out
 
@@ -73,3 +73,11 @@ def test_unknown_mlflow_keys_survive_an_mlreg_rewrite(tmp_path, images):
     reread = mlflow.models.Model.load(str(tmp_path / "m"))
     assert reread.mlflow_version == mlflow.__version__
     assert pyfunc.load_model(tmp_path / "m").predict(images).shape == (4, 2)
+
+
+def test_signature_json_is_byte_identical_to_mlflows():
+    x = {"a": np.ones((2, 3), np.float32), "b": np.ones((2,), np.int64)}
+    params = {"k": 3, "names": ["a"]}
+    ours = infer_signature(x, x["a"], params=params).to_dict()
+    theirs = mlflow.models.infer_signature(x, x["a"], params=params).to_dict()
+    assert ours == theirs
