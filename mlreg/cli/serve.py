@@ -1,0 +1,50 @@
+"""``mlreg serve``: run the scoring server (gunicorn) in the foreground."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+import mlreg.registry  # noqa: F401  (registers models:/ URIs with mlreg.uris)
+from mlreg.errors import MLmodelError
+from mlreg.models.model import Model
+from mlreg.serving.gunicorn_app import run
+from mlreg.serving.settings import ServingSettings
+from mlreg.uris import resolve_model_uri
+
+
+@click.command("serve")
+@click.option(
+    "-m",
+    "--model-uri",
+    default=None,
+    help="Model to serve: a path, file://, models:/name/N|stage|latest or models:/name@alias "
+    "(default: $MLREG_MODEL_URI).",
+)
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 8080).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option("--threads", type=int, default=None, help="Request threads per worker (default 4).")
+@click.option("--timeout", type=float, default=None, help="Request timeout in seconds (60).")
+@click.option("--graceful-timeout", type=float, default=None, help="Shutdown grace period (30).")
+@click.option("--max-request-bytes", type=int, default=None, help="Body size limit (100 MB).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
+@click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
+@click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
+def serve(model_uri: str | None, **flags: object) -> None:
+    """Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict."""
+    settings = ServingSettings.from_env(os.environ, model_uri=model_uri, **flags)
+    if not settings.model_uri:
+        raise click.UsageError("no model to serve: pass -m URI or set MLREG_MODEL_URI")
+    # Resolve once, here: every worker serves the same version even if a stage moves.
+    source = resolve_model_uri(settings.model_uri)
+    mlmodel = Model.load(source.path)
+    if "python_function" not in mlmodel.flavors:
+        raise MLmodelError(f"{source.path}: the model has no python_function flavor to serve")
+    click.echo(
+        f"Serving {settings.model_uri} on http://{settings.bind} "
+        f"({settings.workers} worker(s) x {settings.threads} threads)",
+        err=True,
+    )
+    run(settings, source)

@@ -1,0 +1,93 @@
+"""Run the scoring app under gunicorn: threaded workers, model loaded after the fork.
+
+The master never imports TensorFlow (its state does not survive a fork): each worker
+builds the app, answers /ping 503 while a background thread loads and warms up the
+model, then 200. A worker whose model cannot load exits with gunicorn's boot-error code,
+which stops the whole server instead of restarting the worker forever.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from mlreg.serving.app import create_app
+from mlreg.serving.backends import load_backend
+from mlreg.serving.logs import configure_logging, gunicorn_logconfig
+from mlreg.serving.settings import ServingSettings
+from mlreg.uris import ResolvedModel
+
+#: gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts when a worker exits with it.
+WORKER_BOOT_ERROR = 3
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    state = app.extensions.get("mlreg") if isinstance(app, Flask) else None
+    if state is not None:
+        state.close()
+
+
+def _boot_failed() -> None:
+    # Called from the loader thread: sys.exit there would only end the thread.
+    os._exit(WORKER_BOOT_ERROR)
+
+
+def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
+    """gunicorn's settings for ours."""
+    options: dict[str, Any] = {
+        "bind": [settings.bind],
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        # The request timeout (504) is enforced per request; gunicorn's heartbeat timeout
+        # is the last resort for a worker whose main loop stops.
+        "timeout": int(max(settings.timeout * 2, settings.timeout + 30)),
+        "graceful_timeout": math.ceil(settings.graceful_timeout),
+        "keepalive": 5,
+        "proc_name": "mlreg-serve",
+        "accesslog": None,
+        "logconfig_dict": gunicorn_logconfig(settings.log_format, settings.log_level),
+        "loglevel": settings.log_level,
+        "worker_exit": _worker_exit,
+        "preload_app": False,
+        # gunicorn >= 25 opens a control socket at a fixed path; servers side by side would
+        # fight over it, and we do not need runtime control.
+        "control_socket_disable": True,
+    }
+    return options
+
+
+class ServingApplication(BaseApplication):
+    """gunicorn application whose workers each build the app and load the model."""
+
+    def __init__(self, settings: ServingSettings, source: ResolvedModel | None = None) -> None:
+        self.settings = settings
+        self.source = source
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            if key in self.cfg.settings:  # older gunicorn lacks some settings
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        settings = self.settings
+        configure_logging(settings.log_format, settings.log_level)
+        app = create_app(settings)
+        app.extensions["mlreg"].start_loading(
+            lambda: load_backend(settings, self.source), on_failure=_boot_failed
+        )
+        return app
+
+
+def run(settings: ServingSettings, source: ResolvedModel | None = None) -> None:
+    """Serve in the foreground until SIGTERM / SIGINT."""
+    ServingApplication(settings, source).run()
+
+
+__all__ = ["ServingApplication", "gunicorn_options", "run"]

@@ -1,0 +1,206 @@
+"""HTTP endpoints: parse and check the request, call the runner, write the answer."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from mlreg.errors import BackendUnavailable, InvalidInput, ModelNotFound, PayloadTooLarge
+from mlreg.serving import codecs
+from mlreg.serving.state import ServingState
+from mlreg.version import __version__
+
+bp = Blueprint("serving", __name__)
+
+JSON = "application/json"
+TFSERVING_SIGNATURE = "serving_default"
+
+
+def state() -> ServingState:
+    return current_app.extensions["mlreg"]
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype=JSON)
+
+
+def read_body() -> bytes:
+    """The request body, refusing bodies over MLREG_MAX_REQUEST_BYTES before reading them."""
+    limit = state().settings.max_request_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(too_large_message(length, limit))
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(too_large_message(None, limit)) from None
+
+
+def too_large_message(length: int | None, limit: int) -> str:
+    size = f"{length} bytes" if length is not None else "larger than the limit"
+    return f"request body is {size}; the limit is {limit} bytes (MLREG_MAX_REQUEST_BYTES)"
+
+
+@bp.post("/invocations")
+def invocations() -> Response:
+    s = state()
+    backend, runner = s.wait_ready(s.settings.timeout)
+    mimetype = codecs.check_content_type(
+        request.mimetype,
+        request.mimetype_params.get("charset"),
+        codecs.JSON_TYPES | codecs.CSV_TYPES,
+    )
+    body = read_body()
+    signature = backend.signature
+    schema = signature.inputs if signature is not None else None
+    if mimetype in codecs.CSV_TYPES:
+        frame = codecs.shape_for(codecs.decode_csv(body), schema, "csv")
+        payload = codecs.Payload(frame, None, "csv")
+    else:
+        payload = codecs.decode_invocations(codecs.decode_json(body), schema)
+    result = runner.predict(payload.data, payload.params)
+    return json_response(codecs.encode_predictions(result))
+
+
+@bp.get("/ping")
+def ping() -> Response:
+    s = state()
+    if not s.ready:
+        err = BackendUnavailable(s.not_ready_message())
+        return json_response(orjson.dumps(err.to_dict()), err.status_code)
+    return json_response(b'{"status":"ready"}')
+
+
+@bp.get("/health")
+def health() -> Response:
+    return json_response(codecs.dumps({"status": "alive", "pid": os.getpid()}))
+
+
+@bp.get("/version")
+def version() -> Response:
+    return json_response(codecs.dumps({"mlreg": __version__, "python": platform.python_version()}))
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    backend, _ = state().wait_ready(0)
+    return json_response(codecs.dumps(describe(backend)))
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    m = state().metrics
+    return Response(m.render(), mimetype=None, content_type=m.content_type)
+
+
+def describe(backend: Any) -> dict[str, Any]:
+    """What /metadata says about the served model."""
+    src = backend.source
+    meta = backend.metadata
+    example = backend.serving_input_example
+    signature = backend.signature
+    return {
+        "name": src.name,
+        "version": src.version,
+        "stage": src.stage,
+        "uri": src.uri,
+        "digest": src.digest,
+        "run_id": getattr(meta, "run_id", None),
+        "model_uuid": getattr(meta, "model_uuid", None),
+        "flavors": sorted(meta.flavors),
+        "signature": signature.to_json_dict() if signature is not None else None,
+        "input_example": orjson.loads(example) if example is not None else None,
+    }
+
+
+# --- TensorFlow Serving's REST API ------------------------------------------------------------
+
+
+def _check_servable(backend: Any, name: str) -> None:
+    served = backend.source.name
+    if served is not None and name != served:
+        raise ModelNotFound(f"model '{name}' is not served here; this server serves '{served}'")
+
+
+def _check_version(backend: Any, version: int | None) -> None:
+    served = backend.source.version
+    if version is not None and served is not None and version != served:
+        raise ModelNotFound(f"version {version} is not served here; this server serves {served}")
+
+
+def _signature_name(backend: Any) -> str:
+    conf = backend.metadata.flavors.get("tensorflow", {})
+    return (conf.get("serving") or {}).get("signature_name", TFSERVING_SIGNATURE)
+
+
+@bp.post("/v1/models/<name>:predict")
+@bp.post("/v1/models/<name>/versions/<int:version>:predict")
+def tfserving_predict(name: str, version: int | None = None) -> Response:
+    s = state()
+    backend, runner = s.wait_ready(s.settings.timeout)
+    _check_servable(backend, name)
+    _check_version(backend, version)
+    codecs.check_content_type(
+        request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
+    )
+    doc = codecs.decode_json(read_body())
+    if not isinstance(doc, dict):
+        raise InvalidInput(
+            "expected a JSON object with 'instances' or 'inputs', got a JSON "
+            f"{type(doc).__name__.replace('dict', 'object')}"
+        )
+    unknown = [k for k in doc if k not in ("instances", "inputs", "signature_name")]
+    keys = [k for k in ("instances", "inputs") if k in doc]
+    if unknown or len(keys) != 1:
+        what = (
+            f"unknown field {', '.join(map(repr, unknown))}"
+            if unknown
+            else ("got " + (" and ".join(map(repr, keys)) or "neither"))
+        )
+        raise InvalidInput(
+            f"expected exactly one of 'instances' or 'inputs' (and optionally "
+            f"'signature_name'); {what}"
+        )
+    sig_name = doc.get("signature_name")
+    expected = _signature_name(backend)
+    if sig_name is not None and sig_name != expected:
+        raise InvalidInput(f"signature_name {sig_name!r} not found; this model serves {expected!r}")
+    row_form = keys[0] == "instances"
+    if row_form:
+        data = codecs.decode_instances(doc["instances"])
+    else:
+        data = codecs.decode_inputs(doc["inputs"])
+    signature = backend.signature
+    data = codecs.shape_for(data, signature.inputs if signature else None, keys[0])
+    result = runner.predict(data, None)
+    return json_response(codecs.encode_tfserving(result, row_form))
+
+
+@bp.get("/v1/models/<name>")
+@bp.get("/v1/models/<name>/versions/<int:version>")
+def tfserving_status(name: str, version: int | None = None) -> Response:
+    backend, _ = state().wait_ready(0)
+    _check_servable(backend, name)
+    _check_version(backend, version)
+    served = backend.source.version or 1
+    return json_response(
+        codecs.dumps(
+            {
+                "model_version_status": [
+                    {
+                        "version": str(served),
+                        "state": "AVAILABLE",
+                        "status": {"error_code": "OK", "error_message": ""},
+                    }
+                ]
+            }
+        )
+    )
+
+
+__all__ = ["bp", "describe"]

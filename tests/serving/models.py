@@ -1,0 +1,108 @@
+"""Small real models for the serving tests, saved with mlreg.tensorflow.save_model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from mlreg.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
+from mlreg.tensorflow import save_model
+
+
+def reference_cnn() -> keras.Model:
+    """The reference docs' model: 28x28x3 images, two classes."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input([28, 28, 3]),
+            keras.layers.Conv2D(8, 2),
+            keras.layers.MaxPool2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+            keras.layers.Softmax(),
+        ]
+    )
+
+
+def images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(size=(n, 28, 28, 3)).astype(np.float32)
+
+
+def save_cnn(path: Path) -> Path:
+    save_model(reference_cnn(), path, input_example=images(2))
+    return path
+
+
+COLUMNS = ["a", "b", "c"]
+
+
+def save_columns(path: Path) -> Path:
+    """A Keras model on three named columns (two doubles and a long), with a ColSpec signature."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "a"), ColSpec("double", "b"), ColSpec("long", "c")]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1))]),
+    )
+    example = pd.DataFrame({"a": [0.5, 1.5], "b": [-1.0, 2.0], "c": [1, 2]})
+    save_model(model, path, signature=signature, input_example=example)
+    return path
+
+
+def two_in_two_out() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    a = keras.Input((3,), name="a")
+    b = keras.Input((2,), name="b")
+    h = keras.layers.Concatenate()([a, b])
+    return keras.Model(
+        {"a": a, "b": b},
+        {
+            "score": keras.layers.Dense(1, name="score")(h),
+            "probs": keras.layers.Dense(2, name="probs")(h),
+        },
+    )
+
+
+def multi_example(n: int = 2, seed: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "a": rng.normal(size=(n, 3)).astype(np.float32),
+        "b": rng.normal(size=(n, 2)).astype(np.float32),
+    }
+
+
+def save_multi(path: Path) -> Path:
+    save_model(two_in_two_out(), path, input_example=multi_example())
+    return path
+
+
+class Trouble(tf.Module):
+    """Spins for x[0, 0] seconds' worth of loop steps, and fails inside the graph for x >= 100.
+
+    Stands for a slow model (timeouts, graceful shutdown) and a broken one (500s).
+    """
+
+    def __init__(self, steps_per_second: float) -> None:
+        super().__init__()
+        self.rate = tf.constant(steps_per_second, tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    def __call__(self, x):
+        tf.debugging.assert_less(x, 100.0, message="input too large")
+        steps = tf.cast(x[0, 0] * self.rate, tf.int32)
+        m = tf.ones([32, 32])
+
+        def body(i, acc):
+            return i + 1, acc + tf.reduce_sum(tf.matmul(m, m)) * 0.0
+
+        _, acc = tf.while_loop(lambda i, acc: i < steps, body, (0, tf.constant(0.0)))
+        return {"y": x + 1.0 + acc}
+
+
+def save_trouble(path: Path) -> Path:
+    save_model(Trouble(steps_per_second=200_000), path, input_example=np.zeros((1, 2), np.float32))
+    return path
