@@ -36,3 +36,7 @@ def main() -> None:
 
 for command in REGISTRY_COMMANDS:
     main.add_command(command)
+
+from mlreg.cli.serve import serve  # noqa: E402
+
+main.add_command(serve)
