@@ -66,7 +66,7 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
         msg = str(e)
-    if "recursion limit" in msg.lower():
+    if "recursion limit" in msg.lower() or "depth limit" in msg.lower():
         raise InvalidInput("malformed JSON: nested too deeply (more than 1024 levels)")
     if "utf-8" in msg.lower():
         raise InvalidInput(f"malformed JSON: the body is not valid UTF-8 ({msg})")

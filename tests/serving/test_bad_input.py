@@ -1,0 +1,290 @@
+"""Every kind of bad request answers 4xx JSON naming what was wrong; the server keeps serving."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+
+from tests.serving import models
+from tests.serving.conftest import COLUMNS_LIMIT
+from tests.serving.server import Server
+
+pytestmark = pytest.mark.slow
+
+JSON = {"Content-Type": "application/json"}
+IMAGE = models.images(1).tolist()
+GOOD = {
+    "cnn": {"inputs": IMAGE},
+    "columns": {"dataframe_records": [{"a": 1.0, "b": 2.0, "c": 3}]},
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    server: str
+    body: bytes
+    status: int
+    error_code: str
+    message: str  # the exact message, or its start when it ends with "..."
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
+    path: str = "/invocations"
+
+
+def js(text: str) -> bytes:
+    return text.encode()
+
+
+def nested(depth: int) -> bytes:
+    return b'{"inputs": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+
+
+BIG = b'{"inputs": [' + b"1.0," * (COLUMNS_LIMIT // 4) + b"1.0]}"
+SPLIT = '{"dataframe_split": {"columns": %s, "data": %s}}'
+
+CASES = {
+    "malformed-json": Case(
+        "cnn",
+        js('{"inputs": [1, 2'),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "malformed JSON: ...",
+    ),
+    "top-level-list": Case(
+        "cnn",
+        js("[[1, 2, 3]]"),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "expected a JSON object with one of 'dataframe_split', 'dataframe_records', "
+        "'instances', 'inputs', got a JSON list",
+    ),
+    "no-payload-key": Case(
+        "cnn",
+        js('{"params": {}}'),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "expected exactly one of 'dataframe_split', 'dataframe_records', 'instances', "
+        "'inputs', got none",
+    ),
+    "two-payload-keys": Case(
+        "cnn",
+        js('{"inputs": [[1]], "instances": [[1]]}'),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "expected exactly one of 'dataframe_split', 'dataframe_records', 'instances', "
+        "'inputs', got 'instances', 'inputs'",
+    ),
+    "unknown-top-level-key": Case(
+        "cnn",
+        js('{"inputs": [[1]], "input": 1}'),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "unknown field 'input'; expected exactly one of 'dataframe_split', "
+        "'dataframe_records', 'instances', 'inputs', and optionally 'params'",
+    ),
+    "wrong-content-type": Case(
+        "cnn",
+        js('{"inputs": [[1]]}'),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "unsupported Content-Type 'text/plain'; expected application/json or text/csv",
+        headers={"Content-Type": "text/plain"},
+    ),
+    "missing-content-type": Case(
+        "cnn",
+        js('{"inputs": [[1]]}'),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "missing Content-Type header; expected application/json or text/csv",
+        headers={"Content-Type": ""},
+    ),
+    "charset-not-utf8": Case(
+        "cnn",
+        '{"inputs": [["é"]]}'.encode("latin-1"),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "unsupported charset 'latin-1' in Content-Type; send the body as UTF-8",
+        headers={"Content-Type": "application/json; charset=latin-1"},
+    ),
+    "invalid-utf8-bytes": Case(
+        "cnn",
+        '{"inputs": [["é"]]}'.encode("latin-1"),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "malformed JSON: the body is not valid UTF-8 ...",
+    ),
+    "body-over-limit": Case(
+        "columns",
+        BIG,
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"request body is {len(BIG)} bytes; the limit is {COLUMNS_LIMIT} bytes "
+        "(MLREG_MAX_REQUEST_BYTES)",
+    ),
+    "missing-column": Case(
+        "columns",
+        js(SPLIT % ('["a", "b"]', "[[1.0, 2.0]]")),
+        400,
+        "SCHEMA_MISMATCH",
+        "missing required column 'c'; expected columns: 'a', 'b', 'c'",
+    ),
+    "extra-column": Case(
+        "columns",
+        js(SPLIT % ('["a", "b", "c", "d"]', "[[1.0, 2.0, 3, 4]]")),
+        400,
+        "SCHEMA_MISMATCH",
+        "unexpected column 'd' in 'dataframe_split'; expected columns: 'a', 'b', 'c'",
+    ),
+    "wrong-dtype-column": Case(
+        "columns",
+        js(SPLIT % ('["a", "b", "c"]', "[[1.0, 2.0, 1.5]]")),
+        400,
+        "SCHEMA_MISMATCH",
+        "column 'c': expected int64, got float64 values that are not whole numbers (e.g. 1.5)",
+    ),
+    "string-in-double-column": Case(
+        "columns",
+        js('{"dataframe_records": [{"a": "x", "b": 2.0, "c": 1}]}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "column 'a': expected float64, got strings",
+    ),
+    "wrong-shape": Case(
+        "cnn",
+        js('{"inputs": [[1.0, 2.0, 3.0]]}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "input: expected shape (-1, 28, 28, 3), got (1, 3)",
+    ),
+    "ragged-list": Case(
+        "cnn",
+        js('{"inputs": [[[[1.0, 2.0, 3.0]], [[1.0, 2.0]]]]}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "input: ragged nested list (rows of different lengths); expected a rectangular tensor",
+    ),
+    "row-width-mismatch": Case(
+        "columns",
+        js(SPLIT % ('["a", "b", "c"]', "[[1.0, 2.0, 3], [1.0, 2.0]]")),
+        400,
+        "SCHEMA_MISMATCH",
+        "'dataframe_split.data'[1]: expected 3 values (one per column), got 2",
+    ),
+    "nan-in-long-column": Case(
+        "columns",
+        js(SPLIT % ('["a", "b", "c"]', "[[1.0, 2.0, NaN]]")),
+        400,
+        "SCHEMA_MISMATCH",
+        "column 'c': expected int64, got NaN or Infinity",
+    ),
+    "infinity-in-long-column": Case(
+        "columns",
+        js(SPLIT % ('["a", "b", "c"]', "[[1.0, 2.0, -Infinity]]")),
+        400,
+        "SCHEMA_MISMATCH",
+        "column 'c': expected int64, got NaN or Infinity",
+    ),
+    "string-in-numeric-tensor": Case(
+        "cnn",
+        js('{"inputs": [[[[1.0, "x", 3.0]]]]}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "input: expected float32, got strings",
+    ),
+    "null-in-numeric-tensor": Case(
+        "cnn",
+        js('{"inputs": [[[[1.0, null, 3.0]]]]}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "input: expected float32, got null values",
+    ),
+    "empty-batch-inputs": Case(
+        "cnn",
+        js('{"inputs": []}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "empty batch: 'inputs' has no rows; send at least one",
+    ),
+    "empty-batch-records": Case(
+        "columns",
+        js('{"dataframe_records": []}'),
+        400,
+        "SCHEMA_MISMATCH",
+        "empty batch: 'dataframe_records' has no rows; send at least one",
+    ),
+    "empty-batch-csv": Case(
+        "columns",
+        b"a,b,c\n",
+        400,
+        "SCHEMA_MISMATCH",
+        "empty batch: the CSV body has a header but no rows",
+        headers={"Content-Type": "text/csv"},
+    ),
+    "deeply-nested-json": Case(
+        "cnn",
+        nested(5000),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "malformed JSON: nested too deeply (more than 1024 levels)",
+    ),
+    "too-many-dimensions": Case(
+        "cnn",
+        nested(40),
+        400,
+        "SCHEMA_MISMATCH",
+        "inputs: nested more than 32 levels deep; expected a tensor of at most 32 dimensions",
+    ),
+    "unknown-param": Case(
+        "cnn",
+        orjson.dumps({"inputs": IMAGE, "params": {"temperature": 0.5}}),
+        400,
+        "SCHEMA_MISMATCH",
+        "unknown param 'temperature': this model takes no params",
+    ),
+    "params-not-an-object": Case(
+        "cnn",
+        js('{"inputs": [[1]], "params": [1]}'),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "'params': expected a JSON object, got a JSON list",
+    ),
+    "tfserving-neither-key": Case(
+        "cnn",
+        js('{"signature_name": "serving_default"}'),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "expected exactly one of 'instances' or 'inputs' (and optionally 'signature_name'); "
+        "got neither",
+        path="/v1/models/cnn:predict",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def servers(cnn_server: Server, columns_server: Server) -> dict[str, Server]:
+    return {"cnn": cnn_server, "columns": columns_server}
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_bad_input(servers: dict[str, Server], name: str) -> None:
+    case = CASES[name]
+    server = servers[case.server]
+    request_id = f"bad-{name}-{uuid.uuid4().hex[:8]}"
+    r = server.post(case.path, data=case.body, headers={**case.headers, "X-Request-ID": request_id})
+    assert r.status_code == case.status, r.text
+    body = r.json()
+    assert body["error_code"] == case.error_code
+    if case.message.endswith("..."):
+        assert body["message"].startswith(case.message[:-3]), body["message"]
+    else:
+        assert body["message"] == case.message
+    assert "Traceback" not in r.text
+    assert r.headers["X-Request-ID"] == request_id
+    # One log line for the request, carrying the message.
+    lines = [line for line in server.log().splitlines() if request_id in line]
+    assert len(lines) == 1, lines
+    assert case.error_code in lines[0]
+    # The worker keeps serving.
+    assert server.post("/invocations", GOOD[case.server]).status_code == 200
