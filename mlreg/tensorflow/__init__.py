@@ -1,5 +1,16 @@
-"""The TensorFlow / Keras flavor: save, load and the pyfunc loader for ``mlreg.pyfunc``."""
+"""The TensorFlow / Keras flavor: save, load, log to runs, autolog; the pyfunc loader."""
 
+from mlreg.tensorflow.autolog import MlregCallback, autolog
 from mlreg.tensorflow.flavor import FLAVOR_NAME, load_model, load_predictor, save_model
+from mlreg.tensorflow.log import ModelInfo, log_model
 
-__all__ = ["FLAVOR_NAME", "load_model", "load_predictor", "save_model"]
+__all__ = [
+    "FLAVOR_NAME",
+    "MlregCallback",
+    "ModelInfo",
+    "autolog",
+    "load_model",
+    "load_predictor",
+    "log_model",
+    "save_model",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from mlreg.registry.schema import Base
+from mlreg.tracking import schema as _tracking_schema  # noqa: F401  (its tables join Base)
 
 config = context.config
 connection = config.attributes["connection"]

@@ -20,6 +20,13 @@ TABLES = {
     "model_versions",
     "model_version_tags",
     "stage_transitions",
+    "experiments",
+    "experiment_tags",
+    "runs",
+    "params",
+    "metrics",
+    "latest_metrics",
+    "run_tags",
     "alembic_version",
 }
 
@@ -28,7 +35,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.engine) == migrate.head_revision() == "0002"
+        assert migrate.current_revision(store.engine) == migrate.head_revision() == "0003"
     finally:
         store.close()
 
@@ -40,7 +47,7 @@ def test_old_schema_says_to_upgrade_and_db_upgrade_fixes_it(backend):
     with pytest.raises(StoreError) as e:
         SqlRegistryStore(backend)
     assert e.value.message == (
-        "the registry database is at schema revision 0001 but this mlreg needs 0002; "
+        "the registry database is at schema revision 0001 but this mlreg needs 0003; "
         "run `mlreg db upgrade`"
     )
     engine = make_engine(backend)

@@ -1,0 +1,316 @@
+"""Keras autologging and ``MlregCallback``.
+
+``autolog()`` wraps ``keras.Model.fit``: around each fit it logs params, dataset shapes,
+per-epoch (or per-N-step) metrics, early-stopping results, the model summary, TensorBoard
+logs and the trained model. Logging never breaks training: a failure is a logged
+warning. Custom training loops do not call ``fit`` and are not logged; use
+``MlregCallback`` or the fluent API there.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mlreg.errors import InvalidInput
+from mlreg.models.infer import infer_signature
+from mlreg.tensorflow.log import log_model
+from mlreg.tracking import fluent
+from mlreg.tracking.client import now_ms
+from mlreg.tracking.entities import Metric
+
+logger = logging.getLogger(__name__)
+
+_config: dict[str, Any] = {}
+_original_fit: Any = None
+_patch_lock = threading.Lock()
+FLUSH_EVERY = 500  # buffered step metrics written per transaction
+
+
+def _safely(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:  # autologging must never break training
+        logger.warning("mlreg autolog: could not %s: %s: %s", what, type(e).__name__, e)
+        return None
+
+
+class MlregCallback(keras.callbacks.Callback):
+    """Log epoch metrics (and every N steps, if asked) to a run."""
+
+    def __init__(
+        self, run: Any = None, log_every_epoch: bool = True, log_every_n_steps: int | None = None
+    ) -> None:
+        super().__init__()
+        if log_every_n_steps is not None and log_every_n_steps < 1:
+            raise InvalidInput(f"log_every_n_steps must be >= 1, got {log_every_n_steps}")
+        self._run_id = run.info.run_id if run is not None else None
+        self.log_every_epoch = log_every_epoch
+        self.log_every_n_steps = log_every_n_steps
+        self._buffer: list[Metric] = []
+        self._step = 0
+
+    @property
+    def run_id(self) -> str:
+        if self._run_id is None:
+            self._run_id = fluent._run_id()
+        return self._run_id
+
+    def _flush(self) -> None:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            _safely("log metrics", fluent.client().log_batch, self.run_id, metrics=batch)
+
+    def _add(self, logs: dict[str, Any] | None, step: int, prefix: str = "") -> None:
+        ts = now_ms()
+        for key, value in (logs or {}).items():
+            try:
+                self._buffer.append(Metric(f"{prefix}{key}", float(value), ts, step))
+            except (TypeError, ValueError):
+                continue
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._step = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._step += 1
+        if self.log_every_n_steps and self._step % self.log_every_n_steps == 0:
+            self._add(logs, self._step, prefix="step_")
+            if len(self._buffer) >= FLUSH_EVERY:
+                self._flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.log_every_epoch:
+            self._add(logs, epoch)
+        self._flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._flush()
+
+
+def _optimizer_params(model: keras.Model) -> dict[str, Any]:
+    opt = getattr(model, "optimizer", None)
+    if opt is None:
+        return {}
+    params: dict[str, Any] = {"opt_name": type(opt).__name__}
+    config = opt.get_config()
+    for key, value in config.items():
+        if key == "name":
+            continue
+        if isinstance(value, bool | int | float | str) or value is None:
+            params[f"opt_{key}"] = value
+        elif isinstance(value, dict) and "class_name" in value:  # a learning-rate schedule
+            params[f"opt_{key}"] = value["class_name"]
+    if "opt_learning_rate" not in params and hasattr(opt, "learning_rate"):
+        params["opt_learning_rate"] = float(keras.ops.convert_to_numpy(opt.learning_rate))
+    return params
+
+
+def _describe_data(prefix: str, data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if isinstance(data, np.ndarray):
+        return {f"{prefix}_shape": str(tuple(data.shape)), f"{prefix}_samples": data.shape[0]}
+    if isinstance(data, dict):
+        return {f"{prefix}_shape": str({k: tuple(np.shape(v)) for k, v in data.items()})}
+    if isinstance(data, tf.data.Dataset):
+        out: dict[str, Any] = {f"{prefix}_element_spec": str(data.element_spec)}
+        cardinality = int(data.cardinality())
+        if cardinality >= 0:
+            out[f"{prefix}_batches"] = cardinality
+        return out
+    return {f"{prefix}_type": type(data).__name__}
+
+
+def _fit_params(model: keras.Model, args: inspect.BoundArguments) -> dict[str, Any]:
+    a = args.arguments
+    x = a.get("x")
+    params: dict[str, Any] = {
+        "batch_size": a.get("batch_size") or (32 if isinstance(x, np.ndarray | dict) else None),
+        "epochs": a.get("epochs", 1),
+        "steps_per_epoch": a.get("steps_per_epoch"),
+        "validation_steps": a.get("validation_steps"),
+        "validation_split": a.get("validation_split", 0.0),
+        "initial_epoch": a.get("initial_epoch", 0),
+        "shuffle": a.get("shuffle", True),
+        "class_weight": a.get("class_weight") is not None,
+        "sample_weight": a.get("sample_weight") is not None,
+    }
+    params.update(_optimizer_params(model))
+    params.update(_describe_data("dataset_x", x))
+    params.update(_describe_data("dataset_y", a.get("y")))
+    for cb in a.get("callbacks") or []:
+        if isinstance(cb, keras.callbacks.EarlyStopping):
+            for key in (
+                "monitor",
+                "min_delta",
+                "patience",
+                "baseline",
+                "restore_best_weights",
+                "mode",
+            ):
+                params[f"es_{key}"] = getattr(cb, key, None)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _sample(x: Any, n: int = 5) -> Any:
+    if isinstance(x, np.ndarray):
+        return x[:n]
+    if isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values()):
+        return {k: v[:n] for k, v in x.items()}
+    if isinstance(x, tf.data.Dataset):
+        batch = next(iter(x.take(1)))
+        features = batch[0] if isinstance(batch, tuple) else batch
+        return np.asarray(features)[:n]
+    return None
+
+
+def _after_fit(
+    model: keras.Model, args: inspect.BoundArguments, run_id: str, tb_dir: str | None
+) -> None:
+    c = fluent.client()
+    for cb in args.arguments.get("callbacks") or []:
+        if isinstance(cb, keras.callbacks.EarlyStopping):
+            metrics: list[tuple[str, Any, int | None, int | None]] = [
+                ("stopped_epoch", cb.stopped_epoch, None, None)
+            ]
+            if cb.restore_best_weights and getattr(cb, "best_epoch", None) is not None:
+                metrics.append(("restored_epoch", cb.best_epoch, None, None))
+            _safely("log early stopping", c.log_batch, run_id, metrics=metrics)
+    lines: list[str] = []
+    _safely("summarise the model", model.summary, print_fn=lambda s, **_: lines.append(s))
+    if lines:
+        _safely("log the model summary", c.log_text, run_id, "\n".join(lines), "model_summary.txt")
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    _safely(
+        "log parameter counts",
+        c.log_batch,
+        run_id,
+        params={
+            "trainable_params": trainable,
+            "non_trainable_params": frozen,
+            "total_params": trainable + frozen,
+        },
+    )
+    if tb_dir is not None:
+        _safely("log TensorBoard logs", c.log_artifacts, run_id, tb_dir, "tensorboard_logs")
+    if not _config.get("log_models", True):
+        return
+    sample = _sample(args.arguments.get("x"))
+    signature = None
+    if sample is not None and _config.get("log_model_signatures", True):
+        signature = _safely(
+            "infer the signature",
+            lambda: infer_signature(
+                sample, keras.ops.convert_to_numpy(model(sample, training=False))
+            ),
+        )
+    example = sample if _config.get("log_input_examples", False) else None
+    _safely(
+        "log the model",
+        log_model,
+        model,
+        "model",
+        signature=signature,
+        input_example=example,
+        registered_model_name=_config.get("registered_model_name"),
+    )
+
+
+def _training_logger(log_dir: str) -> keras.callbacks.Callback:
+    """TensorBoard event files when TensorBoard is installed, else a CSV of the same metrics."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)
+    return keras.callbacks.CSVLogger(str(Path(log_dir) / "training_log.csv"))
+
+
+def _patched_fit(original: Any) -> Any:
+    sig = inspect.signature(original)
+
+    @functools.wraps(original)
+    def fit(self: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        if not _config or _config.get("disable"):
+            return original(self, *args, **kwargs)
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        started = fluent.active_run() is None
+        run = _safely("start a run", fluent.start_run) if started else fluent.active_run()
+        if run is None:
+            return original(self, *args, **kwargs)
+        run_id = run.info.run_id
+        _safely("log params", fluent.client().log_batch, run_id, params=_fit_params(self, bound))
+        callbacks = list(bound.arguments.get("callbacks") or [])
+        callbacks.append(
+            MlregCallback(
+                run, log_every_epoch=True, log_every_n_steps=_config.get("log_every_n_steps")
+            )
+        )
+        tb = None
+        if _config.get("log_tensorboard", True) and not any(
+            isinstance(cb, keras.callbacks.TensorBoard) for cb in callbacks
+        ):
+            tb = tempfile.TemporaryDirectory(prefix="mlreg-tb-")
+            callbacks.append(_training_logger(tb.name))
+        bound.arguments["callbacks"] = callbacks
+        try:
+            history = original(*bound.args, **bound.kwargs)
+        except BaseException as e:
+            if started:
+                fluent.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
+        try:
+            _after_fit(self, bound, run_id, tb.name if tb else None)
+        finally:
+            if tb is not None:
+                tb.cleanup()
+            if started:
+                _safely("end the run", fluent.end_run)
+        return history
+
+    fit._mlreg_autolog = True  # type: ignore[attr-defined]
+    return fit
+
+
+def autolog(
+    log_models: bool = True,
+    log_input_examples: bool = False,
+    log_model_signatures: bool = True,
+    log_every_n_steps: int | None = None,
+    log_tensorboard: bool = True,
+    registered_model_name: str | None = None,
+    disable: bool = False,
+) -> None:
+    """Log every ``keras.Model.fit`` from now on (``disable=True`` undoes it)."""
+    global _original_fit
+    with _patch_lock:
+        if disable:
+            if _original_fit is not None:
+                keras.Model.fit = _original_fit
+                _original_fit = None
+            _config.clear()
+            return
+        if log_every_n_steps is not None and log_every_n_steps < 1:
+            raise InvalidInput(f"log_every_n_steps must be >= 1, got {log_every_n_steps}")
+        _config.clear()
+        _config.update(
+            log_models=log_models,
+            log_input_examples=log_input_examples,
+            log_model_signatures=log_model_signatures,
+            log_every_n_steps=log_every_n_steps,
+            log_tensorboard=log_tensorboard,
+            registered_model_name=registered_model_name,
+        )
+        if _original_fit is None:
+            _original_fit = keras.Model.fit
+            keras.Model.fit = _patched_fit(_original_fit)
