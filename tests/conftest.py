@@ -11,7 +11,8 @@ from sqlalchemy.engine import make_url
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
-from mlreg.registry import MlregClient, RegistrySettings
+from mlreg.registry import MlregClient, RegistrySettings, reset_default_client
+from mlreg.tracking import fluent
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
 
@@ -73,3 +74,17 @@ def settings(backend, tmp_path) -> RegistrySettings:
 def client(settings):
     with MlregClient(settings) as c:
         yield c
+
+
+@pytest.fixture
+def tracking_home(tmp_path, monkeypatch):
+    """Fresh MLREG_HOME for the fluent tracking API and the default registry client."""
+    monkeypatch.setenv("MLREG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLREG_USER", "dora")
+    monkeypatch.delenv("MLREG_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("MLREG_ARTIFACT_ROOT", raising=False)
+    fluent.reset()
+    reset_default_client()
+    yield tmp_path / "home"
+    fluent.reset()
+    reset_default_client()

@@ -63,7 +63,7 @@ class MetricRow(Base):
         ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False
     )
     key: Mapped[str] = mapped_column(String(250), nullable=False)
-    value: Mapped[float] = mapped_column(Float, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL holds NaN (SQLite has no NaN)
     timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
     step: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
@@ -77,7 +77,7 @@ class LatestMetricRow(Base):
         ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[float] = mapped_column(Float, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL holds NaN (SQLite has no NaN)
     timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
     step: Mapped[int] = mapped_column(BigInteger, nullable=False)
 

@@ -152,7 +152,7 @@ class SqlTrackingStore:
                     LatestMetricRow.run_id.in_(ids)
                 )
             ):
-                metrics[rid][k] = v
+                metrics[rid][k] = _loaded(v)
             for rid, k, v in session.execute(
                 select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
                     RunTagRow.run_id.in_(ids)
@@ -238,11 +238,12 @@ class SqlTrackingStore:
                         latest[m.key] = m
                 stmt = self._insert()(LatestMetricRow.__table__)
                 for m in latest.values():
+                    value = _stored(m.value)
                     upsert = stmt.values(
-                        run_id=run_id, key=m.key, value=m.value, timestamp=m.timestamp, step=m.step
+                        run_id=run_id, key=m.key, value=value, timestamp=m.timestamp, step=m.step
                     ).on_conflict_do_update(
                         index_elements=["run_id", "key"],
-                        set_={"value": m.value, "timestamp": m.timestamp, "step": m.step},
+                        set_={"value": value, "timestamp": m.timestamp, "step": m.step},
                         where=and_(
                             LatestMetricRow.__table__.c.step <= m.step,
                         ),
@@ -259,7 +260,7 @@ class SqlTrackingStore:
                 .where(MetricRow.run_id == run_id, MetricRow.key == key)
                 .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
             ).all()
-            return [Metric(*r) for r in rows]
+            return [Metric(k, _loaded(v), ts, step) for k, v, ts, step in rows]
 
     # --- search --------------------------------------------------------------------------
 
@@ -286,6 +287,14 @@ class SqlTrackingStore:
             rows = session.scalars(query.offset(offset).limit(max_results + 1)).all()
             runs = self._runs(session, rows[:max_results])
             return runs, (offset + max_results if len(rows) > max_results else None)
+
+
+def _stored(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _loaded(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _int_id(experiment_id: str | int) -> int:
