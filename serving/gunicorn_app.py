@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from mlreg.serving.app import create_app
 from mlreg.serving.backends import load_backend
@@ -23,6 +24,34 @@ from mlreg.uris import ResolvedModel
 
 #: gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts when a worker exits with it.
 WORKER_BOOT_ERROR = 3
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """gunicorn's threaded worker, minus the requests it would drop on SIGTERM.
+
+    On SIGTERM the master closes its copy of the listening socket and the worker stops
+    polling it, but the kernel keeps completing handshakes into the backlog until the
+    last copy closes, and those connections are reset when the worker exits. This worker
+    accepts everything already in the backlog, then closes its listeners at once, so a
+    client is either served or cleanly refused (and retries elsewhere).
+    """
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self._drain_listeners()
+
+    def _drain_listeners(self) -> None:
+        for listener in self.sockets:
+            while True:
+                try:
+                    client, addr = listener.accept()
+                except OSError:  # EAGAIN: the backlog is empty (or the socket is gone)
+                    break
+                self.nr_conns += 1
+                client.setblocking(True)
+                self.enqueue_req(TConn(self.cfg, client, addr, listener.getsockname()))
+            listener.close()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -42,7 +71,7 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [settings.bind],
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": "mlreg.serving.gunicorn_app.DrainingThreadWorker",
         "threads": settings.threads,
         # The request timeout (504) is enforced per request; gunicorn's heartbeat timeout
         # is the last resort for a worker whose main loop stops.
@@ -90,4 +119,4 @@ def run(settings: ServingSettings, source: ResolvedModel | None = None) -> None:
     ServingApplication(settings, source).run()
 
 
-__all__ = ["ServingApplication", "gunicorn_options", "run"]
+__all__ = ["DrainingThreadWorker", "ServingApplication", "gunicorn_options", "run"]

@@ -35,6 +35,20 @@ def read_body() -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(too_large_message(length, limit))
+    if length is None:
+        # Chunked upload: read one byte past the limit straight from the server's stream
+        # (werkzeug's limited stream would cut the body short without saying so).
+        stream = request.environ["wsgi.input"]
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = stream.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(too_large_message(None, limit))
+        return b"".join(chunks)
     try:
         return request.get_data(cache=False)
     except RequestEntityTooLarge:
@@ -42,8 +56,9 @@ def read_body() -> bytes:
 
 
 def too_large_message(length: int | None, limit: int) -> str:
-    size = f"{length} bytes" if length is not None else "larger than the limit"
-    return f"request body is {size}; the limit is {limit} bytes (MLREG_MAX_REQUEST_BYTES)"
+    if length is None:
+        return f"request body is larger than the limit of {limit} bytes (MLREG_MAX_REQUEST_BYTES)"
+    return f"request body is {length} bytes; the limit is {limit} bytes (MLREG_MAX_REQUEST_BYTES)"
 
 
 @bp.post("/invocations")
