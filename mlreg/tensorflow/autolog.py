@@ -242,8 +242,8 @@ def _patched_fit(original: Any) -> Any:
     def fit(self: keras.Model, *args: Any, **kwargs: Any) -> Any:
         if not _config or _config.get("disable"):
             return original(self, *args, **kwargs)
+        # No apply_defaults(): passing every default explicitly makes Keras warn (shuffle).
         bound = sig.bind(self, *args, **kwargs)
-        bound.apply_defaults()
         started = fluent.active_run() is None
         run = _safely("start a run", fluent.start_run) if started else fluent.active_run()
         if run is None:
@@ -256,12 +256,13 @@ def _patched_fit(original: Any) -> Any:
                 run, log_every_epoch=True, log_every_n_steps=_config.get("log_every_n_steps")
             )
         )
-        tb = None
+        tb = training_log = None
         if _config.get("log_tensorboard", True) and not any(
             isinstance(cb, keras.callbacks.TensorBoard) for cb in callbacks
         ):
             tb = tempfile.TemporaryDirectory(prefix="mlreg-tb-")
-            callbacks.append(_training_logger(tb.name))
+            training_log = _training_logger(tb.name)
+            callbacks.append(training_log)
         bound.arguments["callbacks"] = callbacks
         try:
             history = original(*bound.args, **bound.kwargs)
@@ -269,14 +270,18 @@ def _patched_fit(original: Any) -> Any:
             if started:
                 fluent.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
-        try:
+        else:
             _after_fit(self, bound, run_id, tb.name if tb else None)
-        finally:
-            if tb is not None:
-                tb.cleanup()
             if started:
                 _safely("end the run", fluent.end_run)
-        return history
+            return history
+        finally:
+            # A fit that raised never reached on_train_end, which closes the CSV log.
+            csv_file = getattr(training_log, "csv_file", None)
+            if csv_file is not None and not csv_file.closed:
+                csv_file.close()
+            if tb is not None:
+                tb.cleanup()
 
     fit._mlreg_autolog = True  # type: ignore[attr-defined]
     return fit

@@ -1,0 +1,212 @@
+"""Keras autologging, MlregCallback and log_model, training small real models."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mlreg
+import mlreg.tensorflow
+from mlreg import pyfunc
+from mlreg.errors import InvalidInput
+from mlreg.registry import default_client
+from mlreg.tracking import RunStatus, fluent
+from tests.tensorflow.zoo import reference_cnn
+
+pytestmark = pytest.mark.usefixtures("tracking_home")
+
+
+@pytest.fixture
+def autolog():
+    yield mlreg.tensorflow.autolog
+    mlreg.tensorflow.autolog(disable=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return rng.uniform(size=[20, 28, 28, 3]).astype(np.float32), rng.integers(2, size=20)
+
+
+def compiled(lr: float = 0.001) -> keras.Model:
+    model = reference_cnn()
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=keras.optimizers.Adam(lr),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
+    return model
+
+
+def history(run_id: str, key: str) -> list[float]:
+    return [m.value for m in fluent.client().get_metric_history(run_id, key)]
+
+
+def test_reference_docs_example_is_logged_completely(autolog, data):
+    x, y = data
+    autolog()
+    with mlreg.start_run() as run:
+        fitted = compiled().fit(x, y, batch_size=5, epochs=2, validation_split=0.2, verbose=0)
+    r = mlreg.get_run(run.info.run_id)
+    p = r.data.params
+    assert (p["batch_size"], p["epochs"], p["validation_split"]) == ("5", "2", "0.2")
+    assert p["opt_name"] == "Adam"
+    assert float(p["opt_learning_rate"]) == pytest.approx(0.001)
+    assert (p["opt_beta_1"], p["opt_beta_2"], p["opt_epsilon"]) == ("0.9", "0.999", "1e-07")
+    assert p["dataset_x_shape"] == "(20, 28, 28, 3)" and p["dataset_x_samples"] == "20"
+    assert p["class_weight"] == "False" and p["sample_weight"] == "False"
+    assert p["trainable_params"] == p["total_params"] == str(compiled().count_params())
+    for key in (
+        "loss",
+        "val_loss",
+        "sparse_categorical_accuracy",
+        "val_sparse_categorical_accuracy",
+    ):
+        assert history(run.info.run_id, key) == pytest.approx(fitted.history[key])
+    root = Path(r.info.artifact_uri)
+    assert "Total params" in (root / "model_summary.txt").read_text()
+    assert any((root / "tensorboard_logs").iterdir())
+    loaded = pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert loaded.metadata.run_id == run.info.run_id
+    assert loaded.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 28, 28, 3]
+    assert loaded.predict(x[:3]).shape == (3, 2)
+    assert mlreg.get_run(run.info.run_id).info.status is RunStatus.FINISHED
+
+
+def test_without_an_active_run_one_is_started_and_ended(autolog, data):
+    x, y = data
+    autolog(registered_model_name="auto-mnist", log_input_examples=True)
+    compiled().fit(x, y, epochs=1, verbose=0)
+    assert mlreg.active_run() is None
+    runs = mlreg.search_runs()
+    assert len(runs) == 1 and runs[0].info.status is RunStatus.FINISHED
+    version = default_client().get_model_version("auto-mnist", 1)
+    assert version.run_id == runs[0].info.run_id
+    model = pyfunc.load_model("models:/auto-mnist/1")
+    assert model.input_example.shape == (5, 28, 28, 3)
+    assert model.predict(model.input_example).shape == (5, 2)
+
+
+def test_early_stopping_is_logged_and_still_stops_training(autolog, data):
+    x, y = data
+    autolog(log_models=False)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="loss", patience=0, min_delta=10.0, restore_best_weights=True
+    )
+    with mlreg.start_run() as run:
+        fitted = compiled().fit(x, y, epochs=10, callbacks=[stop], verbose=0)
+    assert len(fitted.history["loss"]) < 10  # the user's callback still works
+    r = mlreg.get_run(run.info.run_id)
+    assert r.data.params["es_monitor"] == "loss" and r.data.params["es_patience"] == "0"
+    assert r.data.params["es_restore_best_weights"] == "True"
+    assert r.data.metrics["stopped_epoch"] == stop.stopped_epoch
+    assert r.data.metrics["restored_epoch"] == stop.best_epoch
+    assert not (Path(r.info.artifact_uri) / "model").exists()
+
+
+def test_every_n_steps(autolog, data):
+    x, y = data
+    autolog(log_models=False, log_every_n_steps=2)
+    with mlreg.start_run() as run:
+        compiled().fit(x, y, batch_size=5, epochs=2, verbose=0)  # 4 steps per epoch
+    steps = fluent.client().get_metric_history(run.info.run_id, "step_loss")
+    assert [m.step for m in steps] == [2, 4, 6, 8]
+    assert len(history(run.info.run_id, "loss")) == 2
+
+
+def test_tf_data_input(autolog, data):
+    x, y = data
+    autolog(log_models=True)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(5)
+    with mlreg.start_run() as run:
+        compiled().fit(dataset, epochs=1, verbose=0, shuffle=False)
+    p = mlreg.get_run(run.info.run_id).data.params
+    assert p["dataset_x_batches"] == "4"
+    assert "TensorSpec(shape=(None, 28, 28, 3)" in p["dataset_x_element_spec"]
+    sig = pyfunc.load_model(f"runs:/{run.info.run_id}/model").signature
+    assert sig.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 28, 28, 3]
+
+
+def test_a_failing_fit_marks_the_run_failed(autolog):
+    autolog()
+    model = compiled()
+    with pytest.raises(ValueError):
+        model.fit(np.zeros((4, 5)), np.zeros(4), verbose=0)
+    runs = mlreg.search_runs()
+    assert [r.info.status for r in runs] == [RunStatus.FAILED]
+
+
+def test_logging_errors_never_break_training(autolog, data, caplog):
+    x, y = data
+    autolog(log_models=False)
+    with mlreg.start_run() as run:
+        mlreg.log_param("epochs", "999")  # autolog's own 'epochs' param will now conflict
+        with caplog.at_level(logging.WARNING, logger="mlreg.tensorflow.autolog"):
+            fitted = compiled().fit(x, y, epochs=2, verbose=0)
+    assert len(fitted.history["loss"]) == 2
+    assert "mlreg autolog: could not log params" in caplog.text
+    assert len(history(run.info.run_id, "loss")) == 2  # metrics still logged
+
+
+def test_disable_restores_fit(autolog, data):
+    x, y = data
+    autolog()
+    autolog(disable=True)
+    assert not getattr(keras.Model.fit, "_mlreg_autolog", False)
+    compiled().fit(x, y, epochs=1, verbose=0)
+    assert mlreg.search_runs() == []
+
+
+def test_autolog_argument_errors(autolog):
+    with pytest.raises(InvalidInput, match="log_every_n_steps must be >= 1"):
+        autolog(log_every_n_steps=0)
+
+
+def test_mlreg_autolog_is_the_same(data):
+    x, y = data
+    mlreg.autolog(log_models=False)
+    try:
+        with mlreg.start_run() as run:
+            compiled().fit(x, y, epochs=1, verbose=0)
+    finally:
+        mlreg.tensorflow.autolog(disable=True)
+    assert "loss" in mlreg.get_run(run.info.run_id).data.metrics
+
+
+def test_explicit_callback(data):
+    x, y = data
+    with mlreg.start_run() as run:
+        compiled().fit(
+            x,
+            y,
+            batch_size=10,
+            epochs=3,
+            verbose=0,
+            callbacks=[mlreg.tensorflow.MlregCallback(run)],
+        )
+    assert len(history(run.info.run_id, "loss")) == 3
+    assert mlreg.get_run(run.info.run_id).data.params == {}  # the callback logs metrics only
+
+
+def test_log_model_registers_in_one_step(data):
+    x, _ = data
+    model = compiled()
+    with mlreg.start_run() as run:
+        info = mlreg.tensorflow.log_model(
+            model, name="cnn", input_example=x[:2], registered_model_name="mnist"
+        )
+    assert info.model_uri == f"runs:/{run.info.run_id}/cnn"
+    assert info.registered_model_version.version == 1
+    assert info.registered_model_version.run_id == run.info.run_id
+    np.testing.assert_allclose(
+        pyfunc.load_model("models:/mnist/1").predict(x[:4]), model(x[:4]).numpy(), rtol=1e-5
+    )
+    native = mlreg.tensorflow.load_model(info.model_uri)
+    assert isinstance(native, keras.Model)
+    with pytest.raises(InvalidInput, match="expected runs:/<run_id>/<artifact path>"):
+        pyfunc.load_model(f"runs:/{run.info.run_id}")
