@@ -1,0 +1,68 @@
+"""``mlreg serve`` argument handling, and a model that cannot load stopping the server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlreg.cli.main import main
+from tests.serving.server import MLREG, free_port
+
+
+def test_no_model() -> None:
+    result = CliRunner().invoke(main, ["serve"], env={"MLREG_MODEL_URI": ""})
+    assert result.exit_code == 2
+    assert "no model to serve: pass -m URI or set MLREG_MODEL_URI" in result.output
+
+
+def test_missing_model_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path / "nope")])
+    assert result.exit_code == 4
+    assert (
+        result.output.strip() == f"Error: no model at {tmp_path / 'nope'}: the path does not exist"
+    )
+
+
+def test_model_uri_from_the_environment(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve"], env={"MLREG_MODEL_URI": str(tmp_path)})
+    assert result.exit_code == 4
+    assert "the directory has no MLmodel file" in result.output
+
+
+def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path)], env={"MLREG_PORT": "http"})
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: MLREG_PORT: expected an integer, got 'http'"
+
+
+def test_flag_value_is_checked(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path), "--workers", "0"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: MLREG_WORKERS: expected an integer >= 1, got 0"
+
+
+def test_cli_import_does_not_import_tensorflow() -> None:
+    code = "import sys, mlreg.cli.main; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_load_stops_the_server(cnn_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(cnn_dir, broken)
+    (broken / "tfserving" / "1" / "saved_model.pb").unlink()
+    proc = subprocess.run(
+        [MLREG, "serve", "-m", str(broken), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "model failed to load" in proc.stderr
+    assert "Worker failed to boot" in proc.stderr
