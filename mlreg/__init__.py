@@ -3,6 +3,7 @@
 import importlib
 from typing import Any
 
+from mlreg import pyfunc
 from mlreg.registry import MlregClient, register_model
 from mlreg.tracking import (
     TrackingClient,
@@ -57,6 +58,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pyfunc",
     "register_model",
     "search_runs",
     "set_experiment",
