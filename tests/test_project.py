@@ -56,6 +56,7 @@ def test_quickstart_main_job_runs(tmp_path, monkeypatch):
     assert "registered models:/mnist-cnn/1" in result.stdout
     assert "promoted models:/mnist-cnn/1 to Production" in result.stdout
     assert "predict  [[" in result.stdout
+    assert 'served   POST /invocations -> {"predictions": [[' in result.stdout
     assert (tmp_path / ".mlreg" / "registry.db").is_file()
     again = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
