@@ -184,9 +184,9 @@ def run_python_client(url: str, body: Path, concurrency: int, duration: float) -
 
 def drive(url: str, body: Path, concurrency: int, duration: float, work: Path) -> Result:
     if shutil.which("wrk"):
-        run_wrk(url, body, concurrency, min(2.0, duration), work)  # warm-up, not counted
+        run_wrk(url, body, concurrency, min(1.0, duration), work)  # warm-up, not counted
         return run_wrk(url, body, concurrency, duration, work)
-    run_python_client(url, body, concurrency, min(2.0, duration))
+    run_python_client(url, body, concurrency, min(1.0, duration))
     return run_python_client(url, body, concurrency, duration)
 
 
@@ -213,7 +213,7 @@ def raw_tf_p50_ms(model_dir: Path, x: np.ndarray, repeats: int = 2000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument("--no-batching", action="store_true", help="skip mlreg with batching")
     args = parser.parse_args()
@@ -301,7 +301,12 @@ def main() -> None:
                 "1",
             ],
             f"http://127.0.0.1:{port}",
-            {**env, "MLFLOW_TRACKING_URI": f"file:{work / 'mlruns'}"},
+            # MLflow starts uvicorn by name, so the venv's bin must be on PATH.
+            {
+                **env,
+                "MLFLOW_TRACKING_URI": f"file:{work / 'mlruns'}",
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
         )
 
     report(servers, answers, raw_ms, args.duration)
