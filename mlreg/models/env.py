@@ -65,11 +65,11 @@ def _parse(lines: list[str], origin: str) -> list[str]:
 def _requirement_list(arg: RequirementsArg, what: str) -> list[str]:
     if arg is None:
         return []
-    if isinstance(arg, os.PathLike) or (isinstance(arg, str) and Path(arg).is_file()):
+    if isinstance(arg, str | os.PathLike):
         path = Path(arg)
+        if not path.is_file():
+            raise InvalidInput(f"{what}: {str(arg)!r} is not a file; pass a list of requirements")
         return _parse(path.read_text().splitlines(), str(path))
-    if isinstance(arg, str):
-        raise InvalidInput(f"{what}: {arg!r} is not a file; pass a list of requirements")
     return _parse(list(arg), what)
 
 

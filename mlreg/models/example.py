@@ -24,15 +24,36 @@ SERVING_EXAMPLE_FILE = "serving_input_example.json"
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
+def _label(name: str) -> str:
+    return f"input example {name}" if name else "input example"
+
+
 def _check_finite(name: str, arr: np.ndarray) -> None:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise InvalidInput(
-            f"input example {name}: contains NaN or Infinity, which JSON cannot hold"
-        )
+        raise InvalidInput(f"{_label(name)}: contains NaN or Infinity, which JSON cannot hold")
+
+
+def _check_json_finite(value: Any) -> None:
+    """Refuse NaN / Infinity anywhere in plain JSON values (orjson would write null)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        raise InvalidInput("input example contains NaN or Infinity, which JSON cannot hold")
+    if isinstance(value, Mapping):
+        for v in value.values():
+            _check_json_finite(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_json_finite(v)
 
 
 def _jsonable_array(name: str, value: Any) -> np.ndarray:
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{_label(name)}: ragged nested list; rows must have equal lengths"
+        ) from None
+    if arr.dtype.kind == "O" and any(isinstance(v, list | tuple) for v in arr.ravel()):
+        raise InvalidInput(f"{_label(name)}: ragged nested list; rows must have equal lengths")
     if arr.dtype.kind in "OUS":
         return arr  # strings and mixed values go through .tolist()
     _check_finite(name, arr)
@@ -81,6 +102,7 @@ def save_input_example(model_dir: str | os.PathLike[str], example: Any) -> dict[
         serving = {"inputs": data}
         info["type"] = "ndarray"
     elif isinstance(example, Mapping | list):
+        _check_json_finite(example)
         try:
             orjson.dumps(example)
         except TypeError as e:

@@ -56,18 +56,21 @@ def infer_schema(data: Any, what: str = "data") -> Schema:
     if isinstance(data, Mapping):
         if not data:
             raise InvalidInput(f"{what}: cannot infer a schema from an empty dict")
-        if all(np.ndim(v) == 0 for v in data.values()):
+        arrays = {k: _array(v, f"{what}[{k!r}]") for k, v in data.items()}
+        if all(a.ndim == 0 for a in arrays.values()):
             return infer_schema(pd.DataFrame([dict(data)]), what)
-        return Schema(
-            [_tensor_spec(_array(v, f"{what}[{k!r}]"), str(k), what) for k, v in data.items()]
-        )
+        return Schema([_tensor_spec(a, str(k), f"{what}[{k!r}]") for k, a in arrays.items()])
     if isinstance(data, list | tuple):
         if not data:
             raise InvalidInput(f"{what}: cannot infer a schema from an empty list")
         if all(isinstance(r, Mapping) for r in data):
             return infer_schema(pd.DataFrame.from_records(list(data)), what)
+        if all(isinstance(v, str) for v in data):
+            return Schema([ColSpec("string")])
+        if all(isinstance(v, bytes) for v in data):
+            return Schema([ColSpec("binary")])
         if all(isinstance(v, str | bytes) for v in data):
-            return Schema([ColSpec("string" if isinstance(data[0], str) else "binary")])
+            raise InvalidInput(f"{what}: mixed value types (str and bytes); cannot infer a type")
         return Schema([_tensor_spec(_array(data, what), None, what)])
     raise InvalidInput(
         f"{what}: cannot infer a schema from {type(data).__name__}; expected a numpy array, "
@@ -150,7 +153,8 @@ def _param_spec(name: str, value: Any) -> ParamSpec:
     if isinstance(value, list | tuple):
         types = {_param_type(v) for v in value}
         if len(types) == 1 and None not in types:
-            return ParamSpec(name, types.pop(), list(value), shape=(-1,))  # type: ignore[arg-type]
+            plain = [v.item() if isinstance(v, np.generic) else v for v in value]
+            return ParamSpec(name, types.pop(), plain, shape=(-1,))  # type: ignore[arg-type]
         raise InvalidInput(
             f"param {name!r}: a list param needs values of one type (bool, int, float or str)"
         )

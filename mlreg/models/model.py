@@ -131,6 +131,8 @@ class Model:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = MLMODEL_FILE) -> Model:
+        if "utc_time_created" in doc:
+            doc = {**doc, "utc_time_created": _as_str(doc["utc_time_created"])}
         errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
         if errors:
             err = errors[0]
@@ -147,7 +149,7 @@ class Model:
             flavors=doc["flavors"],
             model_uuid=doc.get("model_uuid"),
             run_id=doc.get("run_id"),
-            utc_time_created=_as_str(doc.get("utc_time_created")),
+            utc_time_created=doc.get("utc_time_created"),
             signature=signature,
             saved_input_example_info=doc.get("saved_input_example_info"),
             model_size_bytes=doc.get("model_size_bytes"),

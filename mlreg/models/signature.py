@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlreg.errors import InvalidInput, MLmodelError
+from mlreg.errors import InvalidInput, MLmodelError, MlregError
 
 #: MLflow's column types and the numpy dtype each one is held in.
 COLUMN_TYPES: dict[str, np.dtype] = {
@@ -62,11 +62,25 @@ class TensorSpec:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        dtype = np.dtype(self.dtype)
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            raise InvalidInput(f"unsupported tensor dtype {self.dtype!r}") from None
         if dtype.name not in TENSOR_DTYPES and dtype.kind not in "US":
             raise InvalidInput(f"unsupported tensor dtype {dtype.name!r}")
+        if dtype.kind in "US":
+            # A string tensor's width is data, not schema: '<U7' and '<U3' are both "str".
+            dtype = np.dtype(str if dtype.kind == "U" else bytes)
+        try:
+            shape = tuple(int(d) for d in self.shape)
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"tensor shape must be a list of integers, got {self.shape!r}"
+            ) from None
+        if any(d < -1 for d in shape):
+            raise InvalidInput(f"tensor shape dimensions must be >= -1, got {list(shape)}")
         object.__setattr__(self, "dtype", dtype)
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "shape", shape)
 
     @property
     def dtype_name(self) -> str:
@@ -268,19 +282,26 @@ class ModelSignature:
             except json.JSONDecodeError as e:
                 raise MLmodelError(f"signature.{key} is not valid JSON: {e}") from None
 
+        def build(key: str, factory: Any, raw: Any) -> Any:
+            try:
+                return factory(raw)
+            except (KeyError, TypeError, ValueError, InvalidInput, MLmodelError) as e:
+                detail = e.message if isinstance(e, MlregError) else str(e)
+                raise MLmodelError(
+                    f"signature is malformed: {detail} (in signature.{key})"
+                ) from None
+
         inputs = parse("inputs")
         if inputs is None:
             raise MLmodelError("signature.inputs is missing")
         outputs = parse("outputs")
         params = parse("params")
-        try:
-            return cls(
-                inputs=Schema.from_dict(inputs),
-                outputs=Schema.from_dict(outputs) if outputs else None,
-                params=ParamSchema.from_dict(params) if params else None,
-            )
-        except (KeyError, TypeError, InvalidInput) as e:
-            raise MLmodelError(f"signature is malformed: {e}") from None
+        return cls(
+            inputs=build("inputs", Schema.from_dict, inputs),
+            # MLflow writes "[]" or null for a signature without outputs or params.
+            outputs=build("outputs", Schema.from_dict, outputs) if outputs else None,
+            params=build("params", ParamSchema.from_dict, params) if params else None,
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         """The signature as plain JSON objects (for APIs and labels, not for MLmodel)."""

@@ -224,7 +224,7 @@ def test_dict_of_scalars_is_a_json_object(tmp_path):
 @pytest.mark.parametrize(
     ("example", "message"),
     [
-        (np.array([[1.0, np.nan]]), "input example : contains NaN or Infinity"),
+        (np.array([[1.0, np.nan]]), "input example: contains NaN or Infinity"),
         (np.array([np.inf], np.float32), "contains NaN or Infinity, which JSON cannot hold"),
         (np.array([-np.inf], np.float16), "contains NaN or Infinity"),
         ([1.0, math.nan], "contains NaN or Infinity"),
