@@ -1,0 +1,240 @@
+"""Build contexts: the model, the rendered Dockerfile and what the image installs.
+
+A context is a plain directory anyone can ``docker build``::
+
+    Dockerfile          rendered from Dockerfile.template
+    .dockerignore       everything not listed here stays out of the build
+    requirements.txt    the model's requirements (tensorflow -> tensorflow-cpu for CPU images)
+    wheels/             mlreg's own wheel, plus the whole wheelhouse for offline builds
+    model/              the model directory, as registered
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlparse
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from mlreg.errors import InvalidInput, MlregError
+from mlreg.models.env import read_python_version, read_requirements
+from mlreg.models.model import Model
+from mlreg.uris import ResolvedModel, resolve_model_uri
+from mlreg.version import __version__
+
+IMAGE_UID = 10001
+MODEL_PATH = "/opt/mlreg/model"
+LABEL_PREFIX = "io.mlreg"
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `generate-dockerfile` and `build-docker` take besides the model URI."""
+
+    base_image: str | None = None
+    wheelhouse: Path | None = None
+    offline: bool = False
+    pip_index_url: str | None = None
+    pip_extra_index_urls: tuple[str, ...] = ()
+    pip_cert: Path | None = None
+    gpu: bool = False
+    require_signature: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    path: Path
+    model: ResolvedModel
+    base_image: str
+    labels: dict[str, str]
+
+
+def default_base_image(python_version: str | None) -> str:
+    """The official slim image for the model's Python (major.minor)."""
+    parts = (python_version or "").split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        major_minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    else:
+        major_minor = ".".join(parts[:2])
+    return f"python:{major_minor}-slim"
+
+
+def image_requirements(requirements: list[str], gpu: bool) -> list[str]:
+    """The model's requirements as the image installs them.
+
+    A CPU image installs ``tensorflow-cpu`` at the same version when the model asks for
+    ``tensorflow`` (the GPU build adds about a gigabyte that a CPU host never uses);
+    ``gpu=True`` keeps ``tensorflow``, and turns ``tensorflow-cpu`` into it.
+    """
+    out = []
+    for line in requirements:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as e:
+            raise InvalidInput(
+                f"requirements.txt: {line!r} is not a valid requirement ({e})"
+            ) from None
+        name = req.name.lower().replace("_", "-")
+        if name == "tensorflow" and not gpu:
+            line = line.replace(req.name, "tensorflow-cpu", 1)
+        elif name == "tensorflow-cpu" and gpu:
+            line = line.replace(req.name, "tensorflow", 1)
+        if line not in out:
+            out.append(line)
+    if not any(Requirement(r).name.lower() == "mlreg" for r in out):
+        out.insert(0, f"mlreg=={__version__}")
+    return out
+
+
+def pip_options(options: BuildOptions) -> str:
+    """The pip flags the image's install runs with (never any credentials)."""
+    if options.offline and options.wheelhouse is None:
+        raise InvalidInput("--offline needs --wheelhouse DIR: the wheels the image installs from")
+    flags = ["--find-links", "/opt/mlreg-build/wheels"]
+    if options.offline:
+        flags.insert(0, "--no-index")
+    else:
+        for url in (options.pip_index_url, *options.pip_extra_index_urls):
+            if url and (urlparse(url).username or urlparse(url).password):
+                raise InvalidInput(
+                    f"pip index URL {_redact(url)} has credentials; they would be stored in the "
+                    "image's layers. Prepare a wheelhouse on the host and use --wheelhouse "
+                    "with --offline"
+                )
+        if options.pip_index_url:
+            flags += ["--index-url", options.pip_index_url]
+        for url in options.pip_extra_index_urls:
+            flags += ["--extra-index-url", url]
+        if options.pip_cert is not None:
+            flags += ["--cert", "/opt/mlreg-build/wheels/pip-cert.pem"]
+    return " ".join(flags)
+
+
+def _redact(url: str) -> str:
+    parsed = urlparse(url)
+    return parsed._replace(netloc=parsed.hostname or "").geturl()
+
+
+def mlreg_wheel(dest: Path) -> Path:
+    """Build mlreg's own wheel (the image installs the exact mlreg that built it)."""
+    source = Path(__file__).resolve().parents[1]
+    if not (source / "setup.cfg").is_file():
+        raise InvalidInput(
+            "cannot find mlreg's source to build its wheel; put an mlreg wheel in --wheelhouse"
+        )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(dest),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wheels = sorted(dest.glob("mlreg-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise MlregError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
+    return wheels[-1]
+
+
+def model_labels(model: ResolvedModel, mlmodel: Model, extra: dict[str, str]) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.created": datetime.now(timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "org.opencontainers.image.version": str(model.version) if model.version else __version__,
+        "org.opencontainers.image.source": model.uri,
+        "org.opencontainers.image.title": model.name or Path(model.path).name,
+        f"{LABEL_PREFIX}.model.name": model.name or "",
+        f"{LABEL_PREFIX}.model.version": str(model.version or ""),
+        f"{LABEL_PREFIX}.model.stage": model.stage or "",
+        f"{LABEL_PREFIX}.model.digest": f"sha256:{model.digest}" if model.digest else "",
+        f"{LABEL_PREFIX}.model.uri": model.uri,
+        f"{LABEL_PREFIX}.model.signature": json.dumps(
+            mlmodel.signature.to_json_dict() if mlmodel.signature else None
+        ),
+        f"{LABEL_PREFIX}.version": __version__,
+    }
+    labels.update(extra)
+    return labels
+
+
+def template_text() -> str:
+    return resources.files("mlreg.builder").joinpath("Dockerfile.template").read_text()
+
+
+def render(values: dict[str, str]) -> str:
+    """Fill ``{{name}}`` placeholders; a placeholder without a value is an error."""
+    missing = sorted(set(_PLACEHOLDER.findall(template_text())) - set(values))
+    if missing:
+        raise MlregError(f"Dockerfile.template needs values for: {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template_text())
+
+
+def _label_instruction(labels: dict[str, str]) -> str:
+    lines = [f"    {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())]
+    return "LABEL \\\n" + " \\\n".join(lines)
+
+
+def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
+    """Write a complete build context for the model ``uri`` into ``dest`` (new or empty)."""
+    if dest.exists() and any(dest.iterdir()):
+        raise InvalidInput(f"build directory {dest} exists and is not empty")
+    model = resolve_model_uri(uri)
+    mlmodel = Model.load(model.path)
+    if options.require_signature and mlmodel.signature is None:
+        raise InvalidInput(
+            f"model {uri} has no signature, so the server could not check requests; save it "
+            "with a signature or input_example (or pass --no-require-signature)"
+        )
+    if options.wheelhouse is not None and not options.wheelhouse.is_dir():
+        raise InvalidInput(f"wheelhouse {options.wheelhouse} is not a directory")
+    if options.pip_cert is not None and not options.pip_cert.is_file():
+        raise InvalidInput(f"pip certificate {options.pip_cert} is not a file")
+    flags = pip_options(options)
+    base = options.base_image or default_base_image(read_python_version(model.path))
+    labels = model_labels(model, mlmodel, options.labels)
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(model.path, dest / "model", symlinks=False)
+    wheels = dest / "wheels"
+    wheels.mkdir()
+    if options.wheelhouse is not None:
+        for wheel in options.wheelhouse.iterdir():
+            if wheel.is_file() and wheel.suffix in (".whl", ".gz", ".zip"):
+                shutil.copy2(wheel, wheels / wheel.name)
+    if not any(wheels.glob("mlreg-*.whl")):
+        mlreg_wheel(wheels)
+    if options.pip_cert is not None:
+        shutil.copy2(options.pip_cert, wheels / "pip-cert.pem")
+    reqs = image_requirements(read_requirements(model.path), options.gpu)
+    (dest / "requirements.txt").write_text("".join(f"{r}\n" for r in reqs))
+    (dest / ".dockerignore").write_text("*\n!Dockerfile\n!requirements.txt\n!wheels/\n!model/\n")
+    dockerfile = render(
+        {
+            "model_name": model.name or model.uri,
+            "base_image": base,
+            "pip_options": flags,
+            "uid": str(IMAGE_UID),
+            "labels": _label_instruction(labels),
+        }
+    )
+    (dest / "Dockerfile").write_text(dockerfile)
+    return BuildContext(dest, model, base, labels)

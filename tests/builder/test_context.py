@@ -1,0 +1,183 @@
+"""Build contexts and the checks made before any build starts (no Docker engine needed)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import mlreg
+from mlreg.builder import context as ctx
+from mlreg.builder import engine
+from mlreg.cli import main
+from mlreg.errors import DockerError, InvalidInput, ModelNotFound
+from mlreg.models.model import Model
+from mlreg.version import __version__
+from tests.conftest import make_model_dir
+
+
+def test_context_holds_everything_the_image_needs(cnn_model, tmp_path):
+    built = ctx.write_context(str(cnn_model), tmp_path / "c", ctx.BuildOptions())
+    names = {p.name for p in (tmp_path / "c").iterdir()}
+    assert names == {"Dockerfile", ".dockerignore", "requirements.txt", "wheels", "model"}
+    assert (tmp_path / "c" / "model" / "MLmodel").is_file()
+    assert (tmp_path / "c" / "model" / "tfserving" / "1" / "saved_model.pb").is_file()
+    assert [w.name for w in (tmp_path / "c" / "wheels").iterdir()] == [
+        f"mlreg-{__version__}-py3-none-any.whl"
+    ]
+    reqs = (tmp_path / "c" / "requirements.txt").read_text().split()
+    assert f"mlreg=={__version__}" in reqs
+    assert any(r.startswith("tensorflow-cpu==") for r in reqs)
+    assert built.base_image == "python:3.11-slim"
+    dockerfile = (tmp_path / "c" / "Dockerfile").read_text()
+    assert "{{" not in dockerfile
+    assert "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
+    assert "USER 10001" in dockerfile and "EXPOSE 8080" in dockerfile
+    assert "HEALTHCHECK" in dockerfile and "/ping" in dockerfile
+    assert 'CMD ["mlreg", "serve"]' in dockerfile
+    # dependencies are installed before the model is copied, so model changes reuse them
+    assert dockerfile.index("pip install") < dockerfile.index("COPY model/")
+    assert "--find-links /opt/mlreg-build/wheels" in dockerfile
+    assert (tmp_path / "c" / ".dockerignore").read_text().startswith("*\n")
+
+
+def test_labels_describe_a_registry_version(cnn_model, tmp_path, tracking_home):
+    mlreg.register_model(str(cnn_model), "mnist")
+    with mlreg.MlregClient() as client:
+        client.transition_model_version_stage("mnist", 1, "Production")
+        digest = client.get_model_version("mnist", 1).digest
+    built = ctx.write_context(
+        "models:/mnist/Production", tmp_path / "c", ctx.BuildOptions(labels={"team": "cv"})
+    )
+    labels = built.labels
+    assert labels["io.mlreg.model.name"] == "mnist"
+    assert labels["io.mlreg.model.version"] == "1"
+    assert labels["io.mlreg.model.stage"] == "Production"
+    assert labels["io.mlreg.model.digest"] == f"sha256:{digest}"
+    assert labels["io.mlreg.version"] == __version__
+    assert labels["org.opencontainers.image.source"] == "models:/mnist/Production"
+    assert json.loads(labels["io.mlreg.model.signature"])["inputs"][0]["tensor-spec"]["shape"] == [
+        -1,
+        28,
+        28,
+        3,
+    ]
+    assert labels["team"] == "cv"
+    assert '"io.mlreg.model.name"="mnist"' in (tmp_path / "c" / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize(
+    ("reqs", "gpu", "expected"),
+    [
+        (
+            ["tensorflow==2.21.0", "numpy==2.4.6"],
+            False,
+            [f"mlreg=={__version__}", "tensorflow-cpu==2.21.0", "numpy==2.4.6"],
+        ),
+        (["tensorflow==2.21.0"], True, [f"mlreg=={__version__}", "tensorflow==2.21.0"]),
+        (["mlreg==0.1.0", "tensorflow-cpu==2.21.0"], True, ["mlreg==0.1.0", "tensorflow==2.21.0"]),
+        (
+            ["tensorflow-cpu==2.21.0", "tensorflow==2.21.0"],
+            False,
+            [f"mlreg=={__version__}", "tensorflow-cpu==2.21.0"],
+        ),
+    ],
+    ids=["cpu-swap", "gpu-keeps", "gpu-from-cpu", "dedupe"],
+)
+def test_image_requirements(reqs, gpu, expected):
+    assert ctx.image_requirements(reqs, gpu) == expected
+
+
+def test_pip_options():
+    assert ctx.pip_options(ctx.BuildOptions()) == "--find-links /opt/mlreg-build/wheels"
+    offline = ctx.BuildOptions(offline=True, wheelhouse=Path("/w"))
+    assert ctx.pip_options(offline) == "--no-index --find-links /opt/mlreg-build/wheels"
+    index = ctx.BuildOptions(
+        pip_index_url="https://pypi.example/simple", pip_extra_index_urls=("https://x/simple",)
+    )
+    assert (
+        "--index-url https://pypi.example/simple --extra-index-url https://x/simple"
+        in ctx.pip_options(index)
+    )
+    with pytest.raises(InvalidInput, match="--offline needs --wheelhouse"):
+        ctx.pip_options(ctx.BuildOptions(offline=True))
+    with pytest.raises(InvalidInput) as e:
+        ctx.pip_options(ctx.BuildOptions(pip_index_url="https://bob:s3cret@pypi.example/simple"))
+    assert "has credentials" in e.value.message and "s3cret" not in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("version", "image"),
+    [("3.11.7", "python:3.11-slim"), ("3.12.1", "python:3.12-slim"), ("3.10", "python:3.10-slim")],
+)
+def test_default_base_image_follows_the_model_python(version, image):
+    assert ctx.default_base_image(version) == image
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("mnist", ("mnist", "latest")),
+        ("mnist:prod", ("mnist", "prod")),
+        ("registry.example.com:5000/team/mnist:3", ("registry.example.com:5000/team/mnist", "3")),
+        ("a_b/c-d:v1.2", ("a_b/c-d", "v1.2")),
+    ],
+)
+def test_valid_image_references(ref, expected):
+    assert engine.parse_reference(ref) == expected
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["", "MNIST", "mnist:", "mnist:bad tag", "-mnist", "mnist/", "a//b", "mnist:" + "x" * 200],
+)
+def test_invalid_image_references(ref):
+    with pytest.raises(InvalidInput, match="invalid image name"):
+        engine.parse_reference(ref)
+
+
+def test_unreachable_engine_says_how_to_start_one(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(DockerError) as e:
+        engine.connect()
+    assert "cannot reach a Docker engine" in e.value.message
+    assert "dockerd" in e.value.message and "DOCKER_HOST" in e.value.message
+    # docker-py leaks the socket of a failed unix connect; collect it here, quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def test_errors_before_any_build(tmp_path, cnn_model):
+    with pytest.raises(ModelNotFound, match="does not exist"):
+        ctx.write_context(str(tmp_path / "nope"), tmp_path / "c1", ctx.BuildOptions())
+    unsigned = make_model_dir(tmp_path / "unsigned")
+    meta = Model.load(unsigned)
+    meta.signature = None
+    meta.save(unsigned)
+    with pytest.raises(InvalidInput, match="has no signature"):
+        ctx.write_context(str(unsigned), tmp_path / "c2", ctx.BuildOptions())
+    (tmp_path / "c3").mkdir()
+    (tmp_path / "c3" / "x").write_text("x")
+    with pytest.raises(InvalidInput, match="is not empty"):
+        ctx.write_context(str(cnn_model), tmp_path / "c3", ctx.BuildOptions())
+    with pytest.raises(InvalidInput, match="is not a directory"):
+        ctx.write_context(
+            str(cnn_model), tmp_path / "c4", ctx.BuildOptions(wheelhouse=tmp_path / "none")
+        )
+    assert not (tmp_path / "c1").exists() and not (tmp_path / "c2").exists()
+
+
+def test_generate_dockerfile_cli(cnn_model, tmp_path):
+    result = CliRunner().invoke(
+        main, ["generate-dockerfile", "-m", str(cnn_model), "-d", str(tmp_path / "ctx")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Wrote build context" in result.output
+    assert (tmp_path / "ctx" / "Dockerfile").is_file()
+    bad = CliRunner().invoke(main, ["build-docker", "-m", str(cnn_model), "-n", "Bad Name"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: invalid image name 'Bad Name'")
