@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlreg.cli.main import main
-from tests.serving.server import MLREG, free_port
+from tests.serving.models import images
+from tests.serving.server import MLREG, Server, free_port
 
 
 def test_no_model() -> None:
@@ -66,3 +68,24 @@ def test_a_model_that_cannot_load_stops_the_server(cnn_dir: Path, tmp_path: Path
     assert proc.returncode != 0
     assert "model failed to load" in proc.stderr
     assert "Worker failed to boot" in proc.stderr
+
+
+@pytest.mark.slow
+def test_serves_a_registry_uri_resolved_once(cnn_dir: Path, tmp_path: Path) -> None:
+    env = {"MLREG_HOME": str(tmp_path / "home")}
+    subprocess.run(
+        [MLREG, "register", str(cnn_dir), "-n", "mnist"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    server = Server("models:/mnist/latest", tmp_path / "serve.log", env=env).wait_ready()
+    try:
+        meta = server.get("/metadata").json()
+        assert (meta["name"], meta["version"], meta["uri"]) == ("mnist", 1, "models:/mnist/latest")
+        assert len(meta["digest"]) == 64
+        r = server.post("/v1/models/mnist/versions/1:predict", {"instances": images(1).tolist()})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 1
+        assert server.post("/v1/models/other:predict", {"instances": [[1]]}).status_code == 404
+    finally:
+        server.stop()
