@@ -16,28 +16,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
+from reference import reference_cnn  # bench/ is on sys.path
 
 from mlreg import pyfunc
 from mlreg.tensorflow import save_model
 
 BATCHES = (1, 32, 256)
-
-
-def reference_cnn() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input([28, 28, 3]),
-            keras.layers.Conv2D(8, 2),
-            keras.layers.MaxPool2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(2),
-            keras.layers.Softmax(),
-        ]
-    )
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:

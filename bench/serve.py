@@ -27,29 +27,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 import requests
 import tensorflow as tf
+from reference import reference_cnn  # bench/ is on sys.path
 
 from mlreg.tensorflow import save_model
 
 CONCURRENCY = (1, 16)
 BIN = Path(sys.executable).parent
-
-
-def reference_cnn() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input([28, 28, 3]),
-            keras.layers.Conv2D(8, 2),
-            keras.layers.MaxPool2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(2),
-            keras.layers.Softmax(),
-        ]
-    )
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from mlreg.cli.output import table
 from mlreg.errors import InvalidInput
 from mlreg.registry import MlregClient, RegistrySettings, migrate
 from mlreg.registry.entities import ModelVersion, RegisteredModel, StageTransition
@@ -39,17 +40,8 @@ def _emit(as_json: bool, data: Any, human: Callable[[], str]) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else human())
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers, *[["" if c is None else str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines) if rows else f"{lines[0]}\n(none)"
-
-
 def _version_rows(versions: list[ModelVersion]) -> str:
-    return _table(
+    return table(
         ["NAME", "VERSION", "STAGE", "STATUS", "ALIASES", "CREATED", "DIGEST"],
         [
             [
@@ -99,7 +91,7 @@ def _model_detail(m: RegisteredModel) -> str:
 
 
 def _history_rows(history: list[StageTransition]) -> str:
-    return _table(
+    return table(
         ["WHEN", "VERSION", "FROM", "TO", "WHO"],
         [
             [
@@ -168,7 +160,7 @@ def models_list(
     _emit(
         as_json,
         {"models": [m.to_dict() for m in page.items], "next_offset": page.next_offset},
-        lambda: _table(
+        lambda: table(
             ["NAME", "LATEST", "ALIASES", "UPDATED"],
             [
                 [

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import click
 
+from mlreg.cli.output import table
 from mlreg.errors import ModelNotFound
 from mlreg.tracking import TrackingClient
 
@@ -15,15 +16,6 @@ def _when(ms: int | None) -> str:
     if ms is None:
         return "-"
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    cells = [headers, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines) if rows else f"{lines[0]}\n(none)"
 
 
 @click.group()
@@ -55,7 +47,7 @@ def runs_list(
         return
     metric_keys = sorted({k for r in found for k in r.data.metrics})[:6]
     click.echo(
-        _table(
+        table(
             ["RUN ID", "NAME", "STATUS", "STARTED", *metric_keys],
             [
                 [

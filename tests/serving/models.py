@@ -11,21 +11,7 @@ import tensorflow as tf
 
 from mlreg.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
 from mlreg.tensorflow import save_model
-
-
-def reference_cnn() -> keras.Model:
-    """The reference docs' model: 28x28x3 images, two classes."""
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input([28, 28, 3]),
-            keras.layers.Conv2D(8, 2),
-            keras.layers.MaxPool2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(2),
-            keras.layers.Softmax(),
-        ]
-    )
+from tests.tensorflow.zoo import reference_cnn
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
