@@ -22,6 +22,7 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,binutils \
     bookworm "$rootfs" >/tmp/debootstrap.log 2>&1 || { tail -20 /tmp/debootstrap.log >&2; exit 1; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  chmod 0755 "$rootfs"  # mktemp made it 0700, which would become the image's /
   tar -C "$rootfs" -c . | docker import - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"
 fi
