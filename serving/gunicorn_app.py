@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
+from functools import partial
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from prometheus_client import multiprocess
 
 from mlreg.serving.app import create_app
 from mlreg.serving.backends import load_backend
 from mlreg.serving.logs import configure_logging, gunicorn_logconfig
+from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
+from mlreg.serving.state import ServingState
 from mlreg.uris import ResolvedModel
 
 #: gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts when a worker exits with it.
@@ -61,6 +67,14 @@ def _worker_exit(server: Any, worker: Any) -> None:
         state.close()
 
 
+def _child_exit(metrics_dir: str, server: Any, worker: Any) -> None:
+    multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+
+def _remove_metrics_dir(metrics_dir: str, server: Any) -> None:
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def _boot_failed() -> None:
     # Called from the loader thread: sys.exit there would only end the thread.
     os._exit(WORKER_BOOT_ERROR)
@@ -97,17 +111,26 @@ class ServingApplication(BaseApplication):
     def __init__(self, settings: ServingSettings, source: ResolvedModel | None = None) -> None:
         self.settings = settings
         self.source = source
+        # Several workers share their metrics through files (see serving/metrics.py).
+        self.metrics_dir = (
+            tempfile.mkdtemp(prefix="mlreg-metrics-") if settings.workers > 1 else None
+        )
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in gunicorn_options(self.settings).items():
+        options = gunicorn_options(self.settings)
+        if self.metrics_dir is not None:
+            options["child_exit"] = partial(_child_exit, self.metrics_dir)
+            options["on_exit"] = partial(_remove_metrics_dir, self.metrics_dir)
+        for key, value in options.items():
             if key in self.cfg.settings:  # older gunicorn lacks some settings
                 self.cfg.set(key, value)
 
     def load(self) -> Flask:
         settings = self.settings
         configure_logging(settings.log_format, settings.log_level)
-        app = create_app(settings)
+        state = ServingState(settings, Metrics(self.metrics_dir))
+        app = create_app(settings, state=state)
         app.extensions["mlreg"].start_loading(
             lambda: load_backend(settings, self.source), on_failure=_boot_failed
         )

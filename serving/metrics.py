@@ -1,9 +1,26 @@
-"""Prometheus metrics for one server process, in a registry of its own (no global state)."""
+"""Prometheus metrics, in a registry of their own (no global state).
+
+With several gunicorn workers, each worker writes its values to files in a directory the
+master creates (prometheus_client's multiprocess mode), and ``/metrics`` answers the sum
+over all workers, whichever worker serves the scrape.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (
     0.001,
@@ -30,7 +47,13 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None:
+            # prometheus_client picks its value class when first imported, which in a
+            # gunicorn worker was before the fork; choose the file-backed one now.
+            os.environ[MULTIPROC_ENV] = multiprocess_dir
+            values.ValueClass = values.MultiProcessValue()
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -43,7 +66,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge("mlreg_requests_in_flight", "Requests being answered", registry=r)
+        self.in_flight = Gauge(
+            "mlreg_requests_in_flight",
+            "Requests being answered",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.batch_size = Histogram(
             "mlreg_batch_size", "Requests in one model call", buckets=BATCH_BUCKETS, registry=r
         )
@@ -51,15 +79,27 @@ class Metrics:
             "mlreg_batch_rows", "Rows in one model call", buckets=BATCH_BUCKETS, registry=r
         )
         self.model_load = Gauge(
-            "mlreg_model_load_seconds", "Time to load and warm up the model", registry=r
+            "mlreg_model_load_seconds",
+            "Time to load and warm up the model",
+            registry=r,
+            multiprocess_mode="max",
         )
-        self.model_ready = Gauge("mlreg_model_ready", "1 once the model is ready", registry=r)
+        self.model_ready = Gauge(
+            "mlreg_model_ready",
+            "1 once the model is ready (in every live worker)",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.timeouts = Counter(
             "mlreg_prediction_timeouts", "Predictions that ran past the timeout", registry=r
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)
 
 
 __all__ = ["Metrics"]

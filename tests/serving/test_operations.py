@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -211,3 +213,34 @@ def _load_then_sigterm(server: Server, clients: int, warm: float) -> dict:
         for f in futures:
             f.result(timeout=60)
     return out
+
+
+OK_INVOCATIONS = (
+    r'^mlreg_requests_total\{endpoint="/invocations",method="POST",status="200"\} (\S+)'
+)
+
+
+def test_metrics_add_up_over_all_workers(tmp_path, cnn_dir) -> None:
+    """Two workers: whichever one answers the scrape, the counts are the server's total."""
+    server = Server(cnn_dir, tmp_path / "server.log", args=("--workers", "2", "--threads", "2"))
+    try:
+        server.wait_ready()
+        # both workers must be up before the count starts, or one still loading would miss it
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready = re.search(r"^mlreg_model_ready (\S+)", server.get("/metrics").text, re.M)
+            pids = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
+            if ready and float(ready.group(1)) == 1.0 and len(pids) == 2:
+                break
+            time.sleep(0.2)
+        body = {"inputs": np.zeros((1, 28, 28, 3)).tolist()}
+        for _ in range(30):
+            assert server.post("/invocations", body).status_code == 200
+        totals = set()
+        for _ in range(10):
+            text = server.get("/metrics").text
+            line = re.search(OK_INVOCATIONS, text, re.M)
+            totals.add(float(line.group(1)))
+        assert totals == {30.0}
+    finally:
+        server.stop()
