@@ -11,7 +11,7 @@ from mlreg.errors import InvalidInput
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-BACKENDS = ("local",)
+BACKENDS = ("local", "tfserving")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,13 @@ class ServingSettings:
     batch_max_size: int = 0
     batch_timeout_ms: float = 2.0
     backend: str = "local"
+    # backend=tfserving: where TF Serving listens (gRPC) and which servable to call.
+    tfserving_target: str | None = None
+    tfserving_model_name: str | None = None
+    tfserving_model_version: int | None = None
+    tfserving_version_label: str | None = None
+    tfserving_signature: str = "serving_default"
+    tfserving_timeout_ms: float = 5000.0
 
     def __post_init__(self) -> None:
         _check("port", self.port, 0 <= self.port <= 65535, "a port number 0-65535")
@@ -44,6 +51,21 @@ class ServingSettings:
         _check("batch_max_size", self.batch_max_size, self.batch_max_size >= 0, ">= 0 (0 = off)")
         _check("batch_timeout_ms", self.batch_timeout_ms, self.batch_timeout_ms >= 0, ">= 0")
         _check("backend", self.backend, self.backend in BACKENDS, _one_of(BACKENDS))
+        _check(
+            "tfserving_timeout_ms", self.tfserving_timeout_ms, self.tfserving_timeout_ms > 0, "> 0"
+        )
+        version = self.tfserving_model_version
+        _check("tfserving_model_version", version, version is None or version >= 1, ">= 1")
+        if version is not None and self.tfserving_version_label:
+            raise InvalidInput(
+                "MLREG_TFSERVING_MODEL_VERSION and MLREG_TFSERVING_VERSION_LABEL are exclusive: "
+                "set one"
+            )
+        if self.backend == "tfserving" and not self.tfserving_target:
+            raise InvalidInput(
+                "MLREG_TFSERVING_TARGET: expected HOST:PORT of TensorFlow Serving's gRPC port "
+                "when the backend is tfserving"
+            )
 
     @property
     def batching(self) -> bool:
@@ -106,6 +128,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "batch_max_size": int,
     "batch_timeout_ms": float,
     "backend": _lower,
+    "tfserving_target": str,
+    "tfserving_model_name": str,
+    "tfserving_model_version": int,
+    "tfserving_version_label": str,
+    "tfserving_signature": str,
+    "tfserving_timeout_ms": float,
 }
 
 

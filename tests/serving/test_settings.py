@@ -33,7 +33,12 @@ def test_every_variable() -> None:
         "MLREG_LOG_LEVEL": "debug",
         "MLREG_BATCH_MAX_SIZE": "16",
         "MLREG_BATCH_TIMEOUT_MS": "5",
-        "MLREG_BACKEND": "local",
+        "MLREG_BACKEND": "tfserving",
+        "MLREG_TFSERVING_TARGET": "localhost:8500",
+        "MLREG_TFSERVING_MODEL_NAME": "mnist",
+        "MLREG_TFSERVING_VERSION_LABEL": "stable",
+        "MLREG_TFSERVING_SIGNATURE": "predict",
+        "MLREG_TFSERVING_TIMEOUT_MS": "250",
         "OTHER": "ignored",
     }
     s = ServingSettings.from_env(env)
@@ -50,6 +55,12 @@ def test_every_variable() -> None:
         log_level="debug",
         batch_max_size=16,
         batch_timeout_ms=5,
+        backend="tfserving",
+        tfserving_target="localhost:8500",
+        tfserving_model_name="mnist",
+        tfserving_version_label="stable",
+        tfserving_signature="predict",
+        tfserving_timeout_ms=250,
     )
     assert s.batching and s.bind == "0.0.0.0:9000"
 
@@ -81,7 +92,22 @@ def test_empty_variables_mean_default() -> None:
             "MLREG_LOG_LEVEL: expected one of debug, info, warning, error, critical, got 'loud'",
         ),
         ({"MLREG_BATCH_MAX_SIZE": "-2"}, "MLREG_BATCH_MAX_SIZE: expected >= 0 (0 = off), got -2"),
-        ({"MLREG_BACKEND": "tfserving"}, "MLREG_BACKEND: expected one of local, got 'tfserving'"),
+        ({"MLREG_BACKEND": "tf"}, "MLREG_BACKEND: expected one of local, tfserving, got 'tf'"),
+        (
+            {"MLREG_BACKEND": "tfserving"},
+            "MLREG_TFSERVING_TARGET: expected HOST:PORT of TensorFlow Serving's gRPC port "
+            "when the backend is tfserving",
+        ),
+        (
+            {"MLREG_TFSERVING_MODEL_VERSION": "0"},
+            "MLREG_TFSERVING_MODEL_VERSION: expected >= 1, got 0",
+        ),
+        (
+            {"MLREG_TFSERVING_MODEL_VERSION": "2", "MLREG_TFSERVING_VERSION_LABEL": "stable"},
+            "MLREG_TFSERVING_MODEL_VERSION and MLREG_TFSERVING_VERSION_LABEL are exclusive: "
+            "set one",
+        ),
+        ({"MLREG_TFSERVING_TIMEOUT_MS": "0"}, "MLREG_TFSERVING_TIMEOUT_MS: expected > 0, got 0.0"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
 )
