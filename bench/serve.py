@@ -1,6 +1,6 @@
 """HTTP serving throughput and latency: ``mlreg serve`` next to ``mlflow models serve``.
 
-Usage: python bench/serve.py [--duration S] [--no-mlflow] [--no-batching]
+Usage: python bench/serve.py [--duration S] [--no-mlflow] [--no-batching] [--no-tfserving]
 
 Both servers run the reference docs' Keras CNN (28x28x3 -> 2, the same weights) with one
 worker on 127.0.0.1. The load comes from a second process (``wrk`` with a Lua script for
@@ -8,6 +8,11 @@ the POST body, or a bounded Python client when wrk is missing) at concurrency 1 
 one 28x28x3 image per request. The table prints requests/s and p50/p99 latency side by
 side and mlreg's ratio to MLflow, then mlreg's p50 at concurrency 1 against the raw traced
 TensorFlow call on the same input (how close the server is to the limit).
+
+``mlreg->tfserving`` is the same server with ``--backend tfserving`` in front of the TF
+Serving test peer (tests/serving/tfserving_peer.py: real gRPC, TF Serving's protos, the
+same SavedModel in real TensorFlow), so the cost of the extra gRPC hop is a number. The
+peer is Python, not TF Serving's C++ server, so treat its side of the hop as an upper bound.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from mlreg.tensorflow import save_model
 
 CONCURRENCY = (1, 16)
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -202,6 +208,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument("--no-batching", action="store_true", help="skip mlreg with batching")
+    parser.add_argument("--no-tfserving", action="store_true", help="skip the tfserving backend")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mlreg-bench-"))
@@ -261,6 +268,47 @@ def main() -> None:
             f"http://127.0.0.1:{port}",
             env,
         )
+    if not args.no_tfserving:
+        base = work / "tfs" / "cnn"
+        shutil.copytree(mlreg_dir / "tfserving" / "1", base / "1")
+        peer_port, port = free_port(), free_port()
+        peer = start(
+            [
+                sys.executable,
+                "-m",
+                "tests.serving.tfserving_peer",
+                "--port",
+                str(peer_port),
+                "--model_name",
+                "cnn",
+                "--model_base_path",
+                str(base),
+            ],
+            work / "peer.log",
+            {**env, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            bench(
+                "mlreg->tfserving",
+                [
+                    str(BIN / "mlreg"),
+                    "serve",
+                    "-m",
+                    str(mlreg_dir),
+                    "--port",
+                    str(port),
+                    "--backend",
+                    "tfserving",
+                    "--tfserving-target",
+                    f"127.0.0.1:{peer_port}",
+                    "--tfserving-model-name",
+                    "cnn",
+                ],
+                f"http://127.0.0.1:{port}",
+                env,
+            )
+        finally:
+            stop(peer)
     mlflow_bin = BIN / "mlflow"
     if not args.no_mlflow and mlflow_bin.exists():
         # MLflow's server loads models saved by MLflow; save the same weights its way.
@@ -326,6 +374,15 @@ def report(
                 )
         same = np.allclose(answers["mlreg"], answers["mlflow"], rtol=1e-5)
         print(f"same predictions from mlreg and mlflow: {same}")
+    if "mlreg->tfserving" in servers:
+        for c in CONCURRENCY:
+            a, b = servers["mlreg->tfserving"][c], servers["mlreg"][c]
+            print(
+                f"tfserving backend / local backend at concurrency {c}: {a.rps / b.rps:5.2f}x "
+                f"requests/s, p50 +{a.p50_ms - b.p50_ms:.2f} ms, p99 +{a.p99_ms - b.p99_ms:.2f} ms"
+            )
+        same = np.allclose(answers["mlreg"], answers["mlreg->tfserving"], rtol=1e-5)
+        print(f"same predictions from the local and tfserving backends: {same}")
     p50 = servers["mlreg"][1].p50_ms
     print(
         f"raw traced TF call p50: {raw_ms:.3f} ms; mlreg p50 at concurrency 1: {p50:.2f} ms "

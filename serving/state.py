@@ -46,10 +46,22 @@ class ServingState:
         try:
             backend = loader()
             runner = Runner(backend, self.settings, self.metrics)
-            warm_up(runner, backend)
+            try:
+                warm_up(runner, backend)
+            except MlregError as e:
+                # A remote backend (TF Serving) that is slow or failing right now is not a
+                # reason to stop: its signature was checked, and /ping reports its state.
+                if not hasattr(backend, "unready_reason"):
+                    raise
+                logger.warning("warm-up through the backend failed: %s", e.message)
         except BaseException as e:
-            self.error = e.message if isinstance(e, MlregError) else f"{type(e).__name__}: {e}"
-            logger.exception("model failed to load: %s", self.error)
+            if isinstance(e, MlregError):
+                # Our own errors say what is wrong in one line; a traceback would bury it.
+                self.error = e.message
+                logger.error("model failed to load: %s", self.error)
+            else:
+                self.error = f"{type(e).__name__}: {e}"
+                logger.exception("model failed to load: %s", self.error)
             raise
         self.backend, self.runner = backend, runner
         # TensorFlow and Keras leave millions of long-lived objects behind; a full garbage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Peer:
+    """The TF Serving test peer (tests/serving/tfserving_peer.py) in a subprocess."""
+
+    def __init__(self, name: str, base: Path, log_path: Path, *args: str) -> None:
+        self.name = name
+        self.base = base
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.control = base.parent / f"{name}-control.json"
+        self.log_path = log_path
+        self._args = ("--model_name", name, "--model_base_path", str(base), *args)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Peer:
+        self.control.write_text("{}")
+        cmd = [sys.executable, "-m", "tests.serving.tfserving_peer", "--port", str(self.port)]
+        cmd += [*self._args, "--control_file", str(self.control)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"peer exited: {self.log_path.read_text(errors='replace')}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError("the TF Serving peer did not start listening")
+
+    def set(self, **control: Any) -> None:
+        """What the next Predict calls do: ``fail="INTERNAL"``, ``delay_ms=500``."""
+        self.control.write_text(json.dumps(control))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
 
 
 class Server:

@@ -6,8 +6,10 @@ of its gRPC API that mlreg uses (``PredictionService.Predict`` and ``GetModelMet
 for numeric version directories, loads the newest with ``tf.saved_model.load`` (states
 START → LOADING → AVAILABLE, older ones → END), answers with its status codes and
 messages, and returns outputs in the typed ``*_val`` fields as TF Serving does by default.
-Test-only switches (``--load_delay_seconds``, ``--predict_delay_ms``, ``--fail_predict``)
-make the slow and failing cases happen on purpose.
+Two test-only switches make the slow and failing cases happen on purpose:
+``--load_delay_seconds`` keeps a new version LOADING that long, and ``--control_file``
+names a JSON file read on every Predict: ``{"delay_ms": 500}`` answers late,
+``{"fail": "INTERNAL"}`` aborts with that status code.
 
 Run: python -m tests.serving.tfserving_peer --port 8500 --model_name m --model_base_path DIR
 """
@@ -15,6 +17,7 @@ Run: python -m tests.serving.tfserving_peer --port 8500 --model_name m --model_b
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import threading
@@ -28,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import grpc
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -125,11 +129,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.options = options
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if self.options.predict_delay_ms:
-            time.sleep(self.options.predict_delay_ms / 1000)
-        if self.options.fail_predict:
-            code = grpc.StatusCode[self.options.fail_predict]
-            context.abort(code, f"injected {code.name} for the test")
+        control = self._control()
+        time.sleep(control.get("delay_ms", 0) / 1000)
+        if control.get("fail"):
+            code = grpc.StatusCode[control["fail"]]
+            context.abort(code, control.get("message", f"injected {code.name} for the test"))
         version = self.servables.resolve(request.model_spec, context)
         name = request.model_spec.signature_name or "serving_default"
         if name not in version.signature_defs:
@@ -160,8 +164,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             if proto.dtype != want:
                 context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
-                    f"Expects arg[{i}] to be {tf.as_dtype(want).name} but "
-                    f"{tf.as_dtype(proto.dtype).name} is provided",
+                    f"Expects arg[{i}] to be {type_string(want)} but "
+                    f"{type_string(proto.dtype)} is provided",
                 )
             feed[alias] = tf.constant(tf.make_ndarray(proto))
         try:
@@ -176,6 +180,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         for alias in wanted:
             response.outputs[alias].CopyFrom(as_proto_field(result[alias].numpy()))
         return response
+
+    def _control(self) -> dict[str, Any]:
+        path = self.options.control_file
+        return json.loads(path.read_text()) if path and path.exists() else {}
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.metadata_field:
@@ -226,6 +234,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+def type_string(enum: int) -> str:
+    """TensorFlow's DataTypeString: DT_FLOAT → float, DT_DOUBLE → double."""
+    return types_pb2.DataType.Name(enum)[3:].lower()
+
+
 def as_proto_field(array: Any) -> Any:
     """A TensorProto with the values in the typed field (TF Serving's AsProtoField)."""
     dtype = tf.as_dtype(array.dtype)
@@ -246,8 +259,7 @@ def main() -> None:
     parser.add_argument("--version_label", action="append", default=[], help="label=version")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=0.2)
     parser.add_argument("--load_delay_seconds", type=float, default=0.0)
-    parser.add_argument("--predict_delay_ms", type=float, default=0.0)
-    parser.add_argument("--fail_predict", default=None, help="a grpc.StatusCode name")
+    parser.add_argument("--control_file", type=Path, default=None)
     options = parser.parse_args()
     labels = {k: int(v) for k, _, v in (item.partition("=") for item in options.version_label)}
     servables = Servables(
