@@ -41,6 +41,7 @@ class BuildOptions:
     """Everything `generate-dockerfile` and `build-docker` take besides the model URI."""
 
     base_image: str | None = None
+    build_image: str | None = None
     wheelhouse: Path | None = None
     offline: bool = False
     pip_index_url: str | None = None
@@ -56,6 +57,7 @@ class BuildContext:
     path: Path
     model: ResolvedModel
     base_image: str
+    build_image: str
     labels: dict[str, str]
 
 
@@ -231,10 +233,11 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
         {
             "model_name": model.name or model.uri,
             "base_image": base,
+            "build_image": options.build_image or base,
             "pip_options": flags,
             "uid": str(IMAGE_UID),
             "labels": _label_instruction(labels),
         }
     )
     (dest / "Dockerfile").write_text(dockerfile)
-    return BuildContext(dest, model, base, labels)
+    return BuildContext(dest, model, base, options.build_image or base, labels)

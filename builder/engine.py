@@ -62,15 +62,27 @@ def check_base_image(client: docker.DockerClient, image: str, want_python: str |
                 f"base image {image!r} is not available locally and cannot be pulled: {e}"
             ) from None
     probe = "import sys, venv; print('%d.%d' % sys.version_info[:2])"
+    container = None
     try:
-        out = client.containers.run(
-            image, ["python3", "-c", probe], entrypoint=[], remove=True, network_mode="none"
+        # create/start/remove by hand: run(remove=True) leaves the container behind when it
+        # cannot even start (no python3 in the image)
+        container = client.containers.create(
+            image, ["python3", "-c", probe], entrypoint=[], network_mode="none"
         )
-    except (APIError, DockerException) as e:
+        container.start()
+        code = container.wait(timeout=120).get("StatusCode")
+        out = container.logs(stdout=True, stderr=False)
+        problem = "" if code == 0 else container.logs(stdout=False, stderr=True).decode()
+    except (APIError, DockerException, ConnectionError) as e:
+        problem = str(e)
+    finally:
+        if container is not None:
+            container.remove(force=True)
+    if problem:
         raise DockerError(
-            f"base image {image!r} has no usable python3 with the venv module ({str(e)[:200]}); "
-            "use a Python image such as python:3.11-slim"
-        ) from None
+            f"base image {image!r} has no usable python3 with the venv module "
+            f"({problem.strip()[-200:]}); use a Python image such as python:3.11-slim"
+        )
     version = out.decode().strip()
     if want_python and not want_python.startswith(version + ".") and want_python != version:
         raise InvalidInput(

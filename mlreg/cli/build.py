@@ -23,6 +23,12 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--base-image", default=None, help="Default: python:<model's major.minor>-slim."
         ),
         click.option(
+            "--build-image",
+            default=None,
+            help="Image of the install stage (default: the base image), e.g. the same Python "
+            "with binutils so TensorFlow's libraries get stripped; it never ships.",
+        ),
+        click.option(
             "--wheelhouse",
             type=click.Path(path_type=Path, file_okay=False),
             default=None,
@@ -47,6 +53,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _options(kw: dict[str, Any]) -> ctx.BuildOptions:
     return ctx.BuildOptions(
         base_image=kw["base_image"],
+        build_image=kw["build_image"],
         wheelhouse=kw["wheelhouse"],
         offline=kw["offline"],
         pip_index_url=kw["pip_index_url"],
@@ -66,6 +73,11 @@ def generate_dockerfile(model_uri: str, directory: Path, **kw: Any) -> None:
     built = ctx.write_context(model_uri, directory, _options(kw))
     click.echo(f"Wrote build context to {directory} (base image {built.base_image})")
     click.echo(f"Build it with: docker build -t {built.model.name or 'model'} {directory}")
+
+
+def next_steps(reference: str, image: engine.BuiltImage) -> list[str]:
+    """Commands to run the image; a later issue appends the `helm install` one here."""
+    return [f"docker run -p 8080:8080 {reference}"]
 
 
 def _size(n: int) -> str:
@@ -93,9 +105,9 @@ def build_docker(
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mlreg-build-") as tmp:
         built_ctx = ctx.write_context(model_uri, Path(tmp) / "context", options)
-        engine.check_base_image(
-            client, built_ctx.base_image, read_python_version(built_ctx.model.path)
-        )
+        python = read_python_version(built_ctx.model.path)
+        for image_ref in dict.fromkeys([built_ctx.build_image, built_ctx.base_image]):
+            engine.check_base_image(client, image_ref, python)
         image = engine.build(
             client,
             built_ctx.path,
@@ -110,7 +122,8 @@ def build_docker(
     click.echo(f"  size:     {_size(image.size)}")
     elapsed = time.monotonic() - started
     click.echo(f"  time:     {elapsed:.1f} s ({image.cached_steps}/{image.steps} steps cached)")
-    click.echo(f"  run:      docker run -p 8080:8080 {repository}:{tag}")
+    for step in next_steps(f"{repository}:{tag}", image):
+        click.echo(f"  next:     {step}")
 
 
 @click.command("inspect-image")

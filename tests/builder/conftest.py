@@ -21,6 +21,7 @@ PLATFORMS = [
     for arg in ("--platform", tag)
 ]
 BASE_IMAGE = os.environ.get("MLREG_TEST_BASE_IMAGE", "mlreg-test/python:3.11-bookworm")
+BUILD_IMAGE = os.environ.get("MLREG_TEST_BUILD_IMAGE", "mlreg-test/python:3.11-bookworm-build")
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +44,13 @@ def docker_client():
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs a Docker engine for the image tests: {e}")
         pytest.skip(f"no Docker engine ({type(e).__name__}); run `bash .ci/docker.sh` to enable")
-    try:
-        client.images.get(BASE_IMAGE)
-    except Exception:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the base image {BASE_IMAGE} (bash .ci/docker.sh)")
-        pytest.skip(f"base image {BASE_IMAGE} missing; run `bash .ci/docker.sh`")
+    for image in (BASE_IMAGE, BUILD_IMAGE):
+        try:
+            client.images.get(image)
+        except Exception:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI needs the image {image} (bash .ci/docker.sh)")
+            pytest.skip(f"image {image} missing; run `bash .ci/docker.sh`")
     yield client
     client.close()
 

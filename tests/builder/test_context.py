@@ -41,6 +41,18 @@ def test_context_holds_everything_the_image_needs(cnn_model, tmp_path):
     assert dockerfile.index("pip install") < dockerfile.index("COPY model/")
     assert "--find-links /opt/mlreg-build/wheels" in dockerfile
     assert (tmp_path / "c" / ".dockerignore").read_text().startswith("*\n")
+    # the install stage defaults to the base image; metadata comes before the virtualenv
+    assert "ARG BUILD_IMAGE=python:3.11-slim" in dockerfile
+    assert "FROM ${BUILD_IMAGE} AS deps" in dockerfile
+    assert dockerfile.index("HEALTHCHECK") < dockerfile.index("COPY --from=deps")
+
+
+def test_separate_build_image(cnn_model, tmp_path):
+    options = ctx.BuildOptions(base_image="py:rt", build_image="py:build")
+    built = ctx.write_context(str(cnn_model), tmp_path / "c", options)
+    dockerfile = (tmp_path / "c" / "Dockerfile").read_text()
+    assert (built.base_image, built.build_image) == ("py:rt", "py:build")
+    assert "ARG BASE_IMAGE=py:rt" in dockerfile and "ARG BUILD_IMAGE=py:build" in dockerfile
 
 
 def test_labels_describe_a_registry_version(cnn_model, tmp_path, tracking_home):

@@ -21,11 +21,18 @@ from mlreg.builder import engine
 from mlreg.cli import main
 from mlreg.errors import DockerError, InvalidInput
 from mlreg.tensorflow import save_model
-from tests.builder.conftest import BASE_IMAGE
+from tests.builder.conftest import BASE_IMAGE, BUILD_IMAGE
 from tests.tensorflow.zoo import reference_cnn
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 MAX_IMAGE_BYTES = 1.2e9
+# The issue's targets; vfs (an engine without overlayfs) copies whole file systems and misses them.
+MAX_REBUILD_SECONDS = 30
+MAX_READY_SECONDS = 15
+
+
+def fast_storage(client) -> bool:
+    return client.info()["Driver"] != "vfs"
 
 
 def free_port() -> int:
@@ -34,8 +41,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(container, port: int, timeout: float = 120) -> float:
-    start = time.monotonic()
+def wait_ready(container, port: int, start: float, timeout: float = 120) -> float:
+    """Seconds from ``start`` (just before ``docker run``) to the first 200 on /ping."""
     while time.monotonic() - start < timeout:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
@@ -74,29 +81,37 @@ def registry(cnn_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(docker_client, registry, wheelhouse, tmp_path_factory):
-    options = ctx.BuildOptions(base_image=BASE_IMAGE, wheelhouse=wheelhouse, offline=True)
+    options = ctx.BuildOptions(
+        base_image=BASE_IMAGE, build_image=BUILD_IMAGE, wheelhouse=wheelhouse, offline=True
+    )
     context = ctx.write_context(
         "models:/mnist/Production", tmp_path_factory.mktemp("b") / "c", options
     )
     engine.check_base_image(docker_client, BASE_IMAGE, "3.11")
+    engine.check_base_image(docker_client, BUILD_IMAGE, "3.11")
     start = time.monotonic()
     image = engine.build(docker_client, context.path, "mlreg-test/mnist:1", progress=lambda _: None)
     image_seconds = time.monotonic() - start
     print(f"\nfull build {image_seconds:.1f}s, size {image.size / 1e6:.0f} MB")
     yield image, image_seconds
     docker_client.images.remove("mlreg-test/mnist:1", force=True)
+    # the install stage's image (~1.5 GB) has no tag and nothing else uses it
+    docker_client.images.prune(filters={"dangling": True})
 
 
 def test_image_serves_the_models_predictions(docker_client, built):
     image, _ = built
     assert image.size < MAX_IMAGE_BYTES
     port = free_port()
+    start = time.monotonic()
     container = docker_client.containers.run(
         image.id, detach=True, network_mode="host", environment={"MLREG_PORT": str(port)}
     )
     try:
-        ready = wait_ready(container, port)
+        ready = wait_ready(container, port, start)
         print(f"\nready {ready:.1f}s after docker run")
+        if fast_storage(docker_client):
+            assert ready < MAX_READY_SECONDS
         model = pyfunc.load_model("models:/mnist/Production")
         answer = post(port, model.serving_input_example)
         expected = model.predict(model.input_example)
@@ -106,6 +121,9 @@ def test_image_serves_the_models_predictions(docker_client, built):
         assert exit_code == 0 and out.decode().strip() == "10001"
         health = docker_client.api.inspect_container(container.id)["Config"]["Healthcheck"]
         assert "/ping" in " ".join(health["Test"])
+        # strip ran in the build stage only: no binutils (nor pip) in the image
+        exit_code, out = container.exec_run(["sh", "-c", "command -v strip ld pip || echo none"])
+        assert out.decode().strip() == "none"
     finally:
         container.remove(force=True)
 
@@ -113,6 +131,7 @@ def test_image_serves_the_models_predictions(docker_client, built):
 def test_arbitrary_uid_in_group_zero_can_run_it(docker_client, built):
     image, _ = built
     port = free_port()
+    start = time.monotonic()
     container = docker_client.containers.run(
         image.id,
         detach=True,
@@ -121,7 +140,9 @@ def test_arbitrary_uid_in_group_zero_can_run_it(docker_client, built):
         environment={"MLREG_PORT": str(port), "MLREG_THREADS": "2"},
     )
     try:
-        wait_ready(container, port)
+        wait_ready(container, port, start)
+        exit_code, out = container.exec_run(["touch", "/opt/mlreg/work/x"])
+        assert exit_code == 0, out
     finally:
         container.remove(force=True)
 
@@ -148,21 +169,44 @@ def test_new_model_version_reuses_the_dependency_layers(
     _, first_seconds = built
     save_model(reference_cnn(), tmp_path / "v2", input_example=np.zeros((1, 28, 28, 3), np.float32))
     mlreg.register_model(str(tmp_path / "v2"), "mnist")
-    options = ctx.BuildOptions(base_image=BASE_IMAGE, wheelhouse=wheelhouse, offline=True)
-    context = ctx.write_context("models:/mnist/2", tmp_path / "c", options)
     start = time.monotonic()
-    image = engine.build(docker_client, context.path, "mlreg-test/mnist:2", progress=lambda _: None)
+    result = CliRunner().invoke(
+        main,
+        [
+            "build-docker",
+            "-m",
+            "models:/mnist/2",
+            "-n",
+            "mlreg-test/mnist:2",
+            "--base-image",
+            BASE_IMAGE,
+            "--build-image",
+            BUILD_IMAGE,
+            "--wheelhouse",
+            str(wheelhouse),
+            "--offline",
+        ],
+    )
     seconds = time.monotonic() - start
     print(f"\nrebuild for a new model version {seconds:.1f}s (full build {first_seconds:.1f}s)")
     try:
+        assert result.exit_code == 0, result.output
+        image = docker_client.images.get("mlreg-test/mnist:2")
+        # progress is a step counter, not the engine's JSON; the end: id, tag, size, next step
+        out = result.output
+        assert "[1/" in out and '"stream"' not in out
+        assert "Built mlreg-test/mnist:2" in out and f"image id: {image.id}" in out
+        assert "size:" in out and "docker run -p 8080:8080 mlreg-test/mnist:2" in out
         layers_1 = docker_client.images.get(built[0].id).attrs["RootFS"]["Layers"]
-        layers_2 = docker_client.images.get(image.id).attrs["RootFS"]["Layers"]
+        layers_2 = image.attrs["RootFS"]["Layers"]
         # Only the model layer differs: the base, the user and the virtualenv are shared.
         assert layers_1[:-1] == layers_2[:-1] and layers_1[-1] != layers_2[-1]
-        assert image.cached_steps > 0
         assert image.labels["io.mlreg.model.version"] == "2"
+        if fast_storage(docker_client):
+            assert seconds < MAX_REBUILD_SECONDS
     finally:
-        docker_client.images.remove("mlreg-test/mnist:2", force=True)
+        if docker_client.images.list(name="mlreg-test/mnist:2"):
+            docker_client.images.remove("mlreg-test/mnist:2", force=True)
 
 
 def test_base_image_without_python_is_refused(docker_client):
@@ -177,6 +221,10 @@ def test_base_image_without_python_is_refused(docker_client):
     try:
         with pytest.raises(DockerError, match="has no usable python3 with the venv module"):
             engine.check_base_image(docker_client, "mlreg-test/no-python:1", "3.11")
+        # the probe container is gone even though it could not start
+        assert not docker_client.containers.list(
+            all=True, filters={"ancestor": "mlreg-test/no-python:1"}
+        )
         with pytest.raises(InvalidInput, match=r"saved with Python 3\.12\.1 but base image"):
             engine.check_base_image(docker_client, BASE_IMAGE, "3.12.1")
     finally:
