@@ -115,6 +115,14 @@ class BackendUnavailable(MlregError):
     error_code = "BACKEND_UNAVAILABLE"
 
 
+class BackendError(MlregError):
+    """The model server behind us (TensorFlow Serving) failed in a way that is not ours."""
+
+    status_code = 502
+    exit_code = 10
+    error_code = "BACKEND_ERROR"
+
+
 class DockerError(MlregError):
     exit_code = 11
     error_code = "DOCKER_ERROR"

@@ -1,7 +1,6 @@
-"""What the server predicts with: a Backend. ``local`` runs the model in-process through pyfunc.
-
-A second backend (forwarding tensors to TensorFlow Serving over gRPC) implements the same
-protocol and registers in ``BACKENDS``; the routes, codecs and runner never change.
+"""What the server predicts with: a Backend. ``local`` runs the model in-process through pyfunc;
+``tfserving`` checks requests here and forwards the tensors to TensorFlow Serving over gRPC.
+Both implement the same protocol, so the routes, codecs and runner never change.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from mlreg.errors import InvalidInput
 from mlreg.models.model import Model
 from mlreg.models.signature import ModelSignature
 from mlreg.pyfunc import load_model
+from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.uris import ResolvedModel
 
@@ -34,8 +34,13 @@ class Backend(Protocol):
 
     def predict_unchecked(self, data: Any, params: dict[str, Any] | None = None) -> Any: ...
 
+    # A backend that computes in another server (tfserving) also has
+    # ``unready_reason() -> str | None``: None when that server can answer now, else why not.
 
-def load_local(settings: ServingSettings, source: ResolvedModel | None) -> Backend:
+
+def load_local(
+    settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
+) -> Backend:
     """Load the model in this process (imports TensorFlow: call it after the fork)."""
     if source is None:
         if not settings.model_uri:
@@ -47,14 +52,24 @@ def load_local(settings: ServingSettings, source: ResolvedModel | None) -> Backe
     return model
 
 
-BACKENDS: dict[str, Callable[[ServingSettings, ResolvedModel | None], Backend]] = {
-    "local": load_local,
-}
+def load_tfserving(
+    settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
+) -> Backend:
+    """Connect to TensorFlow Serving (the gRPC stubs are imported only for this backend)."""
+    from mlreg.serving.tfserving import load_tfserving
+
+    return load_tfserving(settings, source, metrics)
 
 
-def load_backend(settings: ServingSettings, source: ResolvedModel | None = None) -> Backend:
+Loader = Callable[[ServingSettings, ResolvedModel | None, Metrics], Backend]
+BACKENDS: dict[str, Loader] = {"local": load_local, "tfserving": load_tfserving}
+
+
+def load_backend(
+    settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
+) -> Backend:
     """Load the backend ``settings.backend`` names."""
-    return BACKENDS[settings.backend](settings, source)
+    return BACKENDS[settings.backend](settings, source, metrics)
 
 
-__all__ = ["BACKENDS", "Backend", "load_backend", "load_local"]
+__all__ = ["BACKENDS", "Backend", "load_backend", "load_local", "load_tfserving"]

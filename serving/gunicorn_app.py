@@ -131,8 +131,8 @@ class ServingApplication(BaseApplication):
         configure_logging(settings.log_format, settings.log_level)
         state = ServingState(settings, Metrics(self.metrics_dir))
         app = create_app(settings, state=state)
-        app.extensions["mlreg"].start_loading(
-            lambda: load_backend(settings, self.source), on_failure=_boot_failed
+        state.start_loading(
+            lambda: load_backend(settings, self.source, state.metrics), on_failure=_boot_failed
         )
         return app
 

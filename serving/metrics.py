@@ -93,6 +93,12 @@ class Metrics:
         self.timeouts = Counter(
             "mlreg_prediction_timeouts", "Predictions that ran past the timeout", registry=r
         )
+        self.backend_calls = Counter(
+            "mlreg_tfserving_calls",
+            "gRPC calls to TensorFlow Serving, by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

@@ -84,9 +84,9 @@ def invocations() -> Response:
 
 @bp.get("/ping")
 def ping() -> Response:
-    s = state()
-    if not s.ready:
-        err = BackendUnavailable(s.not_ready_message())
+    reason = state().unready_reason()
+    if reason is not None:
+        err = BackendUnavailable(reason)
         return json_response(orjson.dumps(err.to_dict()), err.status_code)
     return json_response(b'{"status":"ready"}')
 

@@ -84,6 +84,13 @@ class ServingState:
             raise BackendUnavailable(self.not_ready_message())
         return self.backend, self.runner
 
+    def unready_reason(self) -> str | None:
+        """None when a prediction can be answered now; else why not (what /ping reports)."""
+        if not self.ready:
+            return self.not_ready_message()
+        probe = getattr(self.backend, "unready_reason", None)
+        return probe() if probe is not None else None
+
     def not_ready_message(self) -> str:
         if self.error is not None:
             return f"the model failed to load: {self.error}"

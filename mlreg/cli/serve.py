@@ -32,6 +32,26 @@ from mlreg.uris import resolve_model_uri
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "tfserving"]),
+    default=None,
+    help="local: run the model in this process (default); tfserving: forward to TF Serving.",
+)
+@click.option("--tfserving-target", default=None, help="TF Serving's gRPC HOST:PORT.")
+@click.option(
+    "--tfserving-model-name",
+    default=None,
+    help="The model's name in TF Serving (default: the registered name, else 'model').",
+)
+@click.option(
+    "--tfserving-model-version", type=int, default=None, help="Pin a version (default: latest)."
+)
+@click.option("--tfserving-version-label", default=None, help="Or call a version label.")
+@click.option("--tfserving-signature", default=None, help="Signature name (serving_default).")
+@click.option(
+    "--tfserving-timeout-ms", type=float, default=None, help="Deadline per call (5000 ms)."
+)
 def serve(model_uri: str | None, **flags: object) -> None:
     """Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict."""
     settings = ServingSettings.from_env(os.environ, model_uri=model_uri, **flags)
@@ -42,9 +62,14 @@ def serve(model_uri: str | None, **flags: object) -> None:
     mlmodel = Model.load(source.path)
     if "python_function" not in mlmodel.flavors:
         raise MLmodelError(f"{source.path}: the model has no python_function flavor to serve")
+    where = (
+        f", computed by TF Serving at {settings.tfserving_target}"
+        if settings.backend == "tfserving"
+        else ""
+    )
     click.echo(
         f"Serving {settings.model_uri} on http://{settings.bind} "
-        f"({settings.workers} worker(s) x {settings.threads} threads)",
+        f"({settings.workers} worker(s) x {settings.threads} threads{where})",
         err=True,
     )
     run(settings, source)
