@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -75,9 +77,25 @@ def generate_dockerfile(model_uri: str, directory: Path, **kw: Any) -> None:
     click.echo(f"Build it with: docker build -t {built.model.name or 'model'} {directory}")
 
 
+HELM_CHART = "charts/mlreg-serving"
+
+
+def helm_release_name(model_name: str, repository: str) -> str:
+    """A Helm release name for the model: a DNS label of at most 53 characters (Helm's limit)."""
+    raw = model_name or repository.rsplit("/", 1)[-1]
+    name = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")[:53].rstrip("-")
+    return name or "model"
+
+
 def next_steps(reference: str, image: engine.BuiltImage) -> list[str]:
-    """Commands to run the image; a later issue appends the `helm install` one here."""
-    return [f"docker run -p 8080:8080 {reference}"]
+    """Commands to run the image: with Docker, and on Kubernetes with the mlreg-serving chart."""
+    repository, tag = engine.parse_reference(reference)
+    release = helm_release_name(image.labels.get(f"{ctx.LABEL_PREFIX}.model.name", ""), repository)
+    return [
+        f"docker run -p 8080:8080 {reference}",
+        f"helm install {release} {HELM_CHART} --set image.repository={shlex.quote(repository)} "
+        f"--set-string image.tag={shlex.quote(tag)}",
+    ]
 
 
 def _size(n: int) -> str:
