@@ -48,6 +48,7 @@ class BuildOptions:
     pip_extra_index_urls: tuple[str, ...] = ()
     pip_cert: Path | None = None
     gpu: bool = False
+    without_tensorflow: bool = False
     require_signature: bool = True
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -211,6 +212,11 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
     if options.pip_cert is not None and not options.pip_cert.is_file():
         raise InvalidInput(f"pip certificate {options.pip_cert} is not a file")
     flags = pip_options(options)
+    if options.without_tensorflow and options.gpu:
+        raise InvalidInput(
+            "--without-tensorflow and --gpu contradict each other: an image without TensorFlow "
+            "forwards to TF Serving, which does the GPU work"
+        )
     base = options.base_image or default_base_image(read_python_version(model.path))
     labels = model_labels(model, mlmodel, options.labels)
 
@@ -235,6 +241,8 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
             "base_image": base,
             "build_image": options.build_image or base,
             "pip_options": flags,
+            "without_tensorflow": "1" if options.without_tensorflow else "0",
+            "backend": "tfserving" if options.without_tensorflow else "local",
             "uid": str(IMAGE_UID),
             "labels": _label_instruction(labels),
         }

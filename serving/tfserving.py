@@ -146,7 +146,7 @@ class TFServingClient:
         if self.signature_name not in defs.signature_def:
             raise MLmodelError(
                 f"{self.servable} has no signature {self.signature_name!r} "
-                f"(it has {', '.join(sorted(defs.signature_def)) or 'none'}); "
+                f"(it has {', '.join(_public(defs.signature_def)) or 'none'}); "
                 "set MLREG_TFSERVING_SIGNATURE"
             )
         return defs.signature_def[self.signature_name]
@@ -247,6 +247,11 @@ def load_tfserving(
         raise
     logger.info("forwarding predictions to %s", client.servable)
     return TFServingModel(TFServingPredictor(client, TensorIO(inputs, outputs)), metadata, source)
+
+
+def _public(names: Any) -> list[str]:
+    """Signature names a caller can use (not TensorFlow's own ``__saved_model_init_op``)."""
+    return sorted(n for n in names if not n.startswith("__"))
 
 
 def _wait_for_signature(client: TFServingClient) -> Any:

@@ -41,6 +41,12 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--pip-extra-index-url", "pip_extra_index_urls", multiple=True),
         click.option("--pip-cert", type=click.Path(path_type=Path, dir_okay=False), default=None),
         click.option("--gpu", is_flag=True, help="Keep the GPU build of TensorFlow."),
+        click.option(
+            "--without-tensorflow",
+            is_flag=True,
+            help="Leave TensorFlow's runtime out: the image forwards to TF Serving "
+            "(MLREG_BACKEND=tfserving) and is far smaller.",
+        ),
         click.option("--label", "labels", multiple=True, metavar="KEY=VALUE"),
         click.option(
             "--no-require-signature", is_flag=True, help="Allow a model without a signature."
@@ -62,6 +68,7 @@ def _options(kw: dict[str, Any]) -> ctx.BuildOptions:
         pip_extra_index_urls=tuple(kw["pip_extra_index_urls"]),
         pip_cert=kw["pip_cert"],
         gpu=kw["gpu"],
+        without_tensorflow=kw["without_tensorflow"],
         require_signature=not kw["no_require_signature"],
         labels=key_values(kw["labels"]),
     )

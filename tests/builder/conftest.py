@@ -80,7 +80,7 @@ def wheelhouse(cnn_model, tmp_path_factory) -> Path:
     )
     mlreg_wheel = next(mlreg_wheel_dir.glob("mlreg-*.whl"))
     setup_cfg = (ROOT / "setup.cfg").read_bytes()
-    key = hashlib.sha256("\n".join(reqs).encode() + setup_cfg).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([*reqs, "tfs"]).encode() + setup_cfg).hexdigest()[:16]
     cache = Path.home() / ".cache" / "mlreg-test-wheelhouse" / key
     if not (cache / ".complete").exists():
         shutil.rmtree(cache, ignore_errors=True)
@@ -106,6 +106,13 @@ def wheelhouse(cnn_model, tmp_path_factory) -> Path:
             check=True,
             capture_output=True,
         )
+        # TF Serving's client declares the full `tensorflow`; the image installs it --no-deps.
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache),
+             "--only-binary=:all:", "tensorflow-serving-api"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
         (cache / ".complete").write_text("ok")
     house = tmp_path_factory.mktemp("wheelhouse")
     for wheel in cache.glob("*.whl"):

@@ -187,3 +187,21 @@ def test_generate_dockerfile_cli(cnn_model, tmp_path):
     assert (tmp_path / "ctx" / "Dockerfile").is_file()
     bad = CliRunner().invoke(main, ["build-docker", "-m", str(cnn_model), "-n", "Bad Name"])
     assert bad.exit_code == 2 and bad.stderr.startswith("Error: invalid image name 'Bad Name'")
+
+
+def test_without_tensorflow(cnn_model, tmp_path):
+    options = ctx.BuildOptions(base_image="py:rt", without_tensorflow=True)
+    ctx.write_context(str(cnn_model), tmp_path / "c", options)
+    dockerfile = (tmp_path / "c" / "Dockerfile").read_text()
+    assert 'if [ "1" = 1 ]' in dockerfile and "MLREG_BACKEND=tfserving" in dockerfile
+    assert "--no-deps tensorflow-serving-api" in dockerfile
+    ctx.write_context(str(cnn_model), tmp_path / "d", ctx.BuildOptions(base_image="py:rt"))
+    dockerfile = (tmp_path / "d" / "Dockerfile").read_text()
+    assert 'if [ "0" = 1 ]' in dockerfile and "MLREG_BACKEND=local" in dockerfile
+    assert "{{" not in dockerfile
+    with pytest.raises(InvalidInput, match="--without-tensorflow and --gpu contradict"):
+        ctx.write_context(
+            str(cnn_model),
+            tmp_path / "e",
+            ctx.BuildOptions(without_tensorflow=True, gpu=True),
+        )

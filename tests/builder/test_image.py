@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import socket
 import tarfile
 import time
@@ -22,6 +23,7 @@ from mlreg.cli import main
 from mlreg.errors import DockerError, InvalidInput
 from mlreg.tensorflow import save_model
 from tests.builder.conftest import BASE_IMAGE, BUILD_IMAGE
+from tests.serving.server import Peer
 from tests.tensorflow.zoo import reference_cnn
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -207,6 +209,72 @@ def test_new_model_version_reuses_the_dependency_layers(
     finally:
         if docker_client.images.list(name="mlreg-test/mnist:2"):
             docker_client.images.remove("mlreg-test/mnist:2", force=True)
+
+
+@pytest.fixture(scope="module")
+def peer(cnn_model, tmp_path_factory):
+    """The TF Serving test peer on the host's loopback, serving the model's export as cnn."""
+    root = tmp_path_factory.mktemp("tfs")
+    shutil.copytree(cnn_model / "tfserving" / "1", root / "cnn" / "1")
+    peer = Peer("cnn", root / "cnn", root / "peer.log").start()
+    yield peer
+    peer.stop()
+
+
+def run_forwarding(docker_client, image_id: str, peer: Peer, **env: str) -> None:
+    """Run the image against the peer and check its answer equals the in-process one."""
+    port = free_port()
+    environment = {
+        "MLREG_PORT": str(port),
+        "MLREG_TFSERVING_TARGET": peer.target,
+        "MLREG_TFSERVING_MODEL_NAME": "cnn",
+        **env,
+    }
+    container = docker_client.containers.run(
+        image_id, detach=True, network_mode="host", environment=environment
+    )
+    try:
+        wait_ready(container, port, time.monotonic())
+        model = pyfunc.load_model("models:/mnist/Production")
+        answer = post(port, model.serving_input_example)
+        expected = model.predict(model.input_example)
+        np.testing.assert_allclose(np.asarray(answer["predictions"]), expected, rtol=1e-5)
+    finally:
+        container.remove(force=True)
+
+
+def test_image_forwards_to_tf_serving(docker_client, built, peer):
+    image, _ = built
+    run_forwarding(docker_client, image.id, peer, MLREG_BACKEND="tfserving")
+
+
+def test_image_without_tensorflow(docker_client, built, registry, wheelhouse, tmp_path, peer):
+    options = ctx.BuildOptions(
+        base_image=BASE_IMAGE,
+        build_image=BUILD_IMAGE,
+        wheelhouse=wheelhouse,
+        offline=True,
+        without_tensorflow=True,
+    )
+    context = ctx.write_context("models:/mnist/Production", tmp_path / "c", options)
+    image = engine.build(
+        docker_client, context.path, "mlreg-test/mnist:slim", progress=lambda _: None
+    )
+    try:
+        full = built[0].size
+        print(f"\nwithout TensorFlow {image.size / 1e6:.0f} MB (with: {full / 1e6:.0f} MB)")
+        assert image.size < full / 2
+        assert "MLREG_BACKEND=tfserving" in image.attrs["Config"]["Env"]
+        run_forwarding(docker_client, image.id, peer)  # the image's own MLREG_BACKEND
+        # no TensorFlow runtime to fall back on: the local backend cannot load the model
+        out = docker_client.containers.run(
+            image.id,
+            ["python", "-c", "import tensorflow as tf; print(hasattr(tf, 'constant'))"],
+            remove=True,
+        )
+        assert out.decode().strip() == "False"
+    finally:
+        docker_client.images.remove("mlreg-test/mnist:slim", force=True)
 
 
 def test_base_image_without_python_is_refused(docker_client):

@@ -266,7 +266,10 @@ def test_readiness_follows_the_model_status(tmp_path: Path, cnn_dir: Path) -> No
     ("extra", "says"),
     [
         ((), "does not match what model 'cnn' (latest version) in TensorFlow Serving at"),
-        (("--tfserving-signature", "nope"), "has no signature 'nope' (it has serving_default)"),
+        (
+            ("--tfserving-signature", "nope"),
+            "has no signature 'nope' (it has serve, serving_default)",
+        ),
     ],
 )
 def test_a_mismatch_stops_start_up_in_one_line(cnn_tfs, multi_dir, tmp_path, extra, says):
