@@ -264,7 +264,8 @@ def test_image_without_tensorflow(docker_client, built, registry, wheelhouse, tm
         full = built[0].size
         print(f"\nwithout TensorFlow {image.size / 1e6:.0f} MB (with: {full / 1e6:.0f} MB)")
         assert image.size < full / 2
-        assert "MLREG_BACKEND=tfserving" in image.attrs["Config"]["Env"]
+        env = docker_client.images.get(image.id).attrs["Config"]["Env"]
+        assert "MLREG_BACKEND=tfserving" in env
         run_forwarding(docker_client, image.id, peer)  # the image's own MLREG_BACKEND
         # no TensorFlow runtime to fall back on: the local backend cannot load the model
         out = docker_client.containers.run(
