@@ -379,7 +379,7 @@ def report(
             a, b = servers["mlreg->tfserving"][c], servers["mlreg"][c]
             print(
                 f"tfserving backend / local backend at concurrency {c}: {a.rps / b.rps:5.2f}x "
-                f"requests/s, p50 +{a.p50_ms - b.p50_ms:.2f} ms, p99 +{a.p99_ms - b.p99_ms:.2f} ms"
+                f"requests/s, p50 {a.p50_ms - b.p50_ms:+.2f} ms, p99 {a.p99_ms - b.p99_ms:+.2f} ms"
             )
         same = np.allclose(answers["mlreg"], answers["mlreg->tfserving"], rtol=1e-5)
         print(f"same predictions from the local and tfserving backends: {same}")

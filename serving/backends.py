@@ -15,7 +15,7 @@ from mlreg.models.signature import ModelSignature
 from mlreg.pyfunc import load_model
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
-from mlreg.uris import ResolvedModel
+from mlreg.uris import ResolvedModel, resolve_model_uri
 
 
 class Backend(Protocol):
@@ -38,14 +38,20 @@ class Backend(Protocol):
     # ``unready_reason() -> str | None``: None when that server can answer now, else why not.
 
 
+def model_source(settings: ServingSettings, source: ResolvedModel | None) -> ResolvedModel:
+    """Where the model is: as ``mlreg serve`` resolved it, else from MLREG_MODEL_URI."""
+    if source is not None:
+        return source
+    if not settings.model_uri:
+        raise InvalidInput("no model to serve: pass -m URI or set MLREG_MODEL_URI")
+    return resolve_model_uri(settings.model_uri)
+
+
 def load_local(
     settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
 ) -> Backend:
     """Load the model in this process (imports TensorFlow: call it after the fork)."""
-    if source is None:
-        if not settings.model_uri:
-            raise InvalidInput("no model to serve: pass -m URI or set MLREG_MODEL_URI")
-        return load_model(settings.model_uri)
+    source = model_source(settings, source)
     model = load_model(source.path)
     # Keep what the registry said (name, version, stage, digest), not just the path.
     model.source = dataclasses.replace(source)
@@ -72,4 +78,4 @@ def load_backend(
     return BACKENDS[settings.backend](settings, source, metrics)
 
 
-__all__ = ["BACKENDS", "Backend", "load_backend", "load_local", "load_tfserving"]
+__all__ = ["BACKENDS", "Backend", "load_backend", "load_local", "load_tfserving", "model_source"]

@@ -40,10 +40,11 @@ from mlreg.models.model import Model
 from mlreg.models.signature import ModelSignature, TensorSpec
 from mlreg.models.tensors import TensorIO, TensorPort
 from mlreg.pyfunc import PyFuncModel
+from mlreg.serving.backends import model_source
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.tensor_proto import from_proto, numpy_dtype, to_proto
-from mlreg.uris import ResolvedModel, resolve_model_uri
+from mlreg.uris import ResolvedModel
 
 logger = logging.getLogger(__name__)
 
@@ -232,10 +233,7 @@ def load_tfserving(
     settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
 ) -> TFServingModel:
     """Connect, wait until TF Serving serves the model, and check it serves this signature."""
-    if source is None:
-        if not settings.model_uri:
-            raise InvalidInput("no model to serve: pass -m URI or set MLREG_MODEL_URI")
-        source = resolve_model_uri(settings.model_uri)
+    source = model_source(settings, source)
     metadata = Model.load(source.path)
     name = settings.tfserving_model_name or source.name or "model"
     client = TFServingClient(settings, name, metrics)
