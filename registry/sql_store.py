@@ -70,6 +70,21 @@ def make_engine(uri: str) -> Engine:
     return create_engine(uri, pool_pre_ping=True)
 
 
+def open_engine(uri: str, what: str) -> Engine:
+    """An engine on a database with the current schema (created when empty), or StoreError."""
+    engine = make_engine(uri)
+    try:
+        migrate.ensure_schema(engine)
+    except OperationalError as e:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the {what} {where}: {e.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything we store is UTC.
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -84,24 +99,12 @@ class SqlRegistryStore:
 
     def __init__(self, uri: str, *, create: bool = True) -> None:
         self.uri = uri
-        self.engine = make_engine(uri)
-        if create:
-            try:
-                migrate.ensure_schema(self.engine)
-            except OperationalError as e:
-                self.engine.dispose()
-                raise StoreError(f"cannot open the registry database {self._where()}: {e.orig}")
-            except BaseException:
-                self.engine.dispose()
-                raise
+        self.engine = open_engine(uri, "registry database") if create else make_engine(uri)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
-
-    def _where(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

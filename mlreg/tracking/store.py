@@ -14,8 +14,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound
-from mlreg.registry import migrate
-from mlreg.registry.sql_store import make_engine
+from mlreg.registry.sql_store import open_engine
 from mlreg.tracking.entities import Experiment, Metric, Run, RunData, RunInfo, RunStatus
 from mlreg.tracking.schema import (
     ExperimentRow,
@@ -33,12 +32,7 @@ DEFAULT_EXPERIMENT = "Default"
 
 class SqlTrackingStore:
     def __init__(self, uri: str) -> None:
-        self.engine = make_engine(uri)
-        try:
-            migrate.ensure_schema(self.engine)
-        except BaseException:
-            self.engine.dispose()
-            raise
+        self.engine = open_engine(uri, "tracking database")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:

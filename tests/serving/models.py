@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mlreg.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
 from mlreg.tensorflow import save_model
-from tests.tensorflow.zoo import reference_cnn
+from tests.tensorflow.zoo import reference_cnn, two_in_two_out
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
@@ -37,20 +37,6 @@ def save_columns(path: Path) -> Path:
     example = pd.DataFrame({"a": [0.5, 1.5], "b": [-1.0, 2.0], "c": [1, 2]})
     save_model(model, path, signature=signature, input_example=example)
     return path
-
-
-def two_in_two_out() -> keras.Model:
-    keras.utils.set_random_seed(1)
-    a = keras.Input((3,), name="a")
-    b = keras.Input((2,), name="b")
-    h = keras.layers.Concatenate()([a, b])
-    return keras.Model(
-        {"a": a, "b": b},
-        {
-            "score": keras.layers.Dense(1, name="score")(h),
-            "probs": keras.layers.Dense(2, name="probs")(h),
-        },
-    )
 
 
 def multi_example(n: int = 2, seed: int = 3) -> dict[str, np.ndarray]:
