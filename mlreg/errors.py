@@ -3,6 +3,8 @@
 Each class carries the HTTP status a server answers with and the exit code the
 CLI ends with, so callers catch by type and the transports never compare
 strings. ``error_code`` is the stable machine-readable name in JSON bodies.
+
+This module imports nothing: every package (and every gunicorn worker) imports it first.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, ClassVar
 
 
 class MlregError(Exception):
-    """Base class of every error mlreg raises on purpose."""
+    """Base class of every error mlreg raises on purpose; never raised itself."""
 
     status_code: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
@@ -23,6 +25,9 @@ class MlregError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error_code": self.error_code, "message": self.message}
+
+
+# --- the caller's mistakes (4xx) ------------------------------------------------------------
 
 
 class InvalidInput(MlregError):
@@ -39,6 +44,28 @@ class SchemaError(InvalidInput):
     error_code = "SCHEMA_MISMATCH"
 
 
+class PayloadTooLarge(InvalidInput):
+    status_code = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+
+    @classmethod
+    def body(cls, length: int | None, limit: int, setting: str) -> PayloadTooLarge:
+        """The one message for a request body over ``limit`` (``length`` None: chunked)."""
+        if length is None:
+            return cls(f"request body is larger than the limit of {limit} bytes ({setting})")
+        return cls(f"request body is {length} bytes; the limit is {limit} bytes ({setting})")
+
+
+class UnsupportedMediaType(InvalidInput):
+    status_code = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class MethodNotAllowed(InvalidInput):
+    status_code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+
+
 class MLmodelError(MlregError):
     """An MLmodel file (or the model directory around it) is broken."""
 
@@ -47,12 +74,34 @@ class MLmodelError(MlregError):
     error_code = "INVALID_MLMODEL"
 
 
-class ModelNotFound(MlregError):
-    """A model, version, stage, alias or path that does not exist."""
+class NotFound(MlregError):
+    """Something named by the caller does not exist; subclasses say what kind of thing."""
 
     status_code = 404
     exit_code = 4
     error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class ModelNotFound(NotFound):
+    """A registered model, version, stage, alias, or a model directory."""
+
+
+class ExperimentNotFound(NotFound):
+    """An experiment (by id or name)."""
+
+
+class RunNotFound(NotFound):
+    """A tracked run."""
+
+
+class ArtifactNotFound(NotFound):
+    """A file or directory: an artifact, or a local file to log."""
+
+
+class EndpointNotFound(NotFound):
+    """No HTTP route at that path."""
+
+    error_code = "ENDPOINT_NOT_FOUND"
 
 
 class AlreadyExists(MlregError):
@@ -69,8 +118,11 @@ class VersionConflict(MlregError):
     error_code = "INVALID_STATE"
 
 
-class IntegrityError(MlregError):
-    """Stored artifacts do not match their recorded digest (tampered or truncated)."""
+# --- our side, or the world around us (5xx) -------------------------------------------------
+
+
+class DigestMismatch(MlregError):
+    """Stored artifacts do not match their recorded digest (tampered, truncated or missing)."""
 
     status_code = 500
     exit_code = 6
@@ -78,21 +130,11 @@ class IntegrityError(MlregError):
 
 
 class StoreError(MlregError):
-    """The registry database cannot be used as it is (e.g. an old schema)."""
+    """The database cannot be used as it is (unreachable, or an old schema)."""
 
     status_code = 503
     exit_code = 7
     error_code = "STORE_UNAVAILABLE"
-
-
-class PayloadTooLarge(InvalidInput):
-    status_code = 413
-    error_code = "PAYLOAD_TOO_LARGE"
-
-
-class UnsupportedMediaType(InvalidInput):
-    status_code = 415
-    error_code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class ModelExecutionError(MlregError):
@@ -124,8 +166,17 @@ class BackendError(MlregError):
 
 
 class DockerError(MlregError):
+    """The Docker engine refused or failed a call."""
+
     exit_code = 11
     error_code = "DOCKER_ERROR"
+
+
+class BuildError(MlregError):
+    """An image or its build context could not be made."""
+
+    exit_code = 11
+    error_code = "BUILD_FAILED"
 
 
 class RegistrationFailed(MlregError):
@@ -133,3 +184,7 @@ class RegistrationFailed(MlregError):
 
     exit_code = 12
     error_code = "REGISTRATION_FAILED"
+
+
+class InternalError(MlregError):
+    """A bug: something that should not happen did (the message names it)."""

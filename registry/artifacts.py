@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from mlreg.errors import IntegrityError, ModelNotFound
+from mlreg.errors import AlreadyExists, ArtifactNotFound, DigestMismatch
 from mlreg.registry.validation import safe_relpath
 
 TMP_PREFIX = ".tmp-"
@@ -72,13 +72,13 @@ class LocalArtifactStore:
     def path(self, key: str) -> Path:
         target = (self.root / safe_relpath(key)).resolve()
         if not target.is_relative_to(self.root.resolve()):
-            raise IntegrityError(f"artifact key {key!r} leads outside the artifact root")
+            raise DigestMismatch(f"artifact key {key!r} leads outside the artifact root")
         return target
 
     def put_dir(self, source: Path, key: str) -> str:
         target = self.path(key)
         if target.exists():
-            raise IntegrityError(f"artifacts already exist at {key!r}; refusing to overwrite")
+            raise AlreadyExists(f"artifacts already exist at {key!r}; refusing to overwrite")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
         try:
@@ -93,14 +93,14 @@ class LocalArtifactStore:
     def get_dir(self, key: str, digest: str) -> Path:
         target = self.path(key)
         if not target.is_dir():
-            raise IntegrityError(f"the artifacts of this version are missing (expected {target})")
+            raise DigestMismatch(f"the artifacts of this version are missing (expected {target})")
         fingerprint = _fingerprint(target)
         with self._lock:
             if self._verified.get((target, digest)) == fingerprint:
                 return target
         actual = dir_digest(target)
         if actual != digest:
-            raise IntegrityError(
+            raise DigestMismatch(
                 f"the artifacts at {target} do not match their recorded digest "
                 f"(expected sha256 {digest[:12]}…, found {actual[:12]}…): they were changed or "
                 "truncated after registration; refusing to load them"
@@ -116,7 +116,7 @@ class LocalArtifactStore:
     def digest(self, key: str) -> str:
         target = self.path(key)
         if not target.is_dir():
-            raise ModelNotFound(f"no artifacts at {key!r}")
+            raise ArtifactNotFound(f"no artifacts at {key!r}")
         return dir_digest(target)
 
     def leftovers(self) -> list[Path]:

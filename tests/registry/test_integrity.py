@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from mlreg.errors import IntegrityError, InvalidInput, RegistrationFailed
+from mlreg.errors import DigestMismatch, InvalidInput, RegistrationFailed
 from mlreg.registry import VersionStatus
 from mlreg.registry.artifacts import LocalArtifactStore
 from mlreg.registry.validation import safe_relpath, validate_name
@@ -95,7 +95,7 @@ def test_tampered_artifacts_are_refused(client, model_dir):
     assert client.resolve("models:/m/1").digest == v.digest
     stored = client.artifacts.path(v.storage_location)
     (stored / "data" / "weights.bin").write_bytes(b"evil!!!")
-    with pytest.raises(IntegrityError, match="do not match their recorded digest"):
+    with pytest.raises(DigestMismatch, match="do not match their recorded digest"):
         client.resolve("models:/m/1")
 
 
@@ -103,21 +103,21 @@ def test_truncated_and_missing_artifacts_are_refused(client, model_dir):
     v = client.register_model(str(model_dir), "m")
     stored = client.artifacts.path(v.storage_location)
     (stored / "data" / "weights.bin").write_bytes(b"")
-    with pytest.raises(IntegrityError, match="changed or truncated"):
+    with pytest.raises(DigestMismatch, match="changed or truncated"):
         client.resolve("models:/m/1")
     (stored / "data" / "weights.bin").unlink()
     (stored / "MLmodel").unlink()
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DigestMismatch):
         client.resolve("models:/m/1")
     shutil.rmtree(stored)
-    with pytest.raises(IntegrityError, match="artifacts of this version are missing"):
+    with pytest.raises(DigestMismatch, match="artifacts of this version are missing"):
         client.resolve("models:/m/1")
 
 
 def test_an_added_file_changes_the_digest(client, model_dir):
     v = client.register_model(str(model_dir), "m")
     (client.artifacts.path(v.storage_location) / "extra.py").write_text("print('hi')")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DigestMismatch):
         client.resolve("models:/m/1")
 
 
@@ -173,7 +173,7 @@ def test_symlink_inside_the_root_pointing_out_is_refused(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     (root / "link").symlink_to(tmp_path)
-    with pytest.raises(IntegrityError, match="leads outside the artifact root"):
+    with pytest.raises(DigestMismatch, match="leads outside the artifact root"):
         LocalArtifactStore(root).path("link/secret")
 
 
