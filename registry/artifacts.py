@@ -1,6 +1,7 @@
-"""Artifact stores: where registered model directories live, content-addressed by digest.
+"""Artifact stores: where registered model directories live, checked by their digest.
 
-The interface is four calls, so an S3-compatible store can slot in beside the local one.
+The interface is a handful of calls, so an S3-compatible store or a registry server's REST
+client can slot in beside the local one.
 """
 
 from __future__ import annotations
@@ -10,28 +11,47 @@ import os
 import shutil
 import threading
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
 from mlreg.errors import AlreadyExists, ArtifactNotFound, DigestMismatch
-from mlreg.registry.validation import safe_relpath
+from mlreg.store.validation import safe_relpath
 
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """A temporary copy an interrupted registration left behind."""
+
+    location: str
+    modified: datetime
+
+
 class ArtifactStore(Protocol):
     def put_dir(self, source: Path, key: str) -> str:
-        """Copy directory ``source`` to ``key`` whole or not at all; return its digest."""
+        """Copy directory ``source`` to ``key`` whole or not at all; return its digest.
+
+        AlreadyExists if ``key`` is taken; OSError (or a store error) if the copy fails.
+        """
 
     def get_dir(self, key: str, digest: str) -> Path:
-        """Return a local directory with the artifacts at ``key``, checked against ``digest``."""
+        """A local directory with the artifacts at ``key``; DigestMismatch if they differ."""
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (no error if it is already gone)."""
 
     def digest(self, key: str) -> str:
-        """Recompute the digest of what is stored at ``key``."""
+        """Recompute the digest of what is stored at ``key``; ArtifactNotFound if nothing."""
+
+    def leftovers(self) -> list[Leftover]:
+        """Temporary copies left by interrupted registrations, for ``mlreg gc``."""
+
+    def discard(self, leftover: Leftover) -> None:
+        """Remove one leftover (no error if it is already gone)."""
 
 
 def dir_digest(root: Path) -> str:
@@ -119,8 +139,16 @@ class LocalArtifactStore:
             raise ArtifactNotFound(f"no artifacts at {key!r}")
         return dir_digest(target)
 
-    def leftovers(self) -> list[Path]:
-        """Temporary directories left by interrupted copies."""
+    def leftovers(self) -> list[Leftover]:
         if not self.root.is_dir():
             return []
-        return [p for p in self.root.rglob(f"{TMP_PREFIX}*") if p.is_dir()]
+        return [
+            Leftover(str(p), datetime.fromtimestamp(p.stat().st_mtime, timezone.utc))
+            for p in self.root.rglob(f"{TMP_PREFIX}*")
+            if p.is_dir()
+        ]
+
+    def discard(self, leftover: Leftover) -> None:
+        path = Path(leftover.location)
+        if path.is_relative_to(self.root) and path.name.startswith(TMP_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)

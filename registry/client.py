@@ -7,18 +7,18 @@ import threading
 from mlreg.registry.artifacts import LocalArtifactStore
 from mlreg.registry.entities import ModelVersion
 from mlreg.registry.service import RegistryService
-from mlreg.registry.settings import RegistrySettings
 from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.store.settings import StoreSettings
 from mlreg.uris import ResolvedModel
 
 
 class MlregClient(RegistryService):
     """The registry service wired to the configured database and artifact root."""
 
-    def __init__(self, settings: RegistrySettings | None = None) -> None:
-        self.settings = settings or RegistrySettings.from_env()
+    def __init__(self, settings: StoreSettings | None = None) -> None:
+        self.settings = settings or StoreSettings.from_env()
         super().__init__(
-            SqlRegistryStore(self.settings.registry_uri),
+            SqlRegistryStore(self.settings.uri),
             LocalArtifactStore(self.settings.artifact_root),
             self.settings.user,
         )
@@ -66,4 +66,5 @@ def register_model(
 
 
 def resolve_registry_uri(uri: str) -> ResolvedModel:
+    """Resolve ``models:/...`` with the process-wide client (the entry in mlreg.uris.SCHEMES)."""
     return default_client().resolve(uri)

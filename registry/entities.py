@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -116,11 +116,3 @@ class StageTransition:
             "user": self.user,
             "timestamp": self.timestamp.isoformat(),
         }
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of search results; ``next_offset`` is None on the last page."""
-
-    items: list[Any] = field(default_factory=list)
-    next_offset: int | None = None

@@ -25,14 +25,14 @@ from mlreg.models.model import Model
 from mlreg.registry.artifacts import ArtifactStore
 from mlreg.registry.entities import (
     ModelVersion,
-    Page,
     RegisteredModel,
     Stage,
     StageTransition,
     VersionStatus,
 )
 from mlreg.registry.store import RegistryStore
-from mlreg.registry.validation import (
+from mlreg.store.pages import MAX_PAGE, Page, check_paging
+from mlreg.store.validation import (
     validate_alias,
     validate_description,
     validate_name,
@@ -42,7 +42,6 @@ from mlreg.registry.validation import (
 from mlreg.uris import ResolvedModel, resolve_model_uri
 
 MODELS_SCHEME = "models:/"
-MAX_PAGE = 1000
 
 
 @dataclass
@@ -113,15 +112,20 @@ class RegistryService:
 
     def search_registered_models(
         self,
+        *,
         name_like: str | None = None,
         tags: dict[str, str] | None = None,
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
     ) -> Page:
-        _check_paging(max_results, offset)
+        check_paging(max_results, offset)
         return self.store.search_registered_models(
-            name_like, validate_tags(tags), order_by, max_results, offset
+            name_like=name_like,
+            tags=validate_tags(tags),
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
@@ -148,6 +152,7 @@ class RegistryService:
 
     def search_model_versions(
         self,
+        *,
         name: str | None = None,
         stage: str | Stage | None = None,
         alias: str | None = None,
@@ -157,16 +162,16 @@ class RegistryService:
         max_results: int = 100,
         offset: int = 0,
     ) -> Page:
-        _check_paging(max_results, offset)
+        check_paging(max_results, offset)
         return self.store.search_model_versions(
-            name,
-            Stage.parse(stage) if stage is not None else None,
-            alias,
-            validate_tags(tags),
-            status,
-            order_by,
-            max_results,
-            offset,
+            name=name,
+            stage=Stage.parse(stage) if stage is not None else None,
+            alias=alias,
+            tags=validate_tags(tags),
+            status=status,
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
 
     def update_model_version(
@@ -254,7 +259,7 @@ class RegistryService:
             return self.store.get_model_version(name, validate_version(ref))
         if ref.lower() == "latest":
             page = self.store.search_model_versions(
-                name, None, None, {}, VersionStatus.READY, "version DESC", 1, 0
+                name=name, status=VersionStatus.READY, order_by="version DESC", max_results=1
             )
             if not page.items:
                 self.store.get_registered_model(name)  # says so if the model is unknown
@@ -311,7 +316,7 @@ class RegistryService:
             stale: list[ModelVersion] = []
             while offset is not None:
                 page = self.store.search_model_versions(
-                    None, None, None, {}, status, "created ASC", MAX_PAGE, offset
+                    status=status, order_by="created ASC", max_results=MAX_PAGE, offset=offset
                 )
                 stale += [
                     v
@@ -323,21 +328,13 @@ class RegistryService:
                 report.versions.append(f"{v.name}/{v.version} ({v.status.value})")
                 if not dry_run:
                     self.delete_model_version(v.name, v.version)
-        leftovers = getattr(self.artifacts, "leftovers", lambda: [])()
-        for tmp in leftovers:
-            if datetime.fromtimestamp(tmp.stat().st_mtime, timezone.utc) < cutoff:
-                report.temp_dirs.append(str(tmp))
+        for leftover in self.artifacts.leftovers():
+            if leftover.modified < cutoff:
+                report.temp_dirs.append(leftover.location)
                 if not dry_run:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    self.artifacts.discard(leftover)
         return report
 
 
 def _stage_order(item: tuple[Stage, list[int]]) -> int:
     return list(Stage).index(item[0])
-
-
-def _check_paging(max_results: int, offset: int) -> None:
-    if not 1 <= max_results <= MAX_PAGE:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_PAGE}, got {max_results}")
-    if offset < 0:
-        raise InvalidInput(f"offset must not be negative, got {offset}")

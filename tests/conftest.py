@@ -11,7 +11,8 @@ from sqlalchemy.engine import make_url
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
-from mlreg.registry import MlregClient, RegistrySettings, reset_default_client
+from mlreg.registry import MlregClient, reset_default_client
+from mlreg.store import StoreSettings
 from mlreg.tracking import fluent
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
@@ -66,8 +67,8 @@ def backend(request, tmp_path) -> str:
 
 
 @pytest.fixture
-def settings(backend, tmp_path) -> RegistrySettings:
-    return RegistrySettings(backend, tmp_path / "artifacts", "alice")
+def settings(backend, tmp_path) -> StoreSettings:
+    return StoreSettings(backend, tmp_path / "artifacts", "alice")
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import click
 
 from mlreg.cli.output import table
 from mlreg.errors import InvalidInput
-from mlreg.registry import MlregClient, RegistrySettings, migrate
+from mlreg.registry import MlregClient
 from mlreg.registry.entities import ModelVersion, RegisteredModel, StageTransition
-from mlreg.registry.sql_store import make_engine
+from mlreg.store import StoreSettings, migrate
+from mlreg.store.database import make_engine
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -155,7 +156,11 @@ def models_list(
     """List registered models."""
     with _client() as client:
         page = client.search_registered_models(
-            name_like, _tags(tags), order_by, max_results, offset
+            name_like=name_like,
+            tags=_tags(tags),
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
     _emit(
         as_json,
@@ -247,7 +252,13 @@ def versions_list(
         if name is not None:
             client.get_registered_model(name)
         page = client.search_model_versions(
-            name, stage, alias, _tags(tags), None, order_by, max_results, offset
+            name=name,
+            stage=stage,
+            alias=alias,
+            tags=_tags(tags),
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
     _emit(
         as_json,
@@ -351,8 +362,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Upgrade the registry database schema to this mlreg's version."""
-    settings = RegistrySettings.from_env()
-    engine = make_engine(settings.registry_uri)
+    settings = StoreSettings.from_env()
+    engine = make_engine(settings.uri)
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine)

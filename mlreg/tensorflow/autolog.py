@@ -26,7 +26,7 @@ from mlreg.errors import InvalidInput
 from mlreg.models.infer import infer_signature
 from mlreg.tensorflow.log import log_model
 from mlreg.tracking import fluent
-from mlreg.tracking.client import now_ms
+from mlreg.tracking.service import now_ms
 from mlreg.tracking.entities import Metric
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class MlregCallback(keras.callbacks.Callback):
     @property
     def run_id(self) -> str:
         if self._run_id is None:
-            self._run_id = fluent._run_id()
+            self._run_id = fluent.active_run_id()
         return self._run_id
 
     def _flush(self) -> None:

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlreg.cli import main
-from mlreg.registry import migrate
-from mlreg.registry.sql_store import make_engine
+from mlreg.store import migrate
+from mlreg.store.database import make_engine
 from tests.conftest import make_model_dir
 
 

@@ -13,7 +13,7 @@ import pytest
 from mlreg.errors import DigestMismatch, InvalidInput, RegistrationFailed
 from mlreg.registry import VersionStatus
 from mlreg.registry.artifacts import LocalArtifactStore
-from mlreg.registry.validation import safe_relpath, validate_name
+from mlreg.store.validation import safe_relpath, validate_name
 from tests.conftest import make_model_dir
 
 
@@ -40,7 +40,8 @@ def test_failed_copy_leaves_a_failed_version_and_no_files(client, tmp_path):
 CRASHING_REGISTRATION = """
 import os, shutil, signal, sys
 from pathlib import Path
-from mlreg.registry import MlregClient, RegistrySettings
+from mlreg.registry import MlregClient
+from mlreg.store import StoreSettings
 
 copied = []
 real_copytree = shutil.copytree
@@ -57,7 +58,7 @@ def copytree(src, dst, *args, **kwargs):
     return real_copytree(src, dst, *args, **kwargs)
 
 shutil.copytree = copytree
-settings = RegistrySettings(sys.argv[1], Path(sys.argv[2]), "crash")
+settings = StoreSettings(sys.argv[1], Path(sys.argv[2]), "crash")
 MlregClient(settings).register_model(sys.argv[3], "m")
 """
 
@@ -70,7 +71,7 @@ def test_process_killed_mid_copy_leaves_pending_version_that_gc_removes(settings
             sys.executable,
             "-c",
             CRASHING_REGISTRATION,
-            settings.registry_uri,
+            settings.uri,
             str(settings.artifact_root),
             str(src),
         ],

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from mlreg.errors import StoreError
-from mlreg.registry import MlregClient, RegistrySettings, VersionStatus, migrate
-from mlreg.registry.sql_store import SqlRegistryStore, make_engine
+from mlreg.registry import MlregClient, VersionStatus
+from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.store import StoreSettings, migrate
+from mlreg.store.database import make_engine
 from tests.conftest import make_model_dir
 
 TABLES = {
@@ -34,8 +36,8 @@ TABLES = {
 def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
-        assert set(inspect(store.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.engine) == migrate.head_revision() == "0003"
+        assert set(inspect(store.db.engine).get_table_names()) == TABLES
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0003"
     finally:
         store.close()
 
@@ -81,7 +83,7 @@ def test_unreachable_database_is_a_store_error(tmp_path):
 
 
 def _register_many(uri: str, root: str, src: str, count: int) -> list[int]:
-    with MlregClient(RegistrySettings(uri, Path(root), "worker")) as client:
+    with MlregClient(StoreSettings(uri, Path(root), "worker")) as client:
         return [client.register_model(src, "mnist").version for _ in range(count)]
 
 
@@ -95,7 +97,7 @@ def test_eight_processes_register_two_hundred_versions_without_gaps(backend, tmp
         results = pool.starmap(_register_many, [(backend, root, src, 25)] * 8)
     numbers = sorted(n for chunk in results for n in chunk)
     assert numbers == list(range(1, 201))
-    with MlregClient(RegistrySettings(backend, Path(root), "check")) as client:
+    with MlregClient(StoreSettings(backend, Path(root), "check")) as client:
         versions = []
         offset = 0
         while offset is not None:
