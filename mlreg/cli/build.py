@@ -15,7 +15,7 @@ import click
 
 from mlreg.builder import context as ctx
 from mlreg.builder import engine
-from mlreg.cli.registry import _tags as key_values
+from mlreg.cli.options import json_option, key_values
 from mlreg.models.env import read_python_version
 
 
@@ -153,7 +153,7 @@ def build_docker(
 
 @click.command("inspect-image")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def inspect_image(name: str, as_json: bool) -> None:
     """Print the labels mlreg put on an image: model name, version, stage, digest, signature."""
     info = engine.inspect(engine.connect(), name)
@@ -163,6 +163,3 @@ def inspect_image(name: str, as_json: bool) -> None:
     click.echo(f"{name}  {info['id']}  {_size(info['size'])}")
     for key, value in sorted(info["labels"].items()):
         click.echo(f"  {key} = {value}")
-
-
-COMMANDS = [generate_dockerfile, build_docker, inspect_image]

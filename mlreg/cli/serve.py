@@ -6,7 +6,6 @@ import os
 
 import click
 
-import mlreg.registry  # noqa: F401  (registers models:/ URIs with mlreg.uris)
 from mlreg.errors import MLmodelError
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run

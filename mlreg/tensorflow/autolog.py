@@ -26,8 +26,8 @@ from mlreg.errors import InvalidInput
 from mlreg.models.infer import infer_signature
 from mlreg.tensorflow.log import log_model
 from mlreg.tracking import fluent
-from mlreg.tracking.service import now_ms
 from mlreg.tracking.entities import Metric
+from mlreg.tracking.service import now_ms
 
 logger = logging.getLogger(__name__)
 
