@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
 from mlreg.registry import MlregClient, reset_default_client
-from mlreg.store import StoreSettings
+from mlreg.store import StoreSettings, migrate
 from mlreg.tracking import fluent
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
@@ -43,32 +42,83 @@ def postgres_admin_uri() -> str | None:
     return uri
 
 
-@pytest.fixture
-def postgres_uri():
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@pytest.fixture(scope="session")
+def postgres_admin():
+    """An AUTOCOMMIT engine on the server of MLREG_TEST_POSTGRES_URI (to create databases)."""
     admin_uri = postgres_admin_uri()
-    name = f"mlreg_t_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
+    yield admin
+    admin.dispose()
+
+
+def _create_database(admin, template: str | None = None) -> str:
+    name = f"mlreg_t_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(
+            text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        )
+    return name
+
+
+def _drop_database(admin, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _uri(admin, database: str) -> str:
+    return admin.url.set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin):
+    """A database at the current schema, migrated once; test databases are copies of it."""
+    name = _create_database(postgres_admin)
+    engine = create_engine(_uri(postgres_admin, name))
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield name
+    _drop_database(postgres_admin, name)
+
+
+@pytest.fixture
+def postgres_uri(postgres_admin):
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = _create_database(postgres_admin)
     try:
-        yield make_url(admin_uri).set(database=name).render_as_string(hide_password=False)
+        yield _uri(postgres_admin, name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _drop_database(postgres_admin, name)
+
+
+@pytest.fixture
+def postgres_migrated_uri(postgres_admin, postgres_template):
+    """A fresh PostgreSQL database already at the current schema (a copy of the template)."""
+    name = _create_database(postgres_admin, postgres_template)
+    try:
+        yield _uri(postgres_admin, name)
+    finally:
+        _drop_database(postgres_admin, name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request, tmp_path) -> str:
+    """An empty database (the stores create the schema on first use)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.db'}"
     return request.getfixturevalue("postgres_uri")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_backend(request, tmp_path) -> str:
+    """A database at the current schema: on PostgreSQL a copy of a template migrated once."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    return request.getfixturevalue("postgres_migrated_uri")
+
+
 @pytest.fixture
-def settings(backend, tmp_path) -> StoreSettings:
-    return StoreSettings(backend, tmp_path / "artifacts", "alice")
+def settings(migrated_backend, tmp_path) -> StoreSettings:
+    return StoreSettings(migrated_backend, tmp_path / "artifacts", "alice")
 
 
 @pytest.fixture

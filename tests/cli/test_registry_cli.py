@@ -18,10 +18,10 @@ from tests.conftest import make_model_dir
 
 
 @pytest.fixture
-def env(tmp_path, backend) -> dict[str, str]:
+def env(tmp_path, migrated_backend) -> dict[str, str]:
     return {
         "MLREG_HOME": str(tmp_path / "home"),
-        "MLREG_REGISTRY_URI": backend,
+        "MLREG_REGISTRY_URI": migrated_backend,
         "MLREG_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "MLREG_USER": "carol",
     }
@@ -169,6 +169,7 @@ def test_real_entry_point_exit_codes_and_stderr(env, src):
 
 
 def test_db_upgrade_brings_an_old_schema_to_head(env, backend):
+    env = {**env, "MLREG_REGISTRY_URI": backend}
     engine = make_engine(backend)
     migrate.upgrade(engine, "0001")
     engine.dispose()

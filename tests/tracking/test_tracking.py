@@ -294,8 +294,8 @@ def test_bad_order_by():
 # --- the same on PostgreSQL --------------------------------------------------------------
 
 
-def test_tracking_on_each_database(backend, tmp_path):
-    with TrackingClient(StoreSettings(backend, tmp_path / "art", "eve")) as client:
+def test_tracking_on_each_database(migrated_backend, tmp_path):
+    with TrackingClient(StoreSettings(migrated_backend, tmp_path / "art", "eve")) as client:
         exp = client.create_experiment("db")
         run = client.create_run(exp, run_name="r")
         client.log_batch(
