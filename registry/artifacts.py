@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from mlreg.errors import AlreadyExists, ArtifactNotFound, DigestMismatch
+from mlreg.errors import AlreadyExists, DigestMismatch
+from mlreg.registry.entities import ModelVersion
 from mlreg.store.validation import safe_relpath
 
 TMP_PREFIX = ".tmp-"
@@ -31,21 +32,26 @@ class Leftover:
     modified: datetime
 
 
+@dataclass(frozen=True)
+class StoredFiles:
+    """Where a version's files were put and their digest (sha256 over paths and contents)."""
+
+    location: str | None
+    digest: str
+
+
 class ArtifactStore(Protocol):
-    def put_dir(self, source: Path, key: str) -> str:
-        """Copy directory ``source`` to ``key`` whole or not at all; return its digest.
+    def put_version(self, source: Path, name: str, version: int) -> StoredFiles:
+        """Store the files of directory ``source`` as version ``version`` of ``name``, whole or
+        not at all; OSError (or a store error) if the copy fails. A store that decides the
+        location itself when the version is finished (a registry server) returns None."""
 
-        AlreadyExists if ``key`` is taken; OSError (or a store error) if the copy fails.
-        """
+    def get_version(self, version: ModelVersion) -> Path:
+        """A local directory holding the READY version's files, checked against its digest;
+        DigestMismatch if they differ or are missing."""
 
-    def get_dir(self, key: str, digest: str) -> Path:
-        """A local directory with the artifacts at ``key``; DigestMismatch if they differ."""
-
-    def delete(self, key: str) -> None:
-        """Remove ``key`` (no error if it is already gone)."""
-
-    def digest(self, key: str) -> str:
-        """Recompute the digest of what is stored at ``key``; ArtifactNotFound if nothing."""
+    def delete(self, location: str) -> None:
+        """Remove the files at ``location`` (no error if they are already gone)."""
 
     def leftovers(self) -> list[Leftover]:
         """Temporary copies left by interrupted registrations, for ``mlreg gc``."""
@@ -95,7 +101,12 @@ class LocalArtifactStore:
             raise DigestMismatch(f"artifact key {key!r} leads outside the artifact root")
         return target
 
+    def put_version(self, source: Path, name: str, version: int) -> StoredFiles:
+        key = f"models/{name}/v{version}-{uuid.uuid4().hex[:8]}"
+        return StoredFiles(key, self.put_dir(source, key))
+
     def put_dir(self, source: Path, key: str) -> str:
+        """Copy directory ``source`` to ``key`` whole or not at all; return its digest."""
         target = self.path(key)
         if target.exists():
             raise AlreadyExists(f"artifacts already exist at {key!r}; refusing to overwrite")
@@ -110,7 +121,15 @@ class LocalArtifactStore:
             raise
         return digest
 
+    def get_version(self, version: ModelVersion) -> Path:
+        if version.storage_location is None or version.digest is None:
+            raise DigestMismatch(
+                f"{version.uri} has no stored files (status {version.status.value})"
+            )
+        return self.get_dir(version.storage_location, version.digest)
+
     def get_dir(self, key: str, digest: str) -> Path:
+        """The directory at ``key``, checked against ``digest`` (re-hashed when it changed)."""
         target = self.path(key)
         if not target.is_dir():
             raise DigestMismatch(f"the artifacts of this version are missing (expected {target})")
@@ -129,15 +148,8 @@ class LocalArtifactStore:
             self._verified[(target, digest)] = fingerprint
         return target
 
-    def delete(self, key: str) -> None:
-        target = self.path(key)
-        shutil.rmtree(target, ignore_errors=True)
-
-    def digest(self, key: str) -> str:
-        target = self.path(key)
-        if not target.is_dir():
-            raise ArtifactNotFound(f"no artifacts at {key!r}")
-        return dir_digest(target)
+    def delete(self, location: str) -> None:
+        shutil.rmtree(self.path(location), ignore_errors=True)
 
     def leftovers(self) -> list[Leftover]:
         if not self.root.is_dir():

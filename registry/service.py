@@ -9,8 +9,7 @@ SQL one without touching anything here.
 from __future__ import annotations
 
 import shutil
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -80,9 +79,8 @@ class RegistryService:
         version = self.store.create_model_version(
             name, source, run_id or mlmodel.run_id, description, tags, signature
         )
-        key = f"models/{name}/v{version.version}-{uuid.uuid4().hex[:8]}"
         try:
-            digest = self.artifacts.put_dir(resolved.path, key)
+            stored = self.artifacts.put_version(resolved.path, name, version.version)
         except BaseException as e:
             reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
             self.store.finish_model_version(
@@ -94,9 +92,13 @@ class RegistryService:
                 ) from e
             raise
         self.store.finish_model_version(
-            name, version.version, VersionStatus.READY, digest=digest, storage_location=key
+            name,
+            version.version,
+            VersionStatus.READY,
+            digest=stored.digest,
+            storage_location=stored.location,
         )
-        return replace(version, status=VersionStatus.READY, digest=digest, storage_location=key)
+        return self.store.get_model_version(name, version.version)
 
     # --- registered models ---------------------------------------------------------------
 
@@ -282,8 +284,7 @@ class RegistryService:
     def resolve(self, uri: str) -> ResolvedModel:
         """Resolve ``models:/...`` to a verified local directory (implements mlreg.uris)."""
         version = self.get_version_for_uri(uri)
-        assert version.storage_location is not None and version.digest is not None
-        path = self.artifacts.get_dir(version.storage_location, version.digest)
+        path = self.artifacts.get_version(version)
         return ResolvedModel(
             path=path,
             uri=uri,
