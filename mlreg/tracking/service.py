@@ -37,7 +37,7 @@ from mlreg.store.validation import (
     value_text,
 )
 from mlreg.tracking.artifacts import FileInfo, RunArtifacts
-from mlreg.tracking.entities import Experiment, Metric, Run, RunStatus
+from mlreg.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus
 from mlreg.tracking.search import parse_filter, parse_order_by
 from mlreg.tracking.store import DEFAULT_EXPERIMENT, TrackingStore
 from mlreg.uris import ResolvedModel, local_path
@@ -199,8 +199,8 @@ class TrackingService:
 
     # --- artifacts -----------------------------------------------------------------------
 
-    def _artifact_uri(self, run_id: str) -> str:
-        return self.store.get_run(run_id).info.artifact_uri
+    def _run_info(self, run_id: str) -> RunInfo:
+        return self.store.get_run(run_id).info
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
@@ -209,7 +209,7 @@ class TrackingService:
         if not source.is_file():
             raise ArtifactNotFound(f"cannot log artifact {source}: no such file")
         path = safe_relpath(artifact_path) if artifact_path else None
-        self.artifacts.log_file(self._artifact_uri(run_id), source, path)
+        self.artifacts.log_file(self._run_info(run_id), source, path)
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -218,17 +218,17 @@ class TrackingService:
         if not source.is_dir():
             raise ArtifactNotFound(f"cannot log artifacts from {source}: no such directory")
         path = safe_relpath(artifact_path) if artifact_path else None
-        self.artifacts.log_dir(self._artifact_uri(run_id), source, path)
+        self.artifacts.log_dir(self._run_info(run_id), source, path)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         path = safe_relpath(path) if path else None
-        return self.artifacts.list(self._artifact_uri(run_id), path)
+        return self.artifacts.list(self._run_info(run_id), path)
 
     def artifact_path(self, run_id: str, path: str | None = None) -> Path:
         """A local file or directory holding the run's artifact at ``path`` (downloaded if
         the artifacts are remote); ArtifactNotFound."""
         path = safe_relpath(path) if path else None
-        return self.artifacts.local_path(self._artifact_uri(run_id), path)
+        return self.artifacts.local_path(self._run_info(run_id), path)
 
     def _log_written(self, run_id: str, artifact_file: str, write: Callable[[Path], None]) -> None:
         """Write one artifact with ``write(path)`` into a scratch file, then log it."""
