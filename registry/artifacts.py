@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from mlreg.errors import AlreadyExists, DigestMismatch
+from mlreg.errors import AlreadyExists, ArtifactNotFound, DigestMismatch
 from mlreg.registry.entities import ModelVersion
+from mlreg.store.files import FileInfo, Stream, list_local, open_local
 from mlreg.store.validation import safe_relpath
 
 TMP_PREFIX = ".tmp-"
@@ -49,6 +50,14 @@ class ArtifactStore(Protocol):
     def get_version(self, version: ModelVersion) -> Path:
         """A local directory holding the READY version's files, checked against its digest;
         DigestMismatch if they differ or are missing."""
+
+    def list_files(self, version: ModelVersion) -> list[FileInfo]:
+        """Every file of the version (paths relative to its root, with sizes), sorted."""
+
+    def open_file(
+        self, version: ModelVersion, path: str, start: int = 0, end: int | None = None
+    ) -> Stream:
+        """Stream bytes ``start``..``end`` of one file of the version; ArtifactNotFound."""
 
     def delete(self, location: str) -> None:
         """Remove the files at ``location`` (no error if they are already gone)."""
@@ -120,6 +129,21 @@ class LocalArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return digest
+
+    def list_files(self, version: ModelVersion) -> list[FileInfo]:
+        root = self._stored(version)
+        return list_local(root, root, recursive=True)
+
+    def open_file(
+        self, version: ModelVersion, path: str, start: int = 0, end: int | None = None
+    ) -> Stream:
+        root = self._stored(version)
+        return open_local(root / safe_relpath(path), start, end, f"{path!r} in {version.uri}")
+
+    def _stored(self, version: ModelVersion) -> Path:
+        if version.storage_location is None:
+            raise ArtifactNotFound(f"{version.uri} has no stored files ({version.status.value})")
+        return self.path(version.storage_location)
 
     def get_version(self, version: ModelVersion) -> Path:
         if version.storage_location is None or version.digest is None:

@@ -18,17 +18,37 @@ HOME_VAR = "MLREG_HOME"
 URI_VARS = ("MLREG_TRACKING_URI", "MLREG_REGISTRY_URI")
 ARTIFACT_ROOT_VAR = "MLREG_ARTIFACT_ROOT"
 USER_VAR = "MLREG_USER"
+S3_ENDPOINT_VAR = "MLREG_S3_ENDPOINT_URL"
+#: Artifact roots that are URIs of remote storage, not local paths.
+REMOTE_ROOTS = ("s3://",)
 DEFAULT_HOME = ".mlreg"
 
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """The database URI, the artifact root, and who is acting."""
+    """The database URI, the artifact root, and who is acting.
+
+    ``artifact_root`` is an absolute local path or an ``s3://bucket/prefix`` URI (then
+    ``s3_endpoint_url`` points at MinIO, Ceph or another S3-compatible service, if not AWS).
+    """
 
     uri: str
-    artifact_root: Path
+    artifact_root: str
     user: str
     home: Path = Path(DEFAULT_HOME)
+    s3_endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        root = str(self.artifact_root)
+        if not root.startswith(REMOTE_ROOTS):
+            root = str(Path(root).expanduser().absolute())
+        object.__setattr__(self, "artifact_root", root)
+
+    def artifact_location(self, *parts: str) -> str:
+        """``artifact_root`` joined with ``parts`` ('/' for URIs, the OS's way for paths)."""
+        if self.artifact_root.startswith(REMOTE_ROOTS):
+            return "/".join([self.artifact_root.rstrip("/"), *parts])
+        return str(Path(self.artifact_root, *parts))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StoreSettings:
@@ -42,19 +62,19 @@ class StoreSettings:
                 f"{' and '.join(given)} name different stores; set one of them (they mean the same)"
             )
         uri = next(iter(given.values()), None) or f"sqlite:///{home / 'registry.db'}"
-        root = env.get(ARTIFACT_ROOT_VAR) or home / "artifacts"
         return cls(
             uri=uri,
-            artifact_root=Path(root).expanduser().absolute(),
+            artifact_root=env.get(ARTIFACT_ROOT_VAR) or str(home / "artifacts"),
             user=env.get(USER_VAR) or _os_user(),
             home=home,
+            s3_endpoint_url=env.get(S3_ENDPOINT_VAR) or None,
         )
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str], user: str = "test") -> StoreSettings:
         """The embedded layout under one directory (handy for tests and scripts)."""
         home = Path(home).absolute()
-        return cls(f"sqlite:///{home / 'registry.db'}", home / "artifacts", user, home)
+        return cls(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"), user, home)
 
 
 def _os_user() -> str:

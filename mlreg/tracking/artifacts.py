@@ -7,23 +7,14 @@ server's REST client the run id, so both implement the same calls.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from mlreg.errors import ArtifactNotFound, InvalidInput
+from mlreg.store.files import FileInfo, Stream, list_local, open_local
 from mlreg.store.validation import safe_relpath
 from mlreg.tracking.entities import RunInfo
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """One entry of an artifact listing: its path relative to the run's root."""
-
-    path: str
-    is_dir: bool
-    size: int | None
 
 
 class RunArtifacts(Protocol):
@@ -38,6 +29,12 @@ class RunArtifacts(Protocol):
 
     def local_path(self, run: RunInfo, path: str | None = None) -> Path:
         """A local file or directory holding the artifact at ``path``; ArtifactNotFound."""
+
+    def open(self, run: RunInfo, path: str, start: int = 0, end: int | None = None) -> Stream:
+        """Stream bytes ``start``..``end`` of one artifact file; ArtifactNotFound."""
+
+    def delete(self, run: RunInfo, path: str) -> None:
+        """Remove one artifact file or directory (no error if it is already gone)."""
 
 
 class LocalRunArtifacts:
@@ -66,18 +63,17 @@ class LocalRunArtifacts:
         shutil.copytree(local_dir, self._target(run, artifact_path), dirs_exist_ok=True)
 
     def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:
-        root = self.root(run)
-        target = self.local_path(run, path)
-        if not target.is_dir():
-            return [FileInfo(target.relative_to(root).as_posix(), False, target.stat().st_size)]
-        return [
-            FileInfo(
-                p.relative_to(root).as_posix(),
-                p.is_dir(),
-                None if p.is_dir() else p.stat().st_size,
-            )
-            for p in sorted(target.iterdir())
-        ]
+        return list_local(self.root(run), self.local_path(run, path), recursive=False)
+
+    def open(self, run: RunInfo, path: str, start: int = 0, end: int | None = None) -> Stream:
+        return open_local(self._target(run, path), start, end, f"artifact {path!r}")
+
+    def delete(self, run: RunInfo, path: str) -> None:
+        target = self._target(run, path)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
 
     def local_path(self, run: RunInfo, path: str | None = None) -> Path:
         target = self._target(run, path)

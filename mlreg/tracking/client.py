@@ -19,7 +19,7 @@ class TrackingClient(TrackingService):
             SqlTrackingStore(self.settings.uri),
             LocalRunArtifacts(),
             self.settings.user,
-            str(self.settings.artifact_root / RUNS_DIR),
+            self.settings.artifact_location(RUNS_DIR),
         )
 
     def __enter__(self) -> TrackingClient:

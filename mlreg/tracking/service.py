@@ -22,6 +22,7 @@ import yaml
 from PIL import Image
 
 from mlreg.errors import AlreadyExists, ArtifactNotFound, InvalidInput
+from mlreg.store.files import FileInfo
 from mlreg.store.pages import Page
 from mlreg.store.validation import (
     MAX_EXPERIMENT_NAME,
@@ -36,7 +37,7 @@ from mlreg.store.validation import (
     validate_text_name,
     value_text,
 )
-from mlreg.tracking.artifacts import FileInfo, RunArtifacts
+from mlreg.tracking.artifacts import RunArtifacts
 from mlreg.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus
 from mlreg.tracking.search import parse_filter, parse_order_by
 from mlreg.tracking.store import DEFAULT_EXPERIMENT, TrackingStore
