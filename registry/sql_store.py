@@ -24,7 +24,7 @@ from mlreg.registry.entities import (
     StageTransition,
     VersionStatus,
 )
-from mlreg.store.database import Database, open_database
+from mlreg.store.database import Database, applied_result, open_database, record_applied
 from mlreg.store.pages import Page
 from mlreg.store.tables import (
     AliasRow,
@@ -228,43 +228,61 @@ class SqlRegistryStore:
         description: str | None,
         tags: dict[str, str],
         signature: dict[str, Any] | None,
+        *,
+        request_id: str | None = None,
     ) -> ModelVersion:
-        """Allocate the next number and insert a PENDING_REGISTRATION version."""
+        """Allocate the next number and insert a PENDING_REGISTRATION version.
+
+        A ``request_id`` seen before returns the version that request made (a retry).
+        """
+        try:
+            with self._session() as session:
+                earlier = applied_result(session, request_id)
+                if earlier is not None:
+                    return self._version(self._version_row(session, name, int(earlier)))
+                row = self._insert_version(
+                    session, name, source, run_id, description, tags, signature
+                )
+                record_applied(session, request_id, str(row.version))
+                session.flush()
+                return self._version(row)
+        except SqlIntegrityError:
+            if request_id is None:
+                raise
+            # The same request committed concurrently (a retry racing its first attempt).
+            with self._session() as session:
+                earlier = applied_result(session, request_id)
+                if earlier is None:
+                    raise
+                return self._version(self._version_row(session, name, int(earlier)))
+
+    def _insert_version(
+        self,
+        session: Session,
+        name: str,
+        source: str,
+        run_id: str | None,
+        description: str | None,
+        tags: dict[str, str],
+        signature: dict[str, Any] | None,
+    ) -> ModelVersionRow:
         now = _now()
-        with self._session() as session:
-            model_id, number = self._next_number(session, name)
-            row = ModelVersionRow(
-                model_id=model_id,
-                version=number,
-                stage=Stage.NONE.value,
-                status=VersionStatus.PENDING_REGISTRATION.value,
-                source=source,
-                run_id=run_id,
-                description=description,
-                signature=json.dumps(signature) if signature else None,
-                created_at=now,
-                updated_at=now,
-            )
-            row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
-            session.add(row)
-        # Built from what was just written: a new version has no aliases or history yet.
-        return ModelVersion(
-            name=name,
+        model_id, number = self._next_number(session, name)
+        row = ModelVersionRow(
+            model_id=model_id,
             version=number,
-            stage=Stage.NONE,
-            status=VersionStatus.PENDING_REGISTRATION,
+            stage=Stage.NONE.value,
+            status=VersionStatus.PENDING_REGISTRATION.value,
             source=source,
             run_id=run_id,
             description=description,
-            tags=dict(tags),
-            aliases=[],
-            signature=signature,
-            digest=None,
-            storage_location=None,
-            status_message=None,
+            signature=json.dumps(signature) if signature else None,
             created_at=now,
             updated_at=now,
         )
+        row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
+        session.add(row)
+        return row
 
     def _version_row(self, session: Session, name: str, version: int) -> ModelVersionRow:
         model = self._model_row(session, name)

@@ -61,8 +61,11 @@ class RegistryStore(Protocol):
         description: str | None,
         tags: dict[str, str],
         signature: dict[str, Any] | None,
+        *,
+        request_id: str | None = None,
     ) -> ModelVersion:
-        """Allocate the next number (creating the model if new); the version is PENDING."""
+        """Allocate the next number (creating the model if new); the version is PENDING.
+        A ``request_id`` seen before returns the version that request made (a retry)."""
 
     def finish_model_version(
         self,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlreg.errors import StoreError
 from mlreg.store import migrate
+from mlreg.store.tables import AppliedRequestRow
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
@@ -141,3 +142,20 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def applied_result(session: Session, request_id: str | None) -> str | None:
+    """What the write with ``request_id`` returned when it was applied, or None if it was not.
+
+    Call it first in the write's transaction; :func:`record_applied` at the end of it.
+    """
+    if request_id is None:
+        return None
+    row = session.get(AppliedRequestRow, request_id)
+    return None if row is None else (row.result or "")
+
+
+def record_applied(session: Session, request_id: str | None, result: str = "") -> None:
+    """Remember that ``request_id`` was applied (in the caller's transaction)."""
+    if request_id is not None:
+        session.add(AppliedRequestRow(request_id=request_id, result=result))

@@ -214,3 +214,20 @@ class RunTagRow(Base):
     )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# --- writes that clients may retry ----------------------------------------------------------
+
+
+class AppliedRequestRow(Base):
+    """A client-chosen request id of a write already applied, and what it returned.
+
+    Written in the same transaction as the write, so a retry after a lost answer finds it
+    and gets the first answer instead of a second version or a doubled metric.
+    """
+
+    __tablename__ = "applied_requests"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

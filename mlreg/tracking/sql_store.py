@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
 from mlreg.errors import AlreadyExists, ExperimentNotFound, InvalidInput, RunNotFound
-from mlreg.store.database import Database, open_database
+from mlreg.store.database import Database, applied_result, open_database, record_applied
 from mlreg.store.pages import Page
 from mlreg.store.tables import (
     ExperimentRow,
@@ -177,67 +177,88 @@ class SqlTrackingStore:
         metrics: Sequence[Metric] = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        *,
+        request_id: str | None = None,
     ) -> None:
-        """Write metrics, params and tags in one transaction."""
+        """Write metrics, params and tags in one transaction (once per ``request_id``)."""
         params = params or {}
         tags = tags or {}
-        with self._session() as session:
-            row = self._run_row(session, run_id)
-            if row.status != RunStatus.RUNNING.value and (metrics or params):
-                raise InvalidInput(f"run {run_id} is {row.status}; it no longer takes logs")
-            if params:
-                existing = dict(
-                    session.execute(
-                        select(ParamRow.key, ParamRow.value).where(
-                            ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
-                        )
-                    ).all()
-                )
-                for key, value in params.items():
-                    if key in existing and existing[key] != value:
-                        raise InvalidInput(
-                            f"param {key!r} was already logged as {existing[key]!r}; a param "
-                            f"cannot change (got {value!r}). Log a new key or start a new run"
-                        )
-                session.add_all(
-                    ParamRow(run_id=run_id, key=k, value=v)
-                    for k, v in params.items()
-                    if k not in existing
-                )
-            if metrics:
+        try:
+            with self._session() as session:
+                if applied_result(session, request_id) is not None:
+                    return  # a retry of a batch already written
+                self._write_batch(session, run_id, metrics, params, tags)
+                record_applied(session, request_id)
+        except SqlIntegrityError:
+            # A retry that raced its first attempt: the first one wrote the batch.
+            with self._session() as session:
+                if request_id is None or applied_result(session, request_id) is None:
+                    raise
+
+    def _write_batch(
+        self,
+        session: Session,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: dict[str, str],
+        tags: dict[str, str],
+    ) -> None:
+        row = self._run_row(session, run_id)
+        if row.status != RunStatus.RUNNING.value and (metrics or params):
+            raise InvalidInput(f"run {run_id} is {row.status}; it no longer takes logs")
+        if params:
+            existing = dict(
                 session.execute(
-                    MetricRow.__table__.insert(),
-                    [
-                        {
-                            "run_id": run_id,
-                            "key": m.key,
-                            "value": m.value,
-                            "timestamp": m.timestamp,
-                            "step": m.step,
-                        }
-                        for m in metrics
-                    ],
-                )
-                latest: dict[str, Metric] = {}
-                for m in metrics:
-                    prev = latest.get(m.key)
-                    if prev is None or (m.step, m.timestamp) >= (prev.step, prev.timestamp):
-                        latest[m.key] = m
-                stmt = self.db.insert()(LatestMetricRow.__table__)
-                for m in latest.values():
-                    value = _stored(m.value)
-                    upsert = stmt.values(
-                        run_id=run_id, key=m.key, value=value, timestamp=m.timestamp, step=m.step
-                    ).on_conflict_do_update(
-                        index_elements=["run_id", "key"],
-                        set_={"value": value, "timestamp": m.timestamp, "step": m.step},
-                        where=and_(
-                            LatestMetricRow.__table__.c.step <= m.step,
-                        ),
+                    select(ParamRow.key, ParamRow.value).where(
+                        ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
                     )
-                    session.execute(upsert)
-            for key, value in tags.items():
-                session.merge(RunTagRow(run_id=run_id, key=key, value=value))
+                ).all()
+            )
+            for key, value in params.items():
+                if key in existing and existing[key] != value:
+                    raise InvalidInput(
+                        f"param {key!r} was already logged as {existing[key]!r}; a param "
+                        f"cannot change (got {value!r}). Log a new key or start a new run"
+                    )
+            session.add_all(
+                ParamRow(run_id=run_id, key=k, value=v)
+                for k, v in params.items()
+                if k not in existing
+            )
+        if metrics:
+            session.execute(
+                MetricRow.__table__.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "key": m.key,
+                        "value": m.value,
+                        "timestamp": m.timestamp,
+                        "step": m.step,
+                    }
+                    for m in metrics
+                ],
+            )
+            latest: dict[str, Metric] = {}
+            for m in metrics:
+                prev = latest.get(m.key)
+                if prev is None or (m.step, m.timestamp) >= (prev.step, prev.timestamp):
+                    latest[m.key] = m
+            stmt = self.db.insert()(LatestMetricRow.__table__)
+            for m in latest.values():
+                value = _stored(m.value)
+                upsert = stmt.values(
+                    run_id=run_id, key=m.key, value=value, timestamp=m.timestamp, step=m.step
+                ).on_conflict_do_update(
+                    index_elements=["run_id", "key"],
+                    set_={"value": value, "timestamp": m.timestamp, "step": m.step},
+                    where=and_(
+                        LatestMetricRow.__table__.c.step <= m.step,
+                    ),
+                )
+                session.execute(upsert)
+        for key, value in tags.items():
+            session.merge(RunTagRow(run_id=run_id, key=key, value=value))
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self._session() as session:

@@ -54,9 +54,11 @@ class TrackingStore(Protocol):
         metrics: Sequence[Metric] = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        *,
+        request_id: str | None = None,
     ) -> None:
-        """Write metrics, params and tags in one transaction; InvalidInput if the run ended
-        or a param would change; RunNotFound."""
+        """Write metrics, params and tags in one transaction, once per ``request_id`` (a
+        retry is a no-op); InvalidInput if the run ended or a param would change; RunNotFound."""
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for ``key``, by step then time; RunNotFound."""

@@ -30,6 +30,7 @@ TABLES = {
     "metrics",
     "latest_metrics",
     "run_tags",
+    "applied_requests",
     "alembic_version",
 }
 
@@ -38,7 +39,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.db.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0003"
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0004"
     finally:
         store.close()
 
@@ -50,7 +51,7 @@ def test_old_schema_says_to_upgrade_and_db_upgrade_fixes_it(backend):
     with pytest.raises(StoreError) as e:
         SqlRegistryStore(backend)
     assert e.value.message == (
-        "the registry database is at schema revision 0001 but this mlreg needs 0003; "
+        "the registry database is at schema revision 0001 but this mlreg needs 0004; "
         "run `mlreg db upgrade`"
     )
     engine = make_engine(backend)
