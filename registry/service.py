@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from mlreg.errors import (
     InvalidInput,
@@ -76,29 +77,79 @@ class RegistryService:
         resolved = self.resolve_any(source)
         mlmodel = Model.load(resolved.path)
         signature = mlmodel.signature.to_json_dict() if mlmodel.signature else None
-        version = self.store.create_model_version(
+        version = self.begin_version(
             name, source, run_id or mlmodel.run_id, description, tags, signature
         )
+        return self.store_files(version, resolved.path)
+
+    def begin_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None,
+        description: str | None,
+        tags: dict[str, str] | None,
+        signature: dict[str, Any] | None,
+        request_id: str | None = None,
+    ) -> ModelVersion:
+        """Allocate the next version of ``name`` (PENDING_REGISTRATION until its files are
+        stored); a retried ``request_id`` returns the version it made the first time."""
+        return self.store.create_model_version(
+            validate_name(name),
+            source,
+            run_id,
+            validate_description(description),
+            validate_tags(tags),
+            signature,
+            request_id=request_id,
+        )
+
+    def store_files(
+        self, version: ModelVersion, directory: Path, expected_digest: str | None = None
+    ) -> ModelVersion:
+        """Store ``directory`` as the files of the PENDING ``version`` and make it READY.
+
+        With ``expected_digest`` (what the sender computed), files that arrived different
+        are refused. Any failure leaves the version FAILED_REGISTRATION with the reason and
+        raises RegistrationFailed.
+        """
+        name, number = version.name, version.version
+        if version.status is not VersionStatus.PENDING_REGISTRATION:
+            raise VersionConflict(
+                f"version {number} of {name!r} is {version.status.value}; files can only be "
+                "stored for a PENDING_REGISTRATION version"
+            )
         try:
-            stored = self.artifacts.put_version(resolved.path, name, version.version)
+            stored = self.artifacts.put_version(directory, name, number)
         except BaseException as e:
             reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
             self.store.finish_model_version(
-                name, version.version, VersionStatus.FAILED_REGISTRATION, message=reason
+                name, number, VersionStatus.FAILED_REGISTRATION, message=reason
             )
             if isinstance(e, MlregError | OSError | shutil.Error):
                 raise RegistrationFailed(
-                    f"registration of {name!r} version {version.version} failed; {reason}"
+                    f"registration of {name!r} version {number} failed; {reason}"
                 ) from e
             raise
+        if expected_digest is not None and stored.digest != expected_digest:
+            if stored.location is not None:
+                self.artifacts.delete(stored.location)
+            reason = (
+                f"the files arrived different from what was sent (sha256 {stored.digest[:12]}… "
+                f"received, {expected_digest[:12]}… sent)"
+            )
+            self.store.finish_model_version(
+                name, number, VersionStatus.FAILED_REGISTRATION, message=reason
+            )
+            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
         self.store.finish_model_version(
             name,
-            version.version,
+            number,
             VersionStatus.READY,
             digest=stored.digest,
             storage_location=stored.location,
         )
-        return self.store.get_model_version(name, version.version)
+        return self.store.get_model_version(name, number)
 
     # --- registered models ---------------------------------------------------------------
 

@@ -14,12 +14,12 @@ from werkzeug.exceptions import HTTPException
 
 from mlreg.errors import MlregError
 from mlreg.serving.backends import Backend
-from mlreg.serving.logs import ACCESS_LOGGER
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.routes import bp
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 
+ACCESS_LOGGER = "mlreg.serving.access"
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger(ACCESS_LOGGER)
 

@@ -22,7 +22,7 @@ from prometheus_client import multiprocess
 
 from mlreg.serving.app import create_app
 from mlreg.serving.backends import load_backend
-from mlreg.serving.logs import configure_logging, gunicorn_logconfig
+from mlreg.web.logs import configure_logging, gunicorn_logconfig
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
