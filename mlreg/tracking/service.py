@@ -23,7 +23,7 @@ from PIL import Image
 
 from mlreg.errors import AlreadyExists, ArtifactNotFound, InvalidInput
 from mlreg.store.files import FileInfo
-from mlreg.store.pages import Page
+from mlreg.store.pages import Page, check_paging
 from mlreg.store.validation import (
     MAX_EXPERIMENT_NAME,
     MAX_RUN_NAME,
@@ -90,6 +90,14 @@ class TrackingService:
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return self.store.get_experiment(experiment_id)
+
+    def search_experiments(
+        self, name_like: str | None = None, max_results: int = 100, offset: int = 0
+    ) -> Page:
+        check_paging(max_results, offset)
+        return self.store.search_experiments(
+            name_like=name_like, max_results=max_results, offset=offset
+        )
 
     def get_or_create_experiment(self, name: str) -> str:
         exp = self.store.get_experiment_by_name(name)
@@ -169,8 +177,13 @@ class TrackingService:
         metrics: Iterable[Metric | tuple[str, Any, int | None, int | None]] = (),
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
     ) -> None:
-        """Validate everything first, then write it in one transaction per 1000 metrics."""
+        """Validate everything first, then write it in one transaction per 1000 metrics.
+
+        With ``request_id`` a retried call writes nothing twice (each chunk remembers it).
+        """
         ts = now_ms()
         clean_metrics = []
         for m in metrics:
@@ -192,7 +205,11 @@ class TrackingService:
             chunk = clean_metrics[start : start + MAX_BATCH]
             first = start == 0
             self.store.log_batch(
-                run_id, chunk, clean_params if first else None, clean_tags if first else None
+                run_id,
+                chunk,
+                clean_params if first else None,
+                clean_tags if first else None,
+                request_id=f"{request_id}:{start}" if request_id else None,
             )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:

@@ -70,6 +70,19 @@ class SqlTrackingStore:
             ).one_or_none()
             return self._experiment(session, row) if row else None
 
+    def search_experiments(
+        self, *, name_like: str | None = None, max_results: int = 100, offset: int = 0
+    ) -> Page:
+        with self._session() as session:
+            query = select(ExperimentRow)
+            if name_like:
+                query = query.where(ExperimentRow.name.like(name_like))
+            rows = session.scalars(
+                query.order_by(ExperimentRow.id).offset(offset).limit(max_results + 1)
+            ).all()
+            items = [self._experiment(session, r) for r in rows[:max_results]]
+            return Page(items, offset + max_results if len(rows) > max_results else None)
+
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self._session() as session:
             row = session.get(ExperimentRow, _int_id(experiment_id))

@@ -28,6 +28,11 @@ class TrackingStore(Protocol):
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         """The experiment called ``name``, or None."""
 
+    def search_experiments(
+        self, *, name_like: str | None = None, max_results: int = 100, offset: int = 0
+    ) -> Page:
+        """A page of experiments (name matching a SQL LIKE pattern), oldest first."""
+
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         """Set one experiment tag; ExperimentNotFound."""
 

@@ -6,8 +6,11 @@ factory registers them and builds the OpenAPI document from the same table.
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, g, request
 
+from mlreg.errors import InvalidInput
 from mlreg.server.api import Api
 from mlreg.server.services import Services
 
@@ -15,6 +18,8 @@ API_PREFIX = "/api/v1"
 #: Who the caller says they are when the server runs without authentication.
 USER_HEADER = "X-Mlreg-User"
 ANONYMOUS = "anonymous"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY = re.compile(r"[A-Za-z0-9._-]{1,48}")
 
 api = Api(API_PREFIX, lambda: current_app.config["MLREG_MAX_REQUEST_BYTES"])
 
@@ -34,6 +39,14 @@ def acting_user() -> str:
 
 
 def request_id() -> str | None:
-    """The client's idempotency key for a write it may retry (``Idempotency-Key``)."""
-    key = request.headers.get("Idempotency-Key", "").strip()
-    return key[:64] if key else None
+    """The client's key for a write it may retry (``Idempotency-Key``): 1-48 of
+    ``A-Za-z0-9._-``, e.g. a UUID; InvalidInput for anything else."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        raise InvalidInput(
+            f"header {IDEMPOTENCY_HEADER}: expected 1-48 letters, digits, '.', '_' or '-' "
+            "(a UUID will do)"
+        )
+    return key
