@@ -101,7 +101,7 @@ def _install_hooks(app: Flask, state: ServingState) -> None:
 
     @app.errorhandler(http.HTTPException)
     def _http_error(e: http.HTTPException) -> Response:
-        error = as_mlreg_error(e, state.settings.max_request_bytes)
+        error = _as_mlreg_error(e, state.settings.max_request_bytes)
         if error is not None:
             return _error_response(error.status_code, error.error_code, error.message)
         # A status werkzeug raises that none of our classes stands for.
@@ -118,7 +118,7 @@ def _install_hooks(app: Flask, state: ServingState) -> None:
         )
 
 
-def as_mlreg_error(e: http.HTTPException, max_request_bytes: int) -> MlregError | None:
+def _as_mlreg_error(e: http.HTTPException, max_request_bytes: int) -> MlregError | None:
     """werkzeug's HTTP error (routing, body limit) as the class of ours that carries its code."""
     if isinstance(e, http.NotFound):
         return EndpointNotFound(f"no endpoint {request.path}")
