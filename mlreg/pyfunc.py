@@ -38,6 +38,9 @@ class Predictor(Protocol):
 class PyFuncModel:
     """A loaded model: its MLmodel metadata, where it came from, and ``predict``."""
 
+    #: Predictions are computed in this process (a subclass may forward them to a server).
+    remote: bool = False
+
     def __init__(self, predictor: Predictor, metadata: Model, source: ResolvedModel) -> None:
         self._predictor = predictor
         self.metadata = metadata
@@ -86,6 +89,10 @@ class PyFuncModel:
         """Enforce the signature on ``data`` and ``params``, then run the model."""
         data, params = self.enforce(data, params)
         return self.predict_unchecked(data, params)
+
+    def unready_reason(self) -> str | None:
+        """None: a model loaded in this process can always answer."""
+        return None
 
     def __repr__(self) -> str:
         return f"PyFuncModel(uri={self.source.uri!r}, flavors={sorted(self.metadata.flavors)})"

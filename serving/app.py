@@ -10,12 +10,19 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug import exceptions as http
 
-from mlreg.errors import MlregError
+from mlreg.errors import (
+    EndpointNotFound,
+    InvalidInput,
+    MethodNotAllowed,
+    MlregError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from mlreg.serving.backends import Backend
 from mlreg.serving.metrics import Metrics
-from mlreg.serving.routes import bp
+from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 
@@ -25,15 +32,6 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-
-#: werkzeug's HTTP errors, by status, as our error codes.
-HTTP_ERROR_CODES = {
-    400: "BAD_REQUEST",
-    404: "ENDPOINT_NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-}
 
 
 def create_app(
@@ -101,22 +99,13 @@ def _install_hooks(app: Flask, state: ServingState) -> None:
     def _mlreg_error(e: MlregError) -> Response:
         return _error_response(e.status_code, e.error_code, e.message)
 
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException) -> Response:
-        status = e.code or 500
-        if status == 413:
-            limit = state.settings.max_request_bytes
-            message = f"request body is larger than the limit of {limit} bytes "
-            message += "(MLREG_MAX_REQUEST_BYTES)"
-        elif status == 404:
-            message = f"no endpoint {request.path}"
-        elif status == 405:
-            allowed = ", ".join(sorted(getattr(e, "valid_methods", None) or []))
-            message = f"method {request.method} is not allowed on {request.path}"
-            message += f"; allowed: {allowed}" if allowed else ""
-        else:
-            message = e.description or e.name
-        return _error_response(status, HTTP_ERROR_CODES.get(status, "HTTP_ERROR"), message)
+    @app.errorhandler(http.HTTPException)
+    def _http_error(e: http.HTTPException) -> Response:
+        error = _as_mlreg_error(e, state.settings.max_request_bytes)
+        if error is not None:
+            return _error_response(error.status_code, error.error_code, error.message)
+        # A status werkzeug raises that none of our classes stands for.
+        return _error_response(e.code or 500, "HTTP_ERROR", e.description or e.name)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:
@@ -127,6 +116,23 @@ def _install_hooks(app: Flask, state: ServingState) -> None:
             "INTERNAL_ERROR",
             f"internal server error ({type(e).__name__}); request id {g.get('request_id')}",
         )
+
+
+def _as_mlreg_error(e: http.HTTPException, max_request_bytes: int) -> MlregError | None:
+    """werkzeug's HTTP error (routing, body limit) as the class of ours that carries its code."""
+    if isinstance(e, http.NotFound):
+        return EndpointNotFound(f"no endpoint {request.path}")
+    if isinstance(e, http.MethodNotAllowed):
+        allowed = ", ".join(sorted(e.valid_methods or []))
+        message = f"method {request.method} is not allowed on {request.path}"
+        return MethodNotAllowed(message + (f"; allowed: {allowed}" if allowed else ""))
+    if isinstance(e, http.RequestEntityTooLarge):
+        return PayloadTooLarge.body(None, max_request_bytes, MAX_REQUEST_BYTES_VAR)
+    if isinstance(e, http.UnsupportedMediaType):
+        return UnsupportedMediaType(e.description or e.name)
+    if isinstance(e, http.BadRequest):
+        return InvalidInput(e.description or e.name)
+    return None
 
 
 def _log_request(status: int, elapsed: float) -> None:

@@ -11,6 +11,7 @@ from mlreg.errors import InvalidInput
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: What computes the predictions (mlreg.serving.backends has a loader for each).
 BACKENDS = ("local", "tfserving")
 
 
@@ -145,4 +146,4 @@ def _parse(var: str, raw: str, parser: Callable[[str], Any]) -> Any:
         raise InvalidInput(f"{var}: expected {kind}, got {raw!r}") from None
 
 
-__all__ = ["ServingSettings", "env_var"]
+__all__ = ["BACKENDS", "LOG_FORMATS", "LOG_LEVELS", "ServingSettings", "env_var"]

@@ -9,7 +9,7 @@ import click
 from mlreg.errors import MLmodelError
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
-from mlreg.serving.settings import ServingSettings
+from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
 from mlreg.uris import resolve_model_uri
 
 
@@ -28,12 +28,12 @@ from mlreg.uris import resolve_model_uri
 @click.option("--timeout", type=float, default=None, help="Request timeout in seconds (60).")
 @click.option("--graceful-timeout", type=float, default=None, help="Shutdown grace period (30).")
 @click.option("--max-request-bytes", type=int, default=None, help="Body size limit (100 MB).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None)
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
 @click.option(
     "--backend",
-    type=click.Choice(["local", "tfserving"]),
+    type=click.Choice(BACKENDS),
     default=None,
     help="local: run the model in this process (default); tfserving: forward to TF Serving.",
 )

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlreg.cli.main import main
-from tests.serving.models import images
+from tests.serving.data import images
 from tests.serving.server import MLREG, Server, free_port
 
 

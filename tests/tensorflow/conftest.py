@@ -1,10 +1,40 @@
+"""TensorFlow, Keras, mlreg.tensorflow and the zoo reach these tests through fixtures.
+
+They take seconds to import and the fast selection runs without them: a fixture imports
+them when the first (slow) test that needs them runs, never while collecting.
+"""
+
 from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
 
-from mlreg.tensorflow import save_model
-from tests.tensorflow.zoo import reference_cnn
+
+@pytest.fixture(scope="session")
+def tf() -> ModuleType:
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def keras(tf: ModuleType) -> ModuleType:
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="session")
+def zoo(keras: ModuleType) -> ModuleType:
+    """tests/tensorflow/zoo.py: a small model of each kind the flavor saves."""
+    return importlib.import_module("tests.tensorflow.zoo")
+
+
+@pytest.fixture(scope="session")
+def mlreg_tf(tf: ModuleType) -> ModuleType:
+    """mlreg.tensorflow: save_model, load_model, log_model, autolog, MlregCallback."""
+    return importlib.import_module("mlreg.tensorflow")
 
 
 @pytest.fixture(scope="session")
@@ -13,12 +43,14 @@ def images() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def cnn():
-    return reference_cnn()
+def cnn(zoo: ModuleType) -> Any:
+    return zoo.reference_cnn()
 
 
 @pytest.fixture(scope="session")
-def cnn_dir(tmp_path_factory, cnn, images):
+def cnn_dir(
+    tmp_path_factory: pytest.TempPathFactory, mlreg_tf: ModuleType, cnn: Any, images: np.ndarray
+) -> Path:
     path = tmp_path_factory.mktemp("cnn") / "model"
-    save_model(cnn, path, input_example=images[:2])
+    mlreg_tf.save_model(cnn, path, input_example=images[:2])
     return path
