@@ -6,6 +6,7 @@ Both implement the same protocol, so the routes, codecs and runner never change.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -81,26 +82,23 @@ def load_local(
     return model
 
 
-def load_tfserving(
-    settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
-) -> Backend:
-    """Connect to TensorFlow Serving (the gRPC stubs are imported only for this backend)."""
-    from mlreg.serving import tfserving
-
-    return tfserving.connect(settings, source, metrics)
-
-
 #: Makes the backend a ServingSettings names; called in the worker, after the fork.
 Loader = Callable[[ServingSettings, ResolvedModel | None, Metrics], Backend]
-#: One loader per name in mlreg.serving.settings.BACKENDS.
-LOADERS: dict[str, Loader] = {"local": load_local, "tfserving": load_tfserving}
+#: One loader per name in mlreg.serving.settings.BACKENDS, as "module:function": a backend's
+#: module (TF Serving's gRPC stubs, TensorFlow) is imported only when it is used.
+LOADERS: dict[str, str] = {
+    "local": "mlreg.serving.backends:load_local",
+    "tfserving": "mlreg.serving.tfserving:connect",
+}
 
 
 def load_backend(
     settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
 ) -> Backend:
     """Load the backend ``settings.backend`` names."""
-    return LOADERS[settings.backend](settings, source, metrics)
+    module, _, function = LOADERS[settings.backend].partition(":")
+    loader: Loader = getattr(importlib.import_module(module), function)
+    return loader(settings, source, metrics)
 
 
 __all__ = [
@@ -110,6 +108,5 @@ __all__ = [
     "input_schema",
     "load_backend",
     "load_local",
-    "load_tfserving",
     "model_source",
 ]

@@ -22,11 +22,11 @@ from prometheus_client import multiprocess
 
 from mlreg.serving.app import create_app
 from mlreg.serving.backends import load_backend
-from mlreg.web.logs import configure_logging, gunicorn_logconfig
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 from mlreg.uris import ResolvedModel
+from mlreg.web.logs import configure_logging, gunicorn_logconfig
 
 #: gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts when a worker exits with it.
 WORKER_BOOT_ERROR = 3

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -139,3 +141,30 @@ def tracking_home(tmp_path, monkeypatch):
     yield tmp_path / "home"
     fluent.reset()
     reset_default_client()
+
+
+# --- TensorFlow, only through fixtures ----------------------------------------------------
+# TensorFlow takes seconds to import and the fast selection runs without it: these import
+# it when the first (slow) test that needs it runs, never while collecting.
+
+
+@pytest.fixture(scope="session")
+def tf() -> ModuleType:
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def keras(tf: ModuleType) -> ModuleType:
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="session")
+def zoo(keras: ModuleType) -> ModuleType:
+    """tests/tensorflow/zoo.py: a small model of each kind the flavor saves."""
+    return importlib.import_module("tests.tensorflow.zoo")
+
+
+@pytest.fixture(scope="session")
+def mlreg_tf(tf: ModuleType) -> ModuleType:
+    """mlreg.tensorflow: save_model, load_model, log_model, autolog, MlregCallback."""
+    return importlib.import_module("mlreg.tensorflow")

@@ -18,7 +18,7 @@ import pytest
 
 from mlreg.pyfunc import load_model
 from mlreg.serving import ServingSettings, create_app
-from mlreg.serving.logs import ACCESS_LOGGER
+from mlreg.serving.app import ACCESS_LOGGER
 from tests.serving import fakes
 from tests.serving.server import Server
 from tests.serving.targets import AppClient, ListHandler, Target

@@ -6,35 +6,12 @@ them when the first (slow) test that needs them runs, never while collecting.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tf() -> ModuleType:
-    return pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="session")
-def keras(tf: ModuleType) -> ModuleType:
-    return pytest.importorskip("keras")
-
-
-@pytest.fixture(scope="session")
-def zoo(keras: ModuleType) -> ModuleType:
-    """tests/tensorflow/zoo.py: a small model of each kind the flavor saves."""
-    return importlib.import_module("tests.tensorflow.zoo")
-
-
-@pytest.fixture(scope="session")
-def mlreg_tf(tf: ModuleType) -> ModuleType:
-    """mlreg.tensorflow: save_model, load_model, log_model, autolog, MlregCallback."""
-    return importlib.import_module("mlreg.tensorflow")
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ import pytest
 import mlreg
 from mlreg import pyfunc
 from mlreg.registry import reset_default_client
-from mlreg.tensorflow import save_model
-from tests.tensorflow.zoo import reference_cnn
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +22,10 @@ def registry_home(tmp_path, monkeypatch):
     reset_default_client()
 
 
-def test_pyfunc_loads_registry_uris_of_a_real_model(registry_home, tmp_path):
-    model = reference_cnn()
+def test_pyfunc_loads_registry_uris_of_a_real_model(registry_home, tmp_path, mlreg_tf, zoo):
+    model = zoo.reference_cnn()
     x = np.random.default_rng(0).uniform(size=(3, 28, 28, 3)).astype(np.float32)
-    save_model(model, tmp_path / "cnn", input_example=x[:1])
+    mlreg_tf.save_model(model, tmp_path / "cnn", input_example=x[:1])
     version = mlreg.register_model(str(tmp_path / "cnn"), "mnist", tags={"data": "random"})
     assert version.version == 1
     assert (registry_home / "registry.db").is_file()
