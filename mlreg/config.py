@@ -88,5 +88,14 @@ def check(name: str, value: Any, ok: bool, expected: str) -> None:
         raise InvalidInput(f"{env_var(name)}: expected {expected}, got {value!r}")
 
 
+def lowercase(settings: Any, *names: str) -> None:
+    """Lower-case the string fields ``names`` of a frozen settings object (choices like
+    ``json`` or ``INFO`` are case-insensitive); call it first in ``__post_init__``."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, str):
+            object.__setattr__(settings, name, value.lower())
+
+
 def one_of(choices: tuple[str, ...]) -> str:
     return "one of " + ", ".join(choices)

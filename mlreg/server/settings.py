@@ -38,6 +38,7 @@ class ServerSettings:
     store: StoreSettings = field(default_factory=lambda: StoreSettings.from_env({}))
 
     def __post_init__(self) -> None:
+        config.lowercase(self, "log_format", "log_level")
         config.check("port", self.port, 0 <= self.port <= 65535, "a port number 0-65535")
         config.check("workers", self.workers, self.workers >= 1, "an integer >= 1")
         config.check("threads", self.threads, self.threads >= 1, "an integer >= 1")

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug import exceptions as http
 
 from mlreg.errors import (
     EndpointNotFound,
@@ -27,6 +27,7 @@ from mlreg.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from mlreg.web.metrics import HttpMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 JSON = "application/json"
@@ -47,46 +48,45 @@ class HttpConfig:
     max_request_setting: str
     #: Paths logged at DEBUG, not INFO (probes and scrapes; they are counted in metrics).
     quiet_paths: Collection[str] = frozenset()
-    #: Called after each request with (rule, method, status, seconds) for metrics.
-    observe: Callable[[str, str, int, float], None] | None = None
-    #: Extra fields for every error body (e.g. TF Serving's clients read "error").
-    error_fields: Callable[[str], dict[str, Any]] = field(default=lambda message: {})
+    #: Requests by endpoint and status, latency, requests in flight.
+    metrics: HttpMetrics | None = None
+    #: Extra fields for an error body, from the path and the message (TF Serving's clients
+    #: read "error").
+    error_fields: Callable[[str, str], dict[str, Any]] = field(default=lambda path, message: {})
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype=JSON)
 
 
-def error_response(error: MlregError, config: HttpConfig) -> Response:
-    g.error = (error.error_code, error.message)
-    doc: dict[str, Any] = {"error_code": error.error_code, "message": error.message}
-    doc.update(config.error_fields(error.message))
-    response = json_response(orjson.dumps(doc), error.status_code)
-    if error.status_code == 413:
+def error_response(status: int, error_code: str, message: str, config: HttpConfig) -> Response:
+    g.error = (error_code, message)
+    doc: dict[str, Any] = {"error_code": error_code, "message": message}
+    doc.update(config.error_fields(request.path, message))
+    response = json_response(orjson.dumps(doc), status)
+    if status == 413:
         # The unread rest of the body would otherwise have to be drained to reuse the
         # connection; closing it is cheaper.
         response.headers["Connection"] = "close"
     return response
 
 
-def as_error(e: HTTPException, config: HttpConfig) -> MlregError:
-    """werkzeug's HTTP error as one of ours (so its code and message are ours too)."""
-    status = e.code or 500
-    if status == 404:
+def as_error(e: http.HTTPException, config: HttpConfig) -> MlregError | None:
+    """werkzeug's HTTP error (routing, body limit) as the class of ours that carries its code;
+    None for a status none of our classes stands for."""
+    if isinstance(e, http.NotFound):
         return EndpointNotFound(f"no endpoint {request.path}")
-    if status == 405:
-        allowed = ", ".join(sorted(getattr(e, "valid_methods", None) or []))
+    if isinstance(e, http.MethodNotAllowed):
+        allowed = ", ".join(sorted(e.valid_methods or []))
         message = f"method {request.method} is not allowed on {request.path}"
         return MethodNotAllowed(message + (f"; allowed: {allowed}" if allowed else ""))
-    if status == 413:
+    if isinstance(e, http.RequestEntityTooLarge):
         return PayloadTooLarge.body(None, config.max_request_bytes, config.max_request_setting)
-    if status == 415:
-        return UnsupportedMediaType(e.description or "unsupported media type")
-    if 400 <= status < 500:
-        error = InvalidInput(e.description or e.name)
-        error.status_code = status  # type: ignore[misc]  # keep the status werkzeug chose
-        return error
-    return MlregError(e.description or e.name)
+    if isinstance(e, http.UnsupportedMediaType):
+        return UnsupportedMediaType(e.description or e.name)
+    if isinstance(e, http.BadRequest):
+        return InvalidInput(e.description or e.name)
+    return None
 
 
 def printable(value: str) -> str:
@@ -97,12 +97,16 @@ def printable(value: str) -> str:
 def install(app: Flask, config: HttpConfig) -> None:
     """Add request ids, access logs, metrics callbacks and JSON error handlers to ``app``."""
     access_log = logging.getLogger(config.access_logger)
+    metrics = config.metrics
 
     @app.before_request
     def _start() -> None:
         g.start = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        if metrics is not None:
+            metrics.in_flight.inc()
+            g.counted = True
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -111,36 +115,44 @@ def install(app: Flask, config: HttpConfig) -> None:
         start = g.get("start")
         elapsed = time.perf_counter() - start if start is not None else 0.0
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        if config.observe is not None:
-            config.observe(rule, request.method, response.status_code, elapsed)
+        if metrics is not None:
+            metrics.observe(rule, request.method, response.status_code, elapsed)
         _log_request(access_log, config, response.status_code, elapsed)
         return response
 
+    @app.teardown_request
+    def _teardown(_exc: BaseException | None) -> None:
+        if metrics is not None and g.pop("counted", False):
+            metrics.in_flight.dec()
+
     @app.errorhandler(MlregError)
     def _mlreg_error(e: MlregError) -> Response:
-        return error_response(e, config)
+        return error_response(e.status_code, e.error_code, e.message, config)
 
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException) -> Response:
-        return error_response(as_error(e, config), config)
+    @app.errorhandler(http.HTTPException)
+    def _http_error(e: http.HTTPException) -> Response:
+        error = as_error(e, config)
+        if error is None:  # a status werkzeug raises that none of our classes stands for
+            return error_response(e.code or 500, "HTTP_ERROR", e.description or e.name, config)
+        return error_response(error.status_code, error.error_code, error.message, config)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:
         # The traceback goes to the log, never into the body.
         logger.exception("unexpected error", extra={"request_id": g.get("request_id")})
-        error = MlregError(
-            f"internal server error ({type(e).__name__}); request id {g.get('request_id')}"
-        )
-        return error_response(error, config)
+        message = f"internal server error ({type(e).__name__}); request id {g.get('request_id')}"
+        return error_response(500, "INTERNAL_ERROR", message, config)
 
 
 def _log_request(
     access_log: logging.Logger, config: HttpConfig, status: int, elapsed: float
 ) -> None:
-    if status >= 500:
+    if request.path in config.quiet_paths:
+        level = logging.DEBUG  # probes and scrapes: counted in the metrics, not logged
+    elif status >= 500:
         level = logging.WARNING if status == 503 else logging.ERROR
     else:
-        level = logging.DEBUG if request.path in config.quiet_paths else logging.INFO
+        level = logging.INFO
     if not access_log.isEnabledFor(level):
         return
     error = g.get("error")
