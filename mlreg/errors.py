@@ -66,6 +66,22 @@ class MethodNotAllowed(InvalidInput):
     error_code = "METHOD_NOT_ALLOWED"
 
 
+class Unauthenticated(MlregError):
+    """No credentials, or wrong ones."""
+
+    status_code = 401
+    exit_code = 13
+    error_code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(MlregError):
+    """The caller is known but lacks the permission (the message names it)."""
+
+    status_code = 403
+    exit_code = 13
+    error_code = "PERMISSION_DENIED"
+
+
 class MLmodelError(MlregError):
     """An MLmodel file (or the model directory around it) is broken."""
 
@@ -177,6 +193,13 @@ class BuildError(MlregError):
 
     exit_code = 11
     error_code = "BUILD_FAILED"
+
+
+class AddressInUse(MlregError):
+    """A server cannot listen where it was asked to (the port is taken)."""
+
+    exit_code = 14
+    error_code = "ADDRESS_IN_USE"
 
 
 class RegistrationFailed(MlregError):

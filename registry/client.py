@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import threading
 
-from mlreg.registry.artifacts import LocalArtifactStore
+from mlreg.registry.artifacts import ArtifactStore, LocalArtifactStore
 from mlreg.registry.entities import ModelVersion
+from mlreg.registry.rest_store import RestArtifactStore, RestRegistryStore
 from mlreg.registry.service import RegistryService
 from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.registry.store import RegistryStore
+from mlreg.store.http import open_http
 from mlreg.store.settings import StoreSettings
 from mlreg.uris import ResolvedModel
 
 
+def open_stores(settings: StoreSettings) -> tuple[RegistryStore, ArtifactStore]:
+    """The stores ``settings`` name: a registry server's REST API for an http(s) URI, else
+    the database and the artifact root."""
+    if settings.remote:
+        store = RestRegistryStore(open_http(settings.uri, settings.user))
+        return store, RestArtifactStore(store.http, settings.home / "cache")
+    return SqlRegistryStore(settings.uri), LocalArtifactStore(settings.artifact_root)
+
+
 class MlregClient(RegistryService):
-    """The registry service wired to the configured database and artifact root."""
+    """The registry service wired to the configured store (a database, or a server)."""
 
     def __init__(self, settings: StoreSettings | None = None) -> None:
         self.settings = settings or StoreSettings.from_env()
-        super().__init__(
-            SqlRegistryStore(self.settings.uri),
-            LocalArtifactStore(self.settings.artifact_root),
-            self.settings.user,
-        )
+        super().__init__(*open_stores(self.settings), self.settings.user)
 
     def close(self) -> None:
         self.store.close()

@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlreg.cli.serve:serve",
         "Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict.",
     ),
+    "server": (
+        "mlreg.cli.server:server",
+        "Run the registry and tracking server (a team's shared MLREG_TRACKING_URI).",
+    ),
     "generate-dockerfile": (
         "mlreg.cli.build:generate_dockerfile",
         "Write a complete build context for MODEL into DIRECTORY (then: docker build DIRECTORY).",

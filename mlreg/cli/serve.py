@@ -11,6 +11,7 @@ from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
 from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
 from mlreg.uris import resolve_model_uri
+from mlreg.web.gunicorn import check_bind
 
 
 @click.command("serve")
@@ -71,4 +72,5 @@ def serve(model_uri: str | None, **flags: object) -> None:
         f"({settings.workers} worker(s) x {settings.threads} threads{where})",
         err=True,
     )
+    check_bind(settings.host, settings.port)
     run(settings, source)

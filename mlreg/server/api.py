@@ -7,8 +7,6 @@ below, and the OpenAPI document and the permission tests are generated from this
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,32 +228,6 @@ def query_tags(name: str = "tag") -> dict[str, str]:
             raise InvalidInput(f"query parameter '{name}': expected KEY=VALUE, got {pair!r}")
         tags[key] = value
     return tags
-
-
-# --- paging -------------------------------------------------------------------------------
-
-
-def page_token(offset: int | None) -> str | None:
-    """An opaque token for the page starting at ``offset`` (None: there is no next page)."""
-    if offset is None:
-        return None
-    return base64.urlsafe_b64encode(orjson.dumps({"offset": offset})).decode().rstrip("=")
-
-
-def offset_of(token: str | None) -> int:
-    """The offset a page token stands for; InvalidInput for a token we did not make."""
-    if not token:
-        return 0
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        offset = doc["offset"]
-        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**62:
-            raise ValueError(offset)
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidInput(
-            f"invalid page_token {token!r}: pass the next_page_token of a previous page"
-        ) from None
-    return offset
 
 
 def ok(doc: Any, status: int = 200) -> Response:

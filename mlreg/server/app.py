@@ -40,7 +40,7 @@ def create_app(
             max_request_bytes=settings.max_request_bytes,
             max_request_setting="MLREG_MAX_REQUEST_BYTES",
             quiet_paths=frozenset(["/health", "/ready", "/metrics"]),
-            observe=metrics.observe,
+            metrics=metrics,
         ),
     )
     return app

@@ -44,6 +44,11 @@ class StoreSettings:
             root = str(Path(root).expanduser().absolute())
         object.__setattr__(self, "artifact_root", root)
 
+    @property
+    def remote(self) -> bool:
+        """True when the store is an mlreg server (``http(s)://``), not a database."""
+        return self.uri.startswith(("http://", "https://"))
+
     def artifact_location(self, *parts: str) -> str:
         """``artifact_root`` joined with ``parts`` ('/' for URIs, the OS's way for paths)."""
         if self.artifact_root.startswith(REMOTE_ROOTS):

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from mlreg.store.http import open_http
 from mlreg.store.settings import StoreSettings
-from mlreg.tracking.artifacts import LocalRunArtifacts
+from mlreg.tracking.artifacts import LocalRunArtifacts, RunArtifacts
+from mlreg.tracking.rest_store import RestRunArtifacts, RestTrackingStore
 from mlreg.tracking.service import TrackingService
 from mlreg.tracking.sql_store import SqlTrackingStore
+from mlreg.tracking.store import TrackingStore
 
 RUNS_DIR = "runs"
 
 
+def open_stores(settings: StoreSettings) -> tuple[TrackingStore, RunArtifacts]:
+    """The stores ``settings`` name: a tracking server's REST API for an http(s) URI, else
+    the database and local artifact directories."""
+    if settings.remote:
+        store = RestTrackingStore(open_http(settings.uri, settings.user))
+        return store, RestRunArtifacts(store.http, settings.home / "cache" / "runs")
+    return SqlTrackingStore(settings.uri), LocalRunArtifacts()
+
+
 class TrackingClient(TrackingService):
-    """Tracking on the registry's database and artifact root (the same MLREG_* settings)."""
+    """Tracking on the configured store (a database, or a server; the same MLREG_* settings)."""
 
     def __init__(self, settings: StoreSettings | None = None) -> None:
         self.settings = settings or StoreSettings.from_env()
         super().__init__(
-            SqlTrackingStore(self.settings.uri),
-            LocalRunArtifacts(),
+            *open_stores(self.settings),
             self.settings.user,
             self.settings.artifact_location(RUNS_DIR),
         )

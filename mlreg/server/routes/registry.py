@@ -12,9 +12,7 @@ from mlreg.registry.entities import ModelVersion, VersionStatus
 from mlreg.registry.service import MODELS_SCHEME, RegistryService
 from mlreg.server import permissions as perm
 from mlreg.server.api import (
-    offset_of,
     ok,
-    page_token,
     query_int,
     query_str,
     query_tags,
@@ -22,7 +20,7 @@ from mlreg.server.api import (
 from mlreg.server.permissions import Level
 from mlreg.server.routes import acting_user, api, request_id, services
 from mlreg.server.streams import send_stream
-from mlreg.store.pages import MAX_PAGE
+from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.tarstream import MEDIA_TYPE, extract_tar
 from mlreg.store.validation import validate_version
 
@@ -556,3 +554,51 @@ def resolve() -> Response:
     if not uri or not uri.startswith(MODELS_SCHEME):
         raise InvalidInput(f"query parameter 'uri': expected a models:/ URI, got {uri!r}")
     return ok({"model_version": registry().get_version_for_uri(uri).to_dict()})
+
+
+# --- garbage ------------------------------------------------------------------------------
+
+
+@api.route(
+    "GET",
+    "/leftovers",
+    permission=perm.ADMIN,
+    summary="Temporary copies that interrupted registrations left in the artifact store "
+    "(what `mlreg gc` removes).",
+    tag=TAG,
+    response=_obj(
+        {
+            "leftovers": {
+                "type": "array",
+                "items": _obj({"location": {"type": "string"}, "modified": {"type": "string"}}),
+            }
+        }
+    ),
+)
+def leftovers() -> Response:
+    items = services().registry.artifacts.leftovers()
+    return ok(
+        {
+            "leftovers": [
+                {"location": item.location, "modified": item.modified.isoformat()} for item in items
+            ]
+        }
+    )
+
+
+@api.route(
+    "POST",
+    "/leftovers/discard",
+    permission=perm.ADMIN,
+    summary="Remove one leftover temporary copy (only a location GET /leftovers lists).",
+    tag=TAG,
+    body=_obj({"location": {"type": "string"}}, ["location"]),
+    response=_obj({}),
+)
+def discard_leftover(body: dict[str, Any]) -> Response:
+    artifacts = services().registry.artifacts
+    for item in artifacts.leftovers():
+        if item.location == body["location"]:
+            artifacts.discard(item)
+            break
+    return ok({})

@@ -9,13 +9,13 @@ from flask import Response, current_app, request
 
 from mlreg.errors import PayloadTooLarge
 from mlreg.server import permissions as perm
-from mlreg.server.api import offset_of, ok, page_token, query_int, query_str
+from mlreg.server.api import ok, query_int, query_str
 from mlreg.server.permissions import Level
 from mlreg.server.routes import acting_user, api, request_id, services
 from mlreg.server.routes.registry import TAGS, TEXT, _obj, _wrap
 from mlreg.server.streams import send_stream
 from mlreg.store.files import CHUNK
-from mlreg.store.pages import MAX_PAGE
+from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.validation import safe_relpath
 from mlreg.tracking.entities import Metric, RunStatus, number_from_json
 from mlreg.tracking.service import MAX_SEARCH, TrackingService
