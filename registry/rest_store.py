@@ -200,7 +200,7 @@ class RestRegistryStore:
         doc = self._get(
             "POST",
             self._model(name, "versions", str(version), "stage"),
-            json={"stage": stage.value, "archive_existing": archive_existing},
+            json={"stage": stage.value, "archive_existing": archive_existing, "user": user},
             idempotent=True,  # moving to the same stage twice changes nothing
         )
         return ModelVersion.from_dict(doc["model_version"])

@@ -2,17 +2,24 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
 from mlreg.registry import MlregClient, reset_default_client
+from mlreg.server.app import create_app
+from mlreg.server.services import Services
+from mlreg.server.settings import ServerSettings
 from mlreg.store import StoreSettings, migrate
 from mlreg.tracking import fluent
 
@@ -118,9 +125,66 @@ def migrated_backend(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_migrated_uri")
 
 
+@dataclass
+class LiveServer:
+    """An mlreg server (the real app) on a real loopback socket, in a thread of this process,
+    with its own SQLite store; ``services`` are the server's side of it."""
+
+    url: str
+    services: Services
+    stop: Callable[[], None]
+
+
+def start_live_server(home: Path) -> LiveServer:
+    app = create_app(ServerSettings(store=StoreSettings.for_home(home, "server")))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        app.extensions["mlreg.server"].close()
+
+    url = f"http://127.0.0.1:{server.server_port}"
+    return LiveServer(url, app.extensions["mlreg.server"], stop)
+
+
 @pytest.fixture
-def settings(migrated_backend, tmp_path) -> StoreSettings:
-    return StoreSettings(migrated_backend, tmp_path / "artifacts", "alice")
+def live_server(tmp_path) -> Iterator[LiveServer]:
+    server = start_live_server(tmp_path / "server-home")
+    yield server
+    server.stop()
+
+
+LOCAL_STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+STORES = [*LOCAL_STORES, pytest.param("server", marks=pytest.mark.server)]
+
+
+def _settings(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    if kind == "server":
+        url = request.getfixturevalue("live_server").url
+        return StoreSettings(url, tmp_path / "unused", "alice", home=tmp_path / "client-home")
+    if request.param == "sqlite":
+        return StoreSettings(
+            f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts", "alice"
+        )
+    uri = request.getfixturevalue("postgres_migrated_uri")
+    return StoreSettings(uri, tmp_path / "artifacts", "alice")
+
+
+@pytest.fixture(params=STORES)
+def settings(request, tmp_path) -> StoreSettings:
+    """The registry and tracking of one test: on SQLite, on PostgreSQL, or through an mlreg
+    server (REST stores over real HTTP, the server on SQLite)."""
+    return _settings(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=LOCAL_STORES)
+def local_settings(request, tmp_path) -> StoreSettings:
+    """A registry on a database and local artifacts (tests that touch the stored files)."""
+    return _settings(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -130,12 +194,38 @@ def client(settings):
 
 
 @pytest.fixture
-def tracking_home(tmp_path, monkeypatch):
-    """Fresh MLREG_HOME for the fluent tracking API and the default registry client."""
+def local_client(local_settings):
+    with MlregClient(local_settings) as c:
+        yield c
+
+
+@pytest.fixture
+def stored(client, request) -> Callable[[str, int], Path]:
+    """Where the registry ``client`` talks to keeps the files of a version (its own, or its
+    server's), for tests that look at or tamper with them."""
+    owner = (
+        request.getfixturevalue("live_server").services.registry
+        if client.settings.remote
+        else client
+    )
+
+    def path(name: str, version: int) -> Path:
+        return owner.artifacts.path(owner.get_model_version(name, version).storage_location)
+
+    path.root = owner.artifacts.root  # type: ignore[attr-defined]
+    return path
+
+
+@pytest.fixture(params=["local", pytest.param("server", marks=pytest.mark.server)])
+def tracking_home(request, tmp_path, monkeypatch):
+    """Fresh MLREG_HOME for the fluent tracking API and the default registry client: local
+    (SQLite and files under it), or pointed at an mlreg server."""
     monkeypatch.setenv("MLREG_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLREG_USER", "dora")
-    monkeypatch.delenv("MLREG_REGISTRY_URI", raising=False)
-    monkeypatch.delenv("MLREG_ARTIFACT_ROOT", raising=False)
+    for var in ("MLREG_REGISTRY_URI", "MLREG_TRACKING_URI", "MLREG_ARTIFACT_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    if request.param == "server":
+        monkeypatch.setenv("MLREG_TRACKING_URI", request.getfixturevalue("live_server").url)
     fluent.reset()
     reset_default_client()
     yield tmp_path / "home"

@@ -38,6 +38,14 @@ def acting_user() -> str:
     return user
 
 
+def acting_as(claimed: str | None) -> str:
+    """Who an action is recorded as: the user a body names (a script acting for someone),
+    unless the server authenticated the caller, whose name then always wins."""
+    if claimed and not g.get("authenticated", False):
+        return claimed[:256]
+    return acting_user()
+
+
 def request_id() -> str | None:
     """The client's key for a write it may retry (``Idempotency-Key``): 1-48 of
     ``A-Za-z0-9._-``, e.g. a UUID; InvalidInput for anything else."""

@@ -18,7 +18,7 @@ from mlreg.server.api import (
     query_tags,
 )
 from mlreg.server.permissions import Level
-from mlreg.server.routes import acting_user, api, request_id, services
+from mlreg.server.routes import acting_as, acting_user, api, request_id, services
 from mlreg.server.streams import send_stream
 from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.tarstream import MEDIA_TYPE, extract_tar
@@ -446,12 +446,27 @@ def delete_version_tag(name: str, version: str, key: str) -> Response:
     summary="Move a version to a stage (None, Staging, Production, Archived), optionally "
     "archiving the versions now in it.",
     tag=TAG,
-    body=_obj({"stage": {"type": "string"}, "archive_existing": {"type": "boolean"}}, ["stage"]),
+    body=_obj(
+        {
+            "stage": {"type": "string"},
+            "archive_existing": {"type": "boolean"},
+            "user": {
+                "type": ["string", "null"],
+                "description": "who to record as moving it (ignored when the server "
+                "authenticates callers)",
+            },
+        },
+        ["stage"],
+    ),
     response=_wrap("model_version", VERSION),
 )
 def transition(name: str, version: str, body: dict[str, Any]) -> Response:
     moved = registry().transition_model_version_stage(
-        name, version, body["stage"], bool(body.get("archive_existing", False))
+        name,
+        version,
+        body["stage"],
+        bool(body.get("archive_existing", False)),
+        user=acting_as(body.get("user")),
     )
     return ok({"model_version": moved.to_dict()})
 
