@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import threading
@@ -150,13 +151,14 @@ class Http:
         attempt = 0
         while True:
             attempt += 1
+            body = data() if data is not None else None
             try:
                 response = self.session.request(
                     method,
                     path,
                     json=json,
                     params=params,
-                    data=data() if data is not None else None,
+                    data=body,
                     headers=headers,
                     stream=stream,
                     timeout=(self.timeout[0], timeout or self.timeout[1]),
@@ -168,6 +170,9 @@ class Http:
                 raise StoreError(
                     f"the mlreg server at {self.base_url} is unreachable: {_first(e)}"
                 ) from None
+            finally:
+                if isinstance(body, io.IOBase):
+                    body.close()
             if response.status_code in RETRY_STATUSES and retry and attempt < self.attempts:
                 response.close()
                 self._pause(attempt)

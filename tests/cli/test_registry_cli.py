@@ -18,11 +18,12 @@ from tests.conftest import make_model_dir
 
 
 @pytest.fixture
-def env(tmp_path, migrated_backend) -> dict[str, str]:
+def env(settings) -> dict[str, str]:
+    """The CLI on each store: SQLite, PostgreSQL, or an mlreg server."""
     return {
-        "MLREG_HOME": str(tmp_path / "home"),
-        "MLREG_REGISTRY_URI": migrated_backend,
-        "MLREG_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "MLREG_HOME": str(settings.home),
+        "MLREG_REGISTRY_URI": settings.uri,
+        "MLREG_ARTIFACT_ROOT": settings.artifact_root,
         "MLREG_USER": "carol",
     }
 
@@ -168,8 +169,8 @@ def test_real_entry_point_exit_codes_and_stderr(env, src):
     assert missing.stdout == ""
 
 
-def test_db_upgrade_brings_an_old_schema_to_head(env, backend):
-    env = {**env, "MLREG_REGISTRY_URI": backend}
+def test_db_upgrade_brings_an_old_schema_to_head(tmp_path, backend):
+    env = {"MLREG_HOME": str(tmp_path / "home"), "MLREG_REGISTRY_URI": backend}
     engine = make_engine(backend)
     migrate.upgrade(engine, "0001")
     engine.dispose()
