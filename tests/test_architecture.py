@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "mlreg.schemas": set(),
     "mlreg.models": {"mlreg.errors", "mlreg.schemas", "mlreg.version"},
     "mlreg.uris": {"mlreg.errors"},
-    "mlreg.store": {"mlreg.errors"},
+    "mlreg.store": {"mlreg.errors", "mlreg.version"},
     "mlreg.config": {"mlreg.errors"},
     "mlreg.web": {"mlreg.errors"},
     "mlreg.pyfunc": {"mlreg.errors", "mlreg.models", "mlreg.uris"},
