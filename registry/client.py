@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from mlreg.registry.artifacts import LocalArtifactStore
 from mlreg.registry.entities import ModelVersion
 from mlreg.registry.service import RegistryService
 from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.registry.storage import artifact_store
 from mlreg.store.settings import StoreSettings
 from mlreg.uris import ResolvedModel
 
@@ -19,7 +19,7 @@ class MlregClient(RegistryService):
         self.settings = settings or StoreSettings.from_env()
         super().__init__(
             SqlRegistryStore(self.settings.uri),
-            LocalArtifactStore(self.settings.artifact_root),
+            artifact_store(self.settings),
             self.settings.user,
         )
 

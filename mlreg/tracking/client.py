@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mlreg.store.settings import StoreSettings
-from mlreg.tracking.artifacts import LocalRunArtifacts
 from mlreg.tracking.service import TrackingService
 from mlreg.tracking.sql_store import SqlTrackingStore
+from mlreg.tracking.storage import run_artifacts
 
 RUNS_DIR = "runs"
 
@@ -17,7 +17,7 @@ class TrackingClient(TrackingService):
         self.settings = settings or StoreSettings.from_env()
         super().__init__(
             SqlTrackingStore(self.settings.uri),
-            LocalRunArtifacts(),
+            run_artifacts(self.settings),
             self.settings.user,
             self.settings.artifact_location(RUNS_DIR),
         )
