@@ -22,22 +22,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-from boto3.s3.transfer import TransferConfig, create_transfer_manager
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-from s3transfer.subscribers import BaseSubscriber
-
 from mlreg.errors import ArtifactNotFound, InvalidInput, MlregError, StoreError
+
+try:
+    import boto3
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+    from botocore.config import Config
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from s3transfer.subscribers import BaseSubscriber
+except ModuleNotFoundError as e:  # an optional dependency: say how to get it
+    raise StoreError(
+        f"S3 artifact storage needs boto3 ({e.name} is not installed): pip install 'mlreg[s3]'"
+    ) from e
 from mlreg.store.files import CHUNK, Stream, check_range
 from mlreg.store.settings import S3_SCHEME as SCHEME
 from mlreg.store.validation import safe_relpath
@@ -133,7 +136,7 @@ def _valid_bucket(name: str) -> bool:
 class S3Config:
     """How to reach the service and how to move bytes (tests shrink the multipart sizes).
 
-    Uploads buffer at most ``max_concurrency * 2`` parts of ``multipart_chunksize`` in memory;
+    Uploads buffer at most ``max_concurrency + 1`` parts of ``multipart_chunksize`` in memory;
     files from ``multipart_threshold`` up go in parts (S3's minimum part is 5 MiB).
     """
 
@@ -346,7 +349,7 @@ class S3Storage:
         )
         # The readers do not seek, so s3transfer buffers the parts it sends (and re-sends a
         # buffer on a retry instead of re-reading the file); this bounds those buffers.
-        config.max_in_memory_upload_chunks = self.config.max_concurrency * 2
+        config.max_in_memory_upload_chunks = self.config.max_concurrency + 1
         try:
             with create_transfer_manager(self.client, config) as manager:
                 futures = [
