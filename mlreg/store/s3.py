@@ -232,7 +232,7 @@ class S3Storage:
             if code == "InvalidRange":
                 return InvalidInput(f"byte range outside {missing or path} ({doing})")
             if code in ("PreconditionFailed", "412"):
-                return StoreError(f"{path} changed while {doing}; try again")
+                return StoreError(f"the object changed while {doing}; try again")
             message = _one_line(str(err.get("Message", "")))
             return StoreError(
                 f"S3 {where} failed {doing}: {code}" + (f" ({message})" if message else "")
