@@ -11,14 +11,15 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from mlreg.errors import AlreadyExists, ArtifactNotFound, DigestMismatch
 from mlreg.registry.entities import ModelVersion
-from mlreg.store.files import FileInfo, Stream, list_local, open_local
+from mlreg.store.files import FileInfo, Stream, list_local, local_files, open_local
 from mlreg.store.validation import safe_relpath
 
 TMP_PREFIX = ".tmp-"
@@ -71,20 +72,32 @@ class ArtifactStore(Protocol):
 
 def dir_digest(root: Path) -> str:
     """SHA-256 over every file's relative path and content, in a stable order."""
-    outer = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
-    for path in files:
+    hashes = {}
+    for rel, path in local_files(root):
         inner = hashlib.sha256()
         with path.open("rb") as f:
             while chunk := f.read(_CHUNK):
                 inner.update(chunk)
-        outer.update(path.relative_to(root).as_posix().encode())
+        hashes[rel] = inner.digest()
+    return files_digest(hashes)
+
+
+def files_digest(hashes: Mapping[str, bytes]) -> str:
+    """The digest of a version from each file's own SHA-256 (by relative POSIX path).
+
+    Stores that hash files as they move them (S3 uploads and downloads) combine the hashes
+    here, so every store agrees with :func:`dir_digest` without reading a file twice. Paths
+    sort as paths (by segment, as ``pathlib`` does), not as strings.
+    """
+    outer = hashlib.sha256()
+    for path in sorted(hashes, key=PurePosixPath):
+        outer.update(path.encode())
         outer.update(b"\0")
-        outer.update(inner.digest())
+        outer.update(hashes[path])
     return outer.hexdigest()
 
 
-def _fingerprint(root: Path) -> tuple[int, int, int]:
+def fingerprint(root: Path) -> tuple[int, int, int]:
     """Cheap change detector: file count, total size, newest mtime."""
     count = size = newest = 0
     for path in root.rglob("*"):
@@ -157,9 +170,9 @@ class LocalArtifactStore:
         target = self.path(key)
         if not target.is_dir():
             raise DigestMismatch(f"the artifacts of this version are missing (expected {target})")
-        fingerprint = _fingerprint(target)
+        seen = fingerprint(target)
         with self._lock:
-            if self._verified.get((target, digest)) == fingerprint:
+            if self._verified.get((target, digest)) == seen:
                 return target
         actual = dir_digest(target)
         if actual != digest:
@@ -169,7 +182,7 @@ class LocalArtifactStore:
                 "truncated after registration; refusing to load them"
             )
         with self._lock:
-            self._verified[(target, digest)] = fingerprint
+            self._verified[(target, digest)] = seen
         return target
 
     def delete(self, location: str) -> None:

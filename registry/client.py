@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from mlreg.registry.artifacts import ArtifactStore, LocalArtifactStore
+from mlreg.registry.artifacts import ArtifactStore
 from mlreg.registry.entities import ModelVersion
 from mlreg.registry.rest_store import RestArtifactStore, RestRegistryStore
 from mlreg.registry.service import RegistryService
 from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.registry.storage import artifact_store
 from mlreg.registry.store import RegistryStore
 from mlreg.store.http import open_http
 from mlreg.store.settings import StoreSettings
@@ -20,8 +21,8 @@ def open_stores(settings: StoreSettings) -> tuple[RegistryStore, ArtifactStore]:
     the database and the artifact root."""
     if settings.remote:
         store = RestRegistryStore(open_http(settings.uri, settings.user))
-        return store, RestArtifactStore(store.http, settings.home / "cache")
-    return SqlRegistryStore(settings.uri), LocalArtifactStore(settings.artifact_root)
+        return store, RestArtifactStore(store.http, settings.cache_dir)
+    return SqlRegistryStore(settings.uri), artifact_store(settings)
 
 
 class MlregClient(RegistryService):

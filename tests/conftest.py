@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,18 @@ from mlreg.store import StoreSettings, migrate
 from mlreg.tracking import fluent
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
+#: Variables that could point boto3's credential chain somewhere other than the test's user.
+AWS_VARS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "MLREG_S3_ENDPOINT_URL",
+)
 
 
 def make_model_dir(path: Path, payload: bytes = b"weights") -> Path:
@@ -191,6 +204,41 @@ def local_settings(request, tmp_path) -> StoreSettings:
 def client(settings):
     with MlregClient(settings) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """One S3 endpoint (moto's server, checking signatures) for the session, stopped after."""
+    from tests.s3 import MotoS3
+
+    if not (Path(sys.executable).parent / "moto_server").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("moto_server is missing; CI installs it with the dev extra (.ci/setup)")
+        pytest.skip('S3 tests need moto\'s server: pip install -e ".[dev]"')
+    server = MotoS3.start(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_root(moto_s3, monkeypatch, tmp_path) -> str:
+    """A fresh prefix in moto's bucket; boto3's standard chain finds the writer's keys."""
+    for var in AWS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for var, value in moto_s3.env().items():
+        monkeypatch.setenv(var, value)
+    return f"s3://{moto_s3.bucket}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def s3_settings(migrated_backend, tmp_path, s3_root, moto_s3) -> StoreSettings:
+    """Registry and tracking settings with the artifact root in S3 (and a cache in the home)."""
+    return StoreSettings(
+        migrated_backend, s3_root, "alice", tmp_path / "home", s3_endpoint_url=moto_s3.endpoint
+    )
 
 
 @pytest.fixture

@@ -193,15 +193,19 @@ def test_no_import_cycles():
 @pytest.mark.parametrize(
     ("code", "forbidden"),
     [
-        ("import mlreg.errors", ["sqlalchemy", "pandas", "numpy", "alembic", "PIL", "flask"]),
-        ("import mlreg", ["sqlalchemy", "pandas", "numpy", "alembic", "PIL", "flask"]),
+        (
+            "import mlreg.errors",
+            ["sqlalchemy", "pandas", "numpy", "alembic", "PIL", "flask", "boto3"],
+        ),
+        ("import mlreg", ["sqlalchemy", "pandas", "numpy", "alembic", "PIL", "flask", "boto3"]),
         ("import mlreg.store.validation", ["sqlalchemy", "pandas", "numpy"]),
-        ("import mlreg.cli", ["sqlalchemy", "pandas", "numpy", "flask", "docker"]),
+        ("import mlreg.cli", ["sqlalchemy", "pandas", "numpy", "flask", "docker", "boto3"]),
+        ("import mlreg.registry.client, mlreg.tracking.client", ["boto3", "botocore"]),
         ("import mlreg.uris; mlreg.uris.resolve_model_uri", ["sqlalchemy"]),
         ("import mlreg.pyfunc", ["sqlalchemy", "tensorflow", "flask"]),
         ("import mlreg.serving.app", ["sqlalchemy", "tensorflow"]),
     ],
-    ids=["errors", "mlreg", "validation", "cli", "uris", "pyfunc", "serving-app"],
+    ids=["errors", "mlreg", "validation", "cli", "clients", "uris", "pyfunc", "serving-app"],
 )
 def test_light_imports_stay_light(code, forbidden):
     probe = f"{code}; import sys; print(' '.join(sorted(sys.modules)))"

@@ -19,9 +19,11 @@ URI_VARS = ("MLREG_TRACKING_URI", "MLREG_REGISTRY_URI")
 ARTIFACT_ROOT_VAR = "MLREG_ARTIFACT_ROOT"
 USER_VAR = "MLREG_USER"
 S3_ENDPOINT_VAR = "MLREG_S3_ENDPOINT_URL"
+S3_SCHEME = "s3://"
 #: Artifact roots that are URIs of remote storage, not local paths.
-REMOTE_ROOTS = ("s3://",)
+REMOTE_ROOTS = (S3_SCHEME,)
 DEFAULT_HOME = ".mlreg"
+CACHE_DIR = "cache"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class StoreSettings:
     def remote(self) -> bool:
         """True when the store is an mlreg server (``http(s)://``), not a database."""
         return self.uri.startswith(("http://", "https://"))
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where downloaded artifacts are kept (``MLREG_HOME/cache``), models by digest."""
+        return self.home / CACHE_DIR
 
     def artifact_location(self, *parts: str) -> str:
         """``artifact_root`` joined with ``parts`` ('/' for URIs, the OS's way for paths)."""

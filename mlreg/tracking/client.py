@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from mlreg.store.http import open_http
 from mlreg.store.settings import StoreSettings
-from mlreg.tracking.artifacts import LocalRunArtifacts, RunArtifacts
+from mlreg.tracking.artifacts import RunArtifacts
 from mlreg.tracking.rest_store import RestRunArtifacts, RestTrackingStore
 from mlreg.tracking.service import TrackingService
 from mlreg.tracking.sql_store import SqlTrackingStore
+from mlreg.tracking.storage import run_artifacts
 from mlreg.tracking.store import TrackingStore
 
 RUNS_DIR = "runs"
@@ -18,8 +19,8 @@ def open_stores(settings: StoreSettings) -> tuple[TrackingStore, RunArtifacts]:
     the database and local artifact directories."""
     if settings.remote:
         store = RestTrackingStore(open_http(settings.uri, settings.user))
-        return store, RestRunArtifacts(store.http, settings.home / "cache" / "runs")
-    return SqlTrackingStore(settings.uri), LocalRunArtifacts()
+        return store, RestRunArtifacts(store.http, settings.cache_dir / "runs")
+    return SqlTrackingStore(settings.uri), run_artifacts(settings)
 
 
 class TrackingClient(TrackingService):
