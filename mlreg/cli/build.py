@@ -12,13 +12,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlreg.builder import context as ctx
-from mlreg.builder import engine, pipconfig, service
+from mlreg.builder import pipconfig
 from mlreg.cli.registry import _tags as key_values
+
+if TYPE_CHECKING:
+    from mlreg.builder import engine
+
+# mlreg.builder.engine and .service import the docker SDK (~0.1 s): the commands import them
+# when they run, so `mlreg --help` does not pay for it.
 
 
 def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,12 +42,25 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--wheelhouse",
             type=click.Path(path_type=Path, file_okay=False),
             default=None,
-            help="Wheels prepared on the host (pip download / pip wheel).",
+            help="Wheels prepared on the host (mlreg wheelhouse).",
         ),
-        click.option("--offline", is_flag=True, help="Install only from --wheelhouse: no network."),
-        click.option("--pip-index-url", default=None),
+        click.option(
+            "--offline",
+            is_flag=True,
+            help="Install only from --wheelhouse (checked before the build), with no network.",
+        ),
+        click.option(
+            "--pip-index-url",
+            default=None,
+            help="Index for the build's pip (default: this machine's pip configuration).",
+        ),
         click.option("--pip-extra-index-url", "pip_extra_index_urls", multiple=True),
-        click.option("--pip-cert", type=click.Path(path_type=Path, dir_okay=False), default=None),
+        click.option(
+            "--pip-cert",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="CA bundle for the build's pip (default: this machine's pip cert).",
+        ),
         click.option("--gpu", is_flag=True, help="Keep the GPU build of TensorFlow."),
         click.option(
             "--without-tensorflow",
@@ -126,6 +145,8 @@ def helm_release_name(model_name: str, repository: str) -> str:
 
 def next_steps(reference: str, image: engine.BuiltImage) -> list[str]:
     """Commands to run the image: with Docker, and on Kubernetes with the mlreg-serving chart."""
+    from mlreg.builder import engine
+
     repository, tag = engine.parse_reference(reference)
     release = helm_release_name(image.labels.get(f"{ctx.LABEL_PREFIX}.model.name", ""), repository)
     return [
@@ -211,23 +232,17 @@ def _log_file(path: Path | None, prefix: str) -> Iterator[Path]:
     log.unlink(missing_ok=True)
 
 
-def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--quiet", "-q", is_flag=True, help="No progress; print only the result."),
-        click.option(
-            "--json", "as_json", is_flag=True, help="Progress and result as JSON lines (CI logs)."
-        ),
-        click.option(
-            "--log",
-            "log_path",
-            type=click.Path(path_type=Path, dir_okay=False),
-            default=None,
-            help="Keep the full output here (default: a temporary file, kept if it fails).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress; print only the result.")
+LOG = click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Keep the full output here (default: a temporary file, kept only if it fails).",
+)
+JSON = click.option(
+    "--json", "as_json", is_flag=True, help="Progress and result as JSON lines (CI logs)."
+)
 
 
 @click.command("wheelhouse")
@@ -251,7 +266,8 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     "python:X.Y-slim images, on this machine's architecture).",
 )
 @click.option("--gpu", is_flag=True, help="For a --gpu image (tensorflow, not tensorflow-cpu).")
-@output_options
+@QUIET
+@LOG
 def wheelhouse_command(
     model_uri: str,
     directory: Path,
@@ -259,24 +275,19 @@ def wheelhouse_command(
     platforms: tuple[str, ...],
     gpu: bool,
     quiet: bool,
-    as_json: bool,
     log_path: Path | None,
 ) -> None:
     """Download every wheel the image for MODEL installs, with this machine's pip settings.
 
     Then `mlreg build-docker -m MODEL --wheelhouse DIRECTORY --offline` needs no network.
     """
+    from mlreg.builder import service
 
     def on_line(line: str) -> None:
         line = line.strip()
-        if quiet or not line.startswith(("Saved ", "File was already downloaded ")):
-            return
-        name = Path(line.split(" ", 1)[1].removeprefix("downloaded ")).name
-        verb = "saved" if line.startswith("Saved") else "have"
-        if as_json:
-            click.echo(json.dumps({"event": verb, "file": name}))
-        else:
-            click.echo(f"  {verb} {name}")
+        if not quiet and line.startswith(("Saved ", "File was already downloaded ")):
+            verb = "saved" if line.startswith("Saved") else "have"
+            click.echo(f"  {verb} {Path(line.rsplit(' ', 1)[1]).name}")
 
     with _log_file(log_path, "mlreg-wheelhouse-") as log:
         house = service.make_wheelhouse(
@@ -289,20 +300,6 @@ def wheelhouse_command(
             on_line=on_line,
         )
     size = sum(w.stat().st_size for w in house.wheels)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "event": "checked",
-                    "directory": str(directory),
-                    "wheels": len(house.wheels),
-                    "bytes": size,
-                    "python_version": house.target.python_version,
-                    "platforms": list(house.target.platforms),
-                }
-            )
-        )
-        return
     click.echo(
         f"Wheelhouse {directory}: {len(house.wheels)} wheels ({_size(size)}) for "
         f"{house.target.describe()}; the model's {len(house.requirements)} requirements and "
@@ -321,7 +318,9 @@ def wheelhouse_command(
 @click.option("--platform", default=None, help="e.g. linux/amd64.")
 @click.option("--no-cache", is_flag=True)
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE")
-@output_options
+@QUIET
+@JSON
+@LOG
 def build_docker(
     model_uri: str,
     name: str,
@@ -337,6 +336,8 @@ def build_docker(
 
     --offline checks the wheelhouse before the build starts, and builds with no network.
     """
+    from mlreg.builder import engine, service
+
     repository, tag = engine.parse_reference(name)
     reference = f"{repository}:{tag}"
     options = _options(kw)
@@ -393,6 +394,8 @@ def build_docker(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def inspect_image(name: str, as_json: bool) -> None:
     """Print the labels mlreg put on an image: model name, version, stage, digest, signature."""
+    from mlreg.builder import engine
+
     info = engine.inspect(engine.connect(), name)
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlreg.builder import engine, failure
-from mlreg.cli.build import TextProgress, _json_progress
+from mlreg.cli.build import TextProgress, _json_progress, _log_file
 from mlreg.errors import BuildError
 
 URI = "models:/mnist/Production"
@@ -232,3 +232,20 @@ def test_json_progress(capsys):
         "steps": 2,
         "instruction": "FROM base AS deps",
     }
+
+
+def test_log_file_is_kept_only_for_a_failure(tmp_path):
+    with _log_file(None, "mlreg-test-") as log:
+        log.write_text("all went well\n")
+    assert not log.exists()
+    with pytest.raises(BuildError), _log_file(None, "mlreg-test-") as log:
+        log.write_text("ERROR: it broke\n")
+        raise BuildError("it broke")
+    assert log.read_text() == "ERROR: it broke\n"
+    log.unlink()
+    with pytest.raises(BuildError), _log_file(None, "mlreg-test-") as log:
+        raise BuildError("refused before anything was written")
+    assert not log.exists()
+    with _log_file(tmp_path / "logs" / "build.log", "mlreg-test-") as log:
+        log.write_text("kept where the user asked\n")
+    assert log == tmp_path / "logs" / "build.log" and log.is_file()
