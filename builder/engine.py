@@ -100,7 +100,12 @@ def check_base_image(client: docker.DockerClient, image: str, want_python: str |
             f"base image {image!r} has no usable python3 with the venv module "
             f"({problem.strip()[-200:]}); use a Python image such as python:3.11-slim"
         )
-    version, glibc, machine = out.decode().split()
+    try:
+        version, glibc, machine = out.decode().split()
+    except ValueError:
+        raise DockerError(
+            f"base image {image!r}: cannot read its Python version from {out.decode()[:200]!r}"
+        ) from None
     if want_python and not want_python.startswith(version + ".") and want_python != version:
         raise InvalidInput(
             f"the model was saved with Python {want_python} but base image {image!r} has Python "

@@ -109,8 +109,7 @@ def build_image(
             ref: engine.check_base_image(client, ref, python)
             for ref in dict.fromkeys([built.build_image, built.base_image])
         }
-        if built.offline:
-            assert options.wheelhouse is not None  # write_context refuses offline without it
+        if built.offline and options.wheelhouse is not None:  # offline needs one
             check_wheelhouse(built, images[built.build_image], options.wheelhouse, uri)
         return engine.build(
             client,

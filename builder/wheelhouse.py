@@ -202,6 +202,8 @@ def _missing(
         text = match["req"]
         if match["versions"] != "none":
             text += f" (found only {match['versions']})"
+        if text in found:  # its stand-in did not satisfy pip: stop here
+            break
         found.append(text)
         if not _stub(stubs, match["req"]):
             break
@@ -235,11 +237,12 @@ def _stub(stubs: Path, text: str) -> bool:
 
 
 def _satisfying_version(spec: SpecifierSet) -> str | None:
-    candidates = ["1"]
+    """A version inside ``spec``: one it names, just above one, or the far ends."""
+    candidates = []
     for s in spec:
         v = s.version.removesuffix(".*")
         candidates += [v, f"{v}.1", f"{v}.0.1"]
-    candidates.append("9999")
+    candidates += ["0", "9999"]
     return next((c for c in candidates if spec.contains(c, prereleases=True)), None)
 
 

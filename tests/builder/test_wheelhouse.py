@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from packaging.specifiers import SpecifierSet
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 
 from mlreg.builder.context import image_requirements
-from mlreg.builder.wheelhouse import Target, check
+from mlreg.builder.wheelhouse import Target, _satisfying_version, check
 from mlreg.cli import main
 from mlreg.errors import BuildError, InvalidInput
 from mlreg.version import __version__
@@ -251,3 +252,22 @@ def test_failed_download_shows_pips_errors(cnn_model, local_index, tmp_path):
     log = Path(lines[-1].removeprefix("  Full log: "))
     assert f"Looking in indexes: {local_index.simple}" in log.read_text()
     log.unlink()
+
+
+@pytest.mark.parametrize(
+    ("spec", "version"),
+    [
+        ("", "0"),
+        (">=1.24", "1.24"),
+        ("==2.4.6", "2.4.6"),
+        (">1", "1.1"),
+        ("<1", "0"),
+        ("!=2", "2.1"),
+        ("~=2.2", "2.2"),
+        ("==1.0.*", "1.0"),
+        (">=2,<2", None),
+    ],
+)
+def test_stand_in_versions(spec, version):
+    """The metadata-only stand-in for a missing requirement must satisfy it."""
+    assert _satisfying_version(SpecifierSet(spec)) == version
