@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from mlreg.tensorflow import save_model
-from tests.tensorflow.zoo import reference_cnn
+from mlreg.version import __version__
+from tests.conftest import make_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("MLREG_TEST_BASE_IMAGE", "mlreg-test/python:3.11-bookworm")
@@ -40,8 +40,26 @@ def isolated_pip_env(base: dict[str, str], **pip: str) -> dict[str, str]:
     return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", **pip}
 
 
+@pytest.fixture
+def light_model(tmp_path) -> Path:
+    """A model directory with the files a build reads (MLmodel with a signature,
+    requirements.txt, python_env.yaml) as save_model writes them, without TensorFlow."""
+    path = make_model_dir(tmp_path / "light")
+    (path / "requirements.txt").write_text(
+        f"mlreg=={__version__}\ntensorflow==2.21.0\nnumpy==2.4.6\n"
+    )
+    (path / "python_env.yaml").write_text(
+        "python: 3.11.7\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n"
+    )
+    return path
+
+
 @pytest.fixture(scope="session")
 def cnn_model(tmp_path_factory) -> Path:
+    """The reference CNN, saved by the real flavor (TensorFlow: slow tests only)."""
+    from mlreg.tensorflow import save_model
+    from tests.tensorflow.zoo import reference_cnn
+
     path = tmp_path_factory.mktemp("builder") / "cnn"
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 3)).astype(np.float32)
     save_model(reference_cnn(), path, input_example=x)

@@ -25,7 +25,6 @@ from mlreg.builder import engine
 from mlreg.builder.context import image_requirements
 from mlreg.cli import main
 from mlreg.errors import BuildError, DockerError, InvalidInput
-from mlreg.tensorflow import save_model
 from tests.builder.conftest import (
     BASE_IMAGE,
     BUILD_IMAGE,
@@ -34,7 +33,6 @@ from tests.builder.conftest import (
     mlreg_cli,
 )
 from tests.serving.server import Peer
-from tests.tensorflow.zoo import reference_cnn
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 MAX_IMAGE_BYTES = 1.2e9
@@ -200,6 +198,9 @@ def test_labels_and_inspect_image(built, registry):
 def test_new_model_version_reuses_the_dependency_layers(
     docker_client, built, registry, wheelhouse, tmp_path
 ):
+    from mlreg.tensorflow import save_model
+    from tests.tensorflow.zoo import reference_cnn
+
     save_model(reference_cnn(), tmp_path / "v2", input_example=np.zeros((1, 28, 28, 3), np.float32))
     mlreg.register_model(str(tmp_path / "v2"), "mnist")
     start = time.monotonic()
