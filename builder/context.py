@@ -12,10 +12,12 @@ A context is a plain directory anyone can ``docker build``::
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -24,7 +26,8 @@ from urllib.parse import urlparse
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from mlreg.errors import InvalidInput, MlregError
+from mlreg.builder.pipconfig import IndexSettings
+from mlreg.errors import BuildError, InvalidInput
 from mlreg.models.env import read_python_version, read_requirements
 from mlreg.models.model import Model
 from mlreg.uris import ResolvedModel, resolve_model_uri
@@ -32,6 +35,8 @@ from mlreg.version import __version__
 
 IMAGE_UID = 10001
 MODEL_PATH = "/opt/mlreg/model"
+WHEELS_PATH = "/opt/mlreg-build/wheels"
+CERT_NAME = "pip-cert.pem"
 LABEL_PREFIX = "io.mlreg"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -47,6 +52,9 @@ class BuildOptions:
     pip_index_url: str | None = None
     pip_extra_index_urls: tuple[str, ...] = ()
     pip_cert: Path | None = None
+    #: This machine's pip index settings (pipconfig.host_settings()); the explicit pip_*
+    #: options above win over them. Ignored with offline.
+    host_pip: IndexSettings | None = None
     gpu: bool = False
     without_tensorflow: bool = False
     require_signature: bool = True
@@ -60,6 +68,8 @@ class BuildContext:
     base_image: str
     build_image: str
     labels: dict[str, str]
+    requirements: list[str]
+    offline: bool
 
 
 def default_base_image(python_version: str | None) -> str:
@@ -100,27 +110,66 @@ def image_requirements(requirements: list[str], gpu: bool) -> list[str]:
 
 
 def pip_options(options: BuildOptions) -> str:
-    """The pip flags the image's install runs with (never any credentials)."""
+    """The pip flags the image's install runs with; the index comes from pip_settings()."""
     if options.offline and options.wheelhouse is None:
         raise InvalidInput("--offline needs --wheelhouse DIR: the wheels the image installs from")
-    flags = ["--find-links", "/opt/mlreg-build/wheels"]
+    flags = ["--find-links", WHEELS_PATH]
     if options.offline:
         flags.insert(0, "--no-index")
-    else:
-        for url in (options.pip_index_url, *options.pip_extra_index_urls):
-            if url and (urlparse(url).username or urlparse(url).password):
-                raise InvalidInput(
-                    f"pip index URL {_redact(url)} has credentials; they would be stored in the "
-                    "image's layers. Prepare a wheelhouse on the host and use --wheelhouse "
-                    "with --offline"
-                )
-        if options.pip_index_url:
-            flags += ["--index-url", options.pip_index_url]
-        for url in options.pip_extra_index_urls:
-            flags += ["--extra-index-url", url]
-        if options.pip_cert is not None:
-            flags += ["--cert", "/opt/mlreg-build/wheels/pip-cert.pem"]
     return " ".join(flags)
+
+
+def index_settings(options: BuildOptions) -> IndexSettings:
+    """The index settings the build's pip uses: the explicit options over the host's."""
+    if options.offline:
+        return IndexSettings()
+    host = options.host_pip or IndexSettings()
+    settings = IndexSettings(
+        index_url=options.pip_index_url or host.index_url,
+        extra_index_urls=options.pip_extra_index_urls or host.extra_index_urls,
+        trusted_hosts=host.trusted_hosts,
+        cert=options.pip_cert or host.cert,
+        skipped=host.skipped,
+    )
+    explicit = {options.pip_index_url, *options.pip_extra_index_urls}
+    for url in (settings.index_url, *settings.extra_index_urls):
+        if not url:
+            continue
+        parsed = urlparse(url)
+        where = "" if url in explicit else " (from this machine's pip configuration)"
+        if parsed.username or parsed.password:
+            raise InvalidInput(
+                f"pip index URL {_redact(url)}{where} has credentials; they would be stored in "
+                "the build's history. Make a wheelhouse on the host with `mlreg wheelhouse` and "
+                "build with --wheelhouse DIR --offline"
+            )
+        if parsed.scheme not in ("http", "https") or not _SAFE_ARG.match(url):
+            raise InvalidInput(
+                f"pip index URL {url!r}{where} is not an http(s) URL the build can use"
+            )
+    for host in settings.trusted_hosts:
+        if not _SAFE_ARG.match(host):
+            raise InvalidInput(f"pip trusted-host {host!r} is not a host name")
+    return settings
+
+
+# What a double-quoted Dockerfile ARG value holds verbatim: no quotes, spaces, `$` or `\`.
+_SAFE_ARG = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!&'()*+,;=%-]+$")
+
+
+def pip_settings(settings: IndexSettings, offline: bool) -> str:
+    """ARG lines for the install stage: pip reads PIP_* from the environment, and ARGs of a
+    stage that never ships stay out of the image's layers and history."""
+    args = {
+        "PIP_INDEX_URL": settings.index_url,
+        "PIP_EXTRA_INDEX_URL": " ".join(settings.extra_index_urls),
+        "PIP_TRUSTED_HOST": " ".join(settings.trusted_hosts),
+        "PIP_CERT": f"{WHEELS_PATH}/{CERT_NAME}" if settings.cert else None,
+    }
+    lines = [f'ARG {name}="{value}"' for name, value in args.items() if value]
+    if lines:
+        return "\n".join(lines)
+    return "# pip: the wheelhouse only" if offline else "# pip: its default index"
 
 
 def _redact(url: str) -> str:
@@ -128,32 +177,60 @@ def _redact(url: str) -> str:
     return parsed._replace(netloc=parsed.hostname or "").geturl()
 
 
+#: What mlreg's wheel is built from (package_dir in setup.cfg maps the top-level folders).
+SOURCE_PARTS = (
+    "setup.cfg",
+    "pyproject.toml",
+    "README.md",
+    "Dockerfile.template",
+    "mlreg",
+    "registry",
+    "serving",
+    "builder",
+    "schemas",
+)
+
+
 def mlreg_wheel(dest: Path) -> Path:
-    """Build mlreg's own wheel (the image installs the exact mlreg that built it)."""
+    """Build mlreg's own wheel (the image installs the exact mlreg that built it).
+
+    It is built from a clean copy of the sources: setuptools reuses a ``build/`` folder in
+    the source tree, which can hold modules that no longer exist.
+    """
     source = Path(__file__).resolve().parents[1]
     if not (source / "setup.cfg").is_file():
         raise InvalidInput(
             "cannot find mlreg's source to build its wheel; put an mlreg wheel in --wheelhouse"
         )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            "-w",
-            str(dest),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wheels = sorted(dest.glob("mlreg-*.whl"))
+    with tempfile.TemporaryDirectory(prefix="mlreg-source-") as tmp:
+        clean = Path(tmp) / "mlreg"
+        clean.mkdir()
+        for part in SOURCE_PARTS:
+            if (source / part).is_dir():
+                shutil.copytree(
+                    source / part, clean / part, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(source / part, clean / part)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--quiet",
+                "-w",
+                str(dest),
+                str(clean),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    wheels = sorted(dest.glob(f"mlreg-{__version__}-*.whl"))
     if result.returncode != 0 or not wheels:
-        raise MlregError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
+        raise BuildError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
     return wheels[-1]
 
 
@@ -187,7 +264,7 @@ def render(values: dict[str, str]) -> str:
     """Fill ``{{name}}`` placeholders; a placeholder without a value is an error."""
     missing = sorted(set(_PLACEHOLDER.findall(template_text())) - set(values))
     if missing:
-        raise MlregError(f"Dockerfile.template needs values for: {', '.join(missing)}")
+        raise BuildError(f"Dockerfile.template needs values for: {', '.join(missing)}")
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template_text())
 
 
@@ -220,6 +297,8 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
     base = options.base_image or default_base_image(read_python_version(model.path))
     labels = model_labels(model, mlmodel, options.labels)
 
+    index = index_settings(options)
+
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(model.path, dest / "model", symlinks=False)
     wheels = dest / "wheels"
@@ -227,11 +306,11 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
     if options.wheelhouse is not None:
         for wheel in options.wheelhouse.iterdir():
             if wheel.is_file() and wheel.suffix in (".whl", ".gz", ".zip"):
-                shutil.copy2(wheel, wheels / wheel.name)
-    if not any(wheels.glob("mlreg-*.whl")):
+                _link_or_copy(wheel, wheels / wheel.name)
+    if not any(wheels.glob(f"mlreg-{__version__}-*.whl")):
         mlreg_wheel(wheels)
-    if options.pip_cert is not None:
-        shutil.copy2(options.pip_cert, wheels / "pip-cert.pem")
+    if index.cert is not None:
+        shutil.copy2(index.cert, wheels / CERT_NAME)
     reqs = image_requirements(read_requirements(model.path), options.gpu)
     (dest / "requirements.txt").write_text("".join(f"{r}\n" for r in reqs))
     (dest / ".dockerignore").write_text("*\n!Dockerfile\n!requirements.txt\n!wheels/\n!model/\n")
@@ -240,6 +319,7 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
             "model_name": model.name or model.uri,
             "base_image": base,
             "build_image": options.build_image or base,
+            "pip_settings": pip_settings(index, options.offline),
             "pip_options": flags,
             "without_tensorflow": "1" if options.without_tensorflow else "0",
             "backend": "tfserving" if options.without_tensorflow else "local",
@@ -248,4 +328,20 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
         }
     )
     (dest / "Dockerfile").write_text(dockerfile)
-    return BuildContext(dest, model, base, options.build_image or base, labels)
+    return BuildContext(
+        dest,
+        model,
+        base,
+        options.build_image or base,
+        labels,
+        requirements=reqs,
+        offline=options.offline,
+    )
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link where the file system allows (wheels are large and never edited)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
