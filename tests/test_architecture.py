@@ -226,3 +226,17 @@ def test_top_level_help_lists_each_command_with_its_own_summary():
 
     for name, (_, summary) in COMMANDS.items():
         assert load_command(name).get_short_help_str(limit=200) == summary, name
+
+
+def test_every_server_route_declares_its_permission(tmp_path):
+    """No route of mlreg server without a declaration: the permission checks find them here."""
+    from mlreg.server.api import ROUTES_KEY
+    from mlreg.server.app import create_app
+    from mlreg.server.settings import ServerSettings
+    from mlreg.store.settings import StoreSettings
+
+    app = create_app(ServerSettings(store=StoreSettings.for_home(tmp_path)))
+    declared = app.extensions[ROUTES_KEY]
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    assert endpoints == set(declared)
+    app.extensions["mlreg.server"].close()
