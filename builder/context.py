@@ -29,6 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from mlreg.builder.pipconfig import IndexSettings
 from mlreg.errors import BuildError, InvalidInput
 from mlreg.models.env import read_python_version, read_requirements
+from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
 from mlreg.uris import ResolvedModel, resolve_model_uri
 from mlreg.version import __version__
@@ -300,7 +301,7 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
     index = index_settings(options)
 
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(model.path, dest / "model", symlinks=False)
+    copy_model_files(model.path, dest / "model")
     wheels = dest / "wheels"
     wheels.mkdir()
     if options.wheelhouse is not None:

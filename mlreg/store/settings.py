@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlreg.errors import StoreError
+from mlreg.errors import InvalidInput, StoreError
 
 HOME_VAR = "MLREG_HOME"
 URI_VARS = ("MLREG_TRACKING_URI", "MLREG_REGISTRY_URI")
@@ -23,6 +23,8 @@ S3_SCHEME = "s3://"
 #: Artifact roots that are URIs of remote storage, not local paths.
 REMOTE_ROOTS = (S3_SCHEME,)
 DEFAULT_HOME = ".mlreg"
+MAX_UPLOAD_VAR = "MLREG_MAX_UPLOAD_BYTES"
+DEFAULT_MAX_UPLOAD_BYTES = 20 << 30
 CACHE_DIR = "cache"
 
 
@@ -39,6 +41,8 @@ class StoreSettings:
     user: str
     home: Path = Path(DEFAULT_HOME)
     s3_endpoint_url: str | None = None
+    #: Largest model version (all its files) or artifact the stores take.
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     def __post_init__(self) -> None:
         root = str(self.artifact_root)
@@ -80,6 +84,7 @@ class StoreSettings:
             user=env.get(USER_VAR) or _os_user(),
             home=home,
             s3_endpoint_url=env.get(S3_ENDPOINT_VAR) or None,
+            max_upload_bytes=_size(env, MAX_UPLOAD_VAR),
         )
 
     @classmethod
@@ -87,6 +92,19 @@ class StoreSettings:
         """The embedded layout under one directory (handy for tests and scripts)."""
         home = Path(home).absolute()
         return cls(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"), user, home)
+
+
+def _size(env: Mapping[str, str], var: str) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return DEFAULT_MAX_UPLOAD_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InvalidInput(f"{var}: expected a number of bytes > 0, got {raw!r}")
+    return value
 
 
 def _os_user() -> str:
