@@ -8,6 +8,7 @@ SQL one without touching anything here.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,7 +19,9 @@ from mlreg.errors import (
     InvalidInput,
     MlregError,
     ModelNotFound,
+    NotFound,
     RegistrationFailed,
+    StoreError,
     VersionConflict,
 )
 from mlreg.models.files import copy_model_files
@@ -124,9 +127,7 @@ class RegistryService:
             stored = self.artifacts.put_version(directory, name, number)
         except BaseException as e:
             reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
-            self.store.finish_model_version(
-                name, number, VersionStatus.FAILED_REGISTRATION, message=reason
-            )
+            self._record_failure(name, number, reason)
             if isinstance(e, MlregError | OSError | shutil.Error):
                 raise RegistrationFailed(
                     f"registration of {name!r} version {number} failed; {reason}"
@@ -139,18 +140,34 @@ class RegistryService:
                 f"the files arrived different from what was sent (sha256 {stored.digest[:12]}… "
                 f"received, {expected_digest[:12]}… sent)"
             )
+            self._record_failure(name, number, reason)
+            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
+        try:
+            self.store.finish_model_version(
+                name,
+                number,
+                VersionStatus.READY,
+                digest=stored.digest,
+                storage_location=stored.location,
+            )
+        except (NotFound, StoreError) as e:
+            # The row went away (gc judged it stale) or the database failed: the copy is
+            # nobody's now. Remove it, so no files outlive their version.
+            if stored.location is not None:
+                self.artifacts.delete(stored.location)
+            raise RegistrationFailed(
+                f"registration of {name!r} version {number} failed after its files were "
+                f"copied; {e.message}"
+            ) from e
+        return self.store.get_model_version(name, number)
+
+    def _record_failure(self, name: str, number: int, reason: str) -> None:
+        """Mark the version FAILED_REGISTRATION with ``reason``, unless it is gone already
+        (gc removed it) or the database cannot take it (gc removes it later)."""
+        with contextlib.suppress(NotFound, StoreError):
             self.store.finish_model_version(
                 name, number, VersionStatus.FAILED_REGISTRATION, message=reason
             )
-            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
-        self.store.finish_model_version(
-            name,
-            number,
-            VersionStatus.READY,
-            digest=stored.digest,
-            storage_location=stored.location,
-        )
-        return self.store.get_model_version(name, number)
 
     # --- registered models ---------------------------------------------------------------
 
