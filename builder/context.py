@@ -11,6 +11,7 @@ A context is a plain directory anyone can ``docker build``::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from mlreg.builder.pipconfig import IndexSettings
 from mlreg.errors import BuildError, InvalidInput
+from mlreg.models.credentials import has_credentials, redact
 from mlreg.models.env import read_python_version, read_requirements
 from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
@@ -138,15 +140,15 @@ def index_settings(options: BuildOptions) -> IndexSettings:
             continue
         parsed = urlparse(url)
         where = "" if url in explicit else " (from this machine's pip configuration)"
-        if parsed.username or parsed.password:
+        if has_credentials(url):
             raise InvalidInput(
-                f"pip index URL {_redact(url)}{where} has credentials; they would be stored in "
+                f"pip index URL {redact(url)}{where} has credentials; they would be stored in "
                 "the build's history. Make a wheelhouse on the host with `mlreg wheelhouse` and "
                 "build with --wheelhouse DIR --offline"
             )
         if parsed.scheme not in ("http", "https") or not _SAFE_ARG.match(url):
             raise InvalidInput(
-                f"pip index URL {url!r}{where} is not an http(s) URL the build can use"
+                f"pip index URL {redact(url)!r}{where} is not an http(s) URL the build can use"
             )
     for host in settings.trusted_hosts:
         if not _SAFE_ARG.match(host):
@@ -171,11 +173,6 @@ def pip_settings(settings: IndexSettings, offline: bool) -> str:
     if lines:
         return "\n".join(lines)
     return "# pip: the wheelhouse only" if offline else "# pip: its default index"
-
-
-def _redact(url: str) -> str:
-    parsed = urlparse(url)
-    return parsed._replace(netloc=parsed.hostname or "").geturl()
 
 
 #: What mlreg's wheel is built from (package_dir in setup.cfg maps the top-level folders).
@@ -261,11 +258,36 @@ def template_text() -> str:
     return resources.files("mlreg.builder").joinpath("Dockerfile.template").read_text()
 
 
+#: Placeholders whose values are whole instructions or shell lines mlreg writes itself; every
+#: other value is words of safe characters that cannot break out of their line or word.
+MULTILINE = frozenset(["labels", "pip_settings", "trim_tensorflow"])
+_TOKEN = re.compile(r"[A-Za-z0-9._:/@+=,-]+")
+
+#: --without-tensorflow: the gRPC client only imports TensorFlow's protocol buffer modules
+#: (about 1 MB); the runtime, Keras and TensorBoard go. Rendered only for such images.
+TRIM_TENSORFLOW = """\
+    # --without-tensorflow: only TensorFlow's protocol buffer modules stay.
+    find "$site/tensorflow" -type f ! -name '*_pb2.py' -delete; \\
+    find "$site/tensorflow" -depth -type d -empty -delete; \\
+    find "$site/tensorflow" -type d -exec sh -c ': > "$1/__init__.py"' _ {} \\; ; \\
+    rm -rf "$site/keras" "$site"/tensorboard "$site"/tensorboard_data_server "$site/h5py"; \\
+"""
+
+
 def render(values: dict[str, str]) -> str:
-    """Fill ``{{name}}`` placeholders; a placeholder without a value is an error."""
+    """Fill ``{{name}}`` placeholders; a placeholder without a value is an error, and a value
+    that could add a line or a shell word to the Dockerfile (an injection) is refused."""
     missing = sorted(set(_PLACEHOLDER.findall(template_text())) - set(values))
     if missing:
         raise BuildError(f"Dockerfile.template needs values for: {', '.join(missing)}")
+    for name, value in values.items():
+        if name in MULTILINE:
+            continue
+        if not all(_TOKEN.fullmatch(word) for word in value.split(" ")):
+            raise InvalidInput(
+                f"{name.replace('_', ' ')} {value!r} cannot go into a Dockerfile: expected "
+                "letters, digits and . _ : / @ + = , - only"
+            )
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template_text())
 
 
@@ -300,7 +322,30 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
 
     index = index_settings(options)
 
-    dest.mkdir(parents=True, exist_ok=True)
+    # Written next to ``dest`` and renamed into place: a failure leaves no half context.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    final, dest = dest, Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        built = _fill_context(dest, model, mlmodel, options, base, labels, index, flags)
+        if final.exists():
+            final.rmdir()  # empty: checked above
+        dest.rename(final)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dataclasses.replace(built, path=final)
+
+
+def _fill_context(
+    dest: Path,
+    model: ResolvedModel,
+    mlmodel: Model,
+    options: BuildOptions,
+    base: str,
+    labels: dict[str, str],
+    index: IndexSettings,
+    flags: str,
+) -> BuildContext:
     copy_model_files(model.path, dest / "model")
     wheels = dest / "wheels"
     wheels.mkdir()
@@ -317,12 +362,13 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
     (dest / ".dockerignore").write_text("*\n!Dockerfile\n!requirements.txt\n!wheels/\n!model/\n")
     dockerfile = render(
         {
-            "model_name": model.name or model.uri,
+            # A comment only; a directory's name may hold anything, so it is made a token.
+            "model_name": re.sub(r"[^A-Za-z0-9._-]", "_", model.name or Path(model.path).name),
             "base_image": base,
             "build_image": options.build_image or base,
             "pip_settings": pip_settings(index, options.offline),
             "pip_options": flags,
-            "without_tensorflow": "1" if options.without_tensorflow else "0",
+            "trim_tensorflow": TRIM_TENSORFLOW if options.without_tensorflow else "",
             "backend": "tfserving" if options.without_tensorflow else "local",
             "uid": str(IMAGE_UID),
             "labels": _label_instruction(labels),
