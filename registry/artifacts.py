@@ -108,16 +108,16 @@ def files_digest(hashes: Mapping[str, bytes]) -> str:
     return outer.hexdigest()
 
 
-def fingerprint(root: Path) -> tuple[int, int, int]:
-    """Cheap change detector: file count, total size, newest mtime."""
-    count = size = newest = 0
-    for path in root.rglob("*"):
-        if path.is_file():
-            st = path.stat()
-            count += 1
-            size += st.st_size
-            newest = max(newest, st.st_mtime_ns)
-    return count, size, newest
+def fingerprint(root: Path) -> str:
+    """Cheap change detector for a verified directory: every file's path, inode, size,
+    modification and change time. A same-size edit with its mtime put back still changes
+    the ctime (which no one can set back), so it is caught and the files are re-hashed."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        fields = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+        h.update(f"{path.relative_to(root).as_posix()}\0{fields}\n".encode())
+    return h.hexdigest()
 
 
 class LocalArtifactStore:
@@ -127,7 +127,7 @@ class LocalArtifactStore:
         self.root = Path(root).absolute()
         #: Largest version accepted (MLREG_MAX_UPLOAD_BYTES); None: no cap.
         self.max_bytes = max_bytes
-        self._verified: dict[tuple[Path, str], tuple[int, int, int]] = {}
+        self._verified: dict[tuple[Path, str], str] = {}
         self._lock = threading.Lock()
 
     def path(self, key: str) -> Path:

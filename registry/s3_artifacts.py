@@ -15,9 +15,10 @@ Loads go through ``MLREG_HOME/cache/models/<digest>/``: downloaded into a tempor
 beside it, hashed while written, compared with the version's digest and only then renamed into
 place, so a tampered or truncated object is refused (DigestMismatch) and never cached. A load
 from the cache re-checks the copy against the digest: the first load in a process re-hashes
-every file; later loads in the same process compare a fingerprint (count, sizes, newest mtime)
-and re-hash when it changed, as the local store does. A cached copy that no longer matches is
-dropped and fetched again (the bucket, not the cache, is the source of truth).
+every file; later loads in the same process compare a fingerprint (each file's inode, size,
+mtime and ctime) and re-hash when it changed, as the local store does. A cached copy that no
+longer matches is dropped and fetched again (the bucket, not the cache, is the source of
+truth).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class S3ArtifactStore:
         self.max_bytes = max_bytes
         self.cache = Path(cache_dir).absolute() / MODELS
         self.s3 = S3Storage(config)
-        self._verified: dict[Path, tuple[int, int, int]] = {}
+        self._verified: dict[Path, str] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
