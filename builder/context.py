@@ -28,8 +28,8 @@ from urllib.parse import urlparse
 from packaging.requirements import InvalidRequirement, Requirement
 
 from mlreg.builder.pipconfig import IndexSettings
+from mlreg.credentials import has_credentials, redact
 from mlreg.errors import BuildError, InvalidInput
-from mlreg.models.credentials import has_credentials, redact
 from mlreg.models.env import read_python_version, read_requirements
 from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model

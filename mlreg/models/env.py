@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
+from mlreg.credentials import has_credentials, redact
 from mlreg.errors import InvalidInput
-from mlreg.models.credentials import has_credentials, redact
 from mlreg.version import __version__
 
 REQUIREMENTS_FILE = "requirements.txt"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlreg.credentials import redact
 from mlreg.errors import InvalidInput, StoreError
 
 HOME_VAR = "MLREG_HOME"
@@ -77,6 +79,8 @@ class StoreSettings:
             raise StoreError(
                 f"{' and '.join(given)} name different stores; set one of them (they mean the same)"
             )
+        for var, value in given.items():
+            check_store_uri(var, value)
         uri = next(iter(given.values()), None) or f"sqlite:///{home / 'registry.db'}"
         return cls(
             uri=uri,
@@ -92,6 +96,23 @@ class StoreSettings:
         """The embedded layout under one directory (handy for tests and scripts)."""
         home = Path(home).absolute()
         return cls(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"), user, home)
+
+
+#: What MLREG_TRACKING_URI may name: a SQLAlchemy database URL, or an mlreg server.
+_STORE_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9]*)(?:\+[A-Za-z0-9_]+)?://.")
+_SCHEMES = frozenset(["sqlite", "postgresql", "postgres", "mysql", "mariadb", "http", "https"])
+
+
+def check_store_uri(source: str, uri: str) -> None:
+    """Raise StoreError (one line, naming ``source``: the variable or flag) unless ``uri`` is a
+    database URL or an http(s) server URL."""
+    match = _STORE_URI.match(uri)
+    if match is None or match["scheme"].lower() not in _SCHEMES:
+        raise StoreError(
+            f"{source}: {redact(uri)!r} is not a store URI; expected sqlite:///path/registry.db, "
+            "postgresql+psycopg://user:password@host/database, or http(s)://host:port of an "
+            "mlreg server"
+        )
 
 
 def _size(env: Mapping[str, str], var: str) -> int:

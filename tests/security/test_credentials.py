@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from mlreg.builder import context as ctx
 from mlreg.builder.pipconfig import IndexSettings
 from mlreg.cli import main
+from mlreg.credentials import has_credentials, redact
 from mlreg.errors import InvalidInput
-from mlreg.models.credentials import has_credentials, redact
 from mlreg.models.env import resolve_requirements
 from tests.conftest import make_model_dir
 

@@ -113,3 +113,29 @@ def test_not_found_errors_stay_not_found():
     with pytest.raises(NotFound):
         Model.load("/does/not/exist")
     assert json.dumps({"ok": True})
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("./reg.db", "MLREG_REGISTRY_URI: './reg.db' is not a store URI; expected sqlite:///"),
+        ("file:///data/x", "MLREG_REGISTRY_URI: 'file:///data/x' is not a store URI"),
+        ("mysql://u:pw@h/db", "'mysql://***@h/db' needs a database driver that is not installed"),
+    ],
+    ids=["relative-path", "file-uri", "missing-driver"],
+)
+def test_bad_storage_settings_are_one_line_exit_7(tmp_path, uri, message):
+    env = {"MLREG_HOME": str(tmp_path), "MLREG_REGISTRY_URI": uri}
+    result = CliRunner().invoke(main, ["models", "list"], env=env)
+    assert result.exit_code == 7
+    assert result.stderr.startswith(f"Error: {message}") and result.stderr.count("\n") == 1
+    assert "pw" not in result.stderr
+
+
+def test_an_unwritable_home_names_the_variable():
+    result = CliRunner().invoke(main, ["models", "list"], env={"MLREG_HOME": "/proc/nope"})
+    assert result.exit_code == 7
+    assert result.stderr == (
+        "Error: cannot create the registry database at /proc/nope/registry.db: No such file or "
+        "directory; point MLREG_HOME (or MLREG_TRACKING_URI) at a writable place\n"
+    )
