@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +19,7 @@ _lock = threading.RLock()
 _client: TrackingClient | None = None
 _active: list[ActiveRun] = []
 _experiment_id: str | None = None
+logger = logging.getLogger(__name__)
 
 
 def client() -> TrackingClient:
@@ -40,6 +45,51 @@ def reset() -> None:
         if _client is not None:
             _client.close()
         _client = None
+
+
+# --- runs still active when the process exits ------------------------------------------------
+
+#: The process that installed the exit hook (a forked child must not end its parent's runs).
+_hook_pid: int | None = None
+#: The type of the exception that is ending the process, if one is.
+_uncaught: type[BaseException] | None = None
+
+
+def _install_exit_hook() -> None:
+    """Once per process: remember an uncaught exception, and end active runs at exit."""
+    global _hook_pid
+    if _hook_pid == os.getpid():
+        return
+    _hook_pid = os.getpid()
+    previous = sys.excepthook
+
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        global _uncaught
+        _uncaught = exc_type
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_end_runs_at_exit)
+
+
+def _exit_status() -> RunStatus:
+    if _uncaught is None:
+        return RunStatus.FINISHED
+    return RunStatus.KILLED if issubclass(_uncaught, KeyboardInterrupt) else RunStatus.FAILED
+
+
+def _end_runs_at_exit() -> None:
+    """End the runs a script left active (no ``with`` block, or the process is dying):
+    FINISHED on a normal exit, FAILED after an uncaught exception, KILLED after Ctrl-C, so
+    no run stays RUNNING after its process is gone."""
+    if _hook_pid != os.getpid():
+        return
+    status = _exit_status()
+    while _active:
+        try:
+            end_run(status)
+        except Exception as e:  # the store may be gone too; exit anyway
+            logger.warning("mlreg: could not end a run at exit: %s: %s", type(e).__name__, e)
 
 
 class ActiveRun:
@@ -114,6 +164,7 @@ def start_run(
             run = c.create_run(experiment_id or _experiment_id, run_name, tags, parent)
         active = ActiveRun(run)
         _active.append(active)
+        _install_exit_hook()
         return active
 
 
