@@ -23,7 +23,16 @@ from mlreg.store.tables import (
     RunRow,
     RunTagRow,
 )
-from mlreg.tracking.entities import Experiment, Metric, Run, RunData, RunInfo, RunStatus
+from mlreg.tracking.entities import (
+    Experiment,
+    Lifecycle,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
 from mlreg.tracking.search import Filter, OrderBy
 
 
@@ -170,6 +179,7 @@ class SqlTrackingStore:
                     end_time=r.end_time,
                     artifact_uri=r.artifact_uri,
                     parent_run_id=r.parent_run_id,
+                    lifecycle_stage=Lifecycle(r.lifecycle_stage),
                 ),
                 RunData(params[r.run_id], metrics[r.run_id], tags[r.run_id]),
             )
@@ -181,6 +191,16 @@ class SqlTrackingStore:
             row = self._run_row(session, run_id)
             row.status = status.value
             row.end_time = end_time
+
+    def update_run_info(
+        self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
+    ) -> None:
+        with self._session() as session:
+            row = self._run_row(session, run_id)
+            if run_name is not None:
+                row.run_name = run_name
+            if lifecycle is not None:
+                row.lifecycle_stage = lifecycle.value
 
     # --- logging -------------------------------------------------------------------------
 
@@ -217,6 +237,8 @@ class SqlTrackingStore:
         tags: dict[str, str],
     ) -> None:
         row = self._run_row(session, run_id)
+        if row.lifecycle_stage != Lifecycle.ACTIVE.value:
+            raise InvalidInput(f"run {run_id} is deleted; restore it before logging to it")
         if row.status != RunStatus.RUNNING.value and (metrics or params):
             raise InvalidInput(f"run {run_id} is {row.status}; it no longer takes logs")
         if params:
@@ -293,10 +315,12 @@ class SqlTrackingStore:
         order_by: Sequence[OrderBy] = (),
         max_results: int = 1000,
         offset: int = 0,
+        view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
         with self._session() as session:
             query = select(RunRow).where(
-                RunRow.experiment_id.in_([_int_id(e) for e in experiment_ids])
+                RunRow.experiment_id.in_([_int_id(e) for e in experiment_ids]),
+                RunRow.lifecycle_stage.in_([s.value for s in view.stages()]),
             )
             for f in filters:
                 query = query.where(_filter_clause(f))
