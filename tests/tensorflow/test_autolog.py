@@ -18,6 +18,13 @@ from mlreg.registry import default_client
 from mlreg.tracking import RunStatus, fluent
 
 # TensorFlow, Keras, mlreg.tensorflow and the zoo come from fixtures (see conftest.py).
+
+
+def search_list(*args, **kwargs):
+    """mlreg.search_runs as a list of Runs (its default is MLflow's DataFrame)."""
+    return mlreg.search_runs(*args, output_format="list", **kwargs)
+
+
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracking_home")]
 
 
@@ -89,7 +96,7 @@ def test_without_an_active_run_one_is_started_and_ended(autolog, data, compiled)
     autolog(registered_model_name="auto-mnist", log_input_examples=True)
     compiled().fit(x, y, epochs=1, verbose=0)
     assert mlreg.active_run() is None
-    runs = mlreg.search_runs()
+    runs = search_list()
     assert len(runs) == 1 and runs[0].info.status is RunStatus.FINISHED
     version = default_client().get_model_version("auto-mnist", 1)
     assert version.run_id == runs[0].info.run_id
@@ -143,7 +150,7 @@ def test_a_failing_fit_marks_the_run_failed(autolog, compiled):
     model = compiled()
     with pytest.raises(ValueError):
         model.fit(np.zeros((4, 5)), np.zeros(4), verbose=0)
-    runs = mlreg.search_runs()
+    runs = search_list()
     assert [r.info.status for r in runs] == [RunStatus.FAILED]
 
 
@@ -165,7 +172,7 @@ def test_disable_restores_fit(autolog, data, keras, compiled):
     autolog(disable=True)
     assert not getattr(keras.Model.fit, "_mlreg_autolog", False)
     compiled().fit(x, y, epochs=1, verbose=0)
-    assert mlreg.search_runs() == []
+    assert search_list() == []
 
 
 def test_autolog_argument_errors(autolog):
@@ -258,7 +265,7 @@ def test_structured_tf_data_inputs_never_break_fit(autolog, tf, keras, structure
     with caplog.at_level(logging.WARNING, logger="mlreg.tensorflow.autolog"):
         fitted = model.fit(dataset, epochs=2, verbose=0, shuffle=False)  # autolog starts a run
     assert len(fitted.history["loss"]) == 2
-    [run] = mlreg.search_runs()
+    [run] = search_list()
     assert run.info.status is RunStatus.FINISHED
     assert len(history(run.info.run_id, "loss")) == 2
     assert run.data.params["dataset_x_batches"] == "3"
@@ -292,4 +299,4 @@ def test_every_logging_step_that_fails_is_a_warning(autolog, data, compiled, mon
                 fitted = compiled().fit(x, y, epochs=1, verbose=0)
         assert len(fitted.history["loss"]) == 1, step
         assert "IndexError: too many indices for array" in caplog.text, step
-    assert {r.info.status for r in mlreg.search_runs()} == {RunStatus.FINISHED}
+    assert {r.info.status for r in search_list()} == {RunStatus.FINISHED}
