@@ -320,6 +320,7 @@ def test_generate_dockerfile_cli(light_model, tmp_path, monkeypatch):
     ]
     # this machine's file:// mirror cannot be used inside the build, and the user hears so
     assert result.stderr == (
+        f"Writing the build context into {ctx_dir} (building mlreg's wheel)...\n"
         "Not passed into the build from this machine's pip configuration: extra-index-url "
         "file:///srv/mirror/simple (a path on this machine)\n"
     )
