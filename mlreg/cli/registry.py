@@ -16,11 +16,12 @@ from importlib import metadata
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlreg.cli.options import emit, json_option, key_values, paging
 from mlreg.cli.output import listing, table, when
 from mlreg.cli.stores import Opened, open_store
-from mlreg.errors import InvalidInput, ModelNotFound, RunNotFound
+from mlreg.errors import InvalidInput, ModelNotFound, RunNotFound, StoreError
 from mlreg.registry import MlregClient
 from mlreg.registry.entities import ModelVersion, RegisteredModel, Stage, StageTransition
 from mlreg.registry.service import copy_model
@@ -694,6 +695,21 @@ def _installed(names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _schema(settings: StoreSettings) -> tuple[str | None, str]:
+    """The database's schema revision and what it means (info reports, never raises)."""
+    try:
+        if not database_exists(settings.uri):
+            return None, "not created yet"
+        engine = make_engine(settings.uri)
+        try:
+            schema = migrate.current_revision(engine)
+        finally:
+            engine.dispose()
+    except (StoreError, SQLAlchemyError) as e:
+        return None, f"unreachable: {getattr(e, 'message', None) or type(e).__name__}"
+    return schema, "current" if schema == migrate.head_revision() else "run `mlreg db upgrade`"
+
+
 @click.command()
 @json_option
 def info(as_json: bool) -> None:
@@ -712,15 +728,8 @@ def info(as_json: bool) -> None:
     schema: str | None
     if settings.remote:
         schema, state = None, "an mlreg server"
-    elif database_exists(settings.uri):
-        engine = make_engine(settings.uri)
-        try:
-            schema = migrate.current_revision(engine)
-        finally:
-            engine.dispose()
-        state = "current" if schema == migrate.head_revision() else "run `mlreg db upgrade`"
     else:
-        schema, state = None, "not created yet"
+        schema, state = _schema(settings)
     doc = {
         "registry_uri": settings.described,
         "artifact_root": settings.artifact_root,
