@@ -302,7 +302,9 @@ def models_show(name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def models_delete(name: str, yes: bool) -> None:
-    """Delete a registered model, all its versions and their files.
+    """Delete a registered model with all its versions.
+
+    Their files go too.
 
     \b
     Examples:
@@ -326,7 +328,9 @@ def models_delete(name: str, yes: bool) -> None:
 @click.argument("name")
 @click.argument("new_name")
 def models_rename(name: str, new_name: str) -> None:
-    """Rename a registered model (its versions and aliases follow).
+    """Rename a registered model; its versions follow.
+
+    Its versions, aliases and stage history keep their numbers under the new name.
 
     \b
     Examples:
@@ -449,7 +453,9 @@ def versions_show(name: str, version: str, as_json: bool) -> None:
 @click.argument("version")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def versions_delete(name: str, version: str, yes: bool) -> None:
-    """Delete one version and its files (its number is never reused).
+    """Delete one version and its files.
+
+    Its number is never reused.
 
     The prompt names the version's stage and aliases when it is in use.
 
@@ -486,7 +492,7 @@ def _in_use(v: ModelVersion) -> str:
 )
 @json_option
 def transition(name: str, version: str, stage: str, archive_existing: bool, as_json: bool) -> None:
-    """Move VERSION of NAME to STAGE (Staging, Production ...).
+    """Move VERSION of NAME into STAGE, like Production.
 
     STAGE is None, Staging, Production or Archived (any capitalisation).
 
@@ -579,7 +585,7 @@ def history(name: str, version: str | None, as_json: bool) -> None:
 )
 @json_option
 def download(uri: str, dest: Path, as_json: bool) -> None:
-    """Copy the model at URI into DST, checked against its digest.
+    """Copy the model at URI into DST, digest checked.
 
     URI is a models:/ URI (a version, a stage, latest or an alias; the line printed says
     which version it was), a runs:/ URI or a path.

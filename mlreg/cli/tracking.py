@@ -61,9 +61,7 @@ def _experiment(opened: Opened[TrackingClient], name: str, given: bool) -> Exper
 
 
 def _has_experiments(opened: Opened[TrackingClient]) -> bool:
-    return opened.client is not None and bool(
-        opened.client.search_experiments(max_results=1).items
-    )
+    return opened.client is not None and bool(opened.client.search_experiments(max_results=1).items)
 
 
 def _run_not_found(opened: Opened[TrackingClient], run_id: str) -> RunNotFound:
