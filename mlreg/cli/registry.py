@@ -672,8 +672,11 @@ def gc(older_than: int, dry_run: bool) -> None:
       mlreg gc --dry-run
       mlreg gc --older-than 600
     """
-    with _client() as client:
-        report = client.gc(timedelta(seconds=older_than), dry_run=dry_run)
+    with open_store(MlregClient, read_only=dry_run) as opened:
+        if opened.client is None:
+            click.echo(f"Nothing to remove: nothing is stored at {opened.where}")
+            return
+        report = opened.client.gc(timedelta(seconds=older_than), dry_run=dry_run)
     verb = "Would remove" if dry_run else "Removed"
     for item in report.versions:
         click.echo(f"{verb} version {item}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,6 +56,12 @@ READERS = {
     "versions-list": (["versions", "list"], 0, "stdout", "No versions in {where}\n"),
     "experiments-list": (["experiments", "list"], 0, "stdout", "No experiments in {where}\n"),
     "runs-list": (["runs", "list"], 0, "stdout", "No runs in {where}\n"),
+    "gc-dry-run": (
+        ["gc", "--dry-run"],
+        0,
+        "stdout",
+        "Nothing to remove: nothing is stored at {where}\n",
+    ),
     "models-show": (
         ["models", "show", "iris"],
         4,
@@ -365,3 +372,17 @@ def test_artifacts_list_and_download(home, tmp_path):
     assert result.stderr.startswith("Error: ")
     result = cli("artifacts", "download", "-r", run_id, "-d", "all", code=2)
     assert result.stderr == "Error: destination all exists and is not empty\n"
+
+
+@pytest.mark.parametrize("command", [["serve", "-m", "MODEL"], ["server"]], ids=["serve", "server"])
+def test_a_port_in_use_is_one_line_and_exit_14(home, src, command):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [str(src) if a == "MODEL" else a for a in command]
+        result = cli(*args, "--port", str(port), code=14)
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: port {port} is in use on 127.0.0.1; pick another with --port"
+    )
+    assert "Traceback" not in result.output
