@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -136,8 +137,10 @@ def generate_dockerfile(model_uri: str, directory: Path, **kw: Any) -> None:
       docker build -t mnist:prod ./mnist-image
     """
     options = _options(kw)
-    # Building mlreg's own wheel takes seconds: say so rather than sit silent.
-    click.echo(f"Writing the build context into {directory} (building mlreg's wheel)...", err=True)
+    if sys.stderr.isatty():  # building mlreg's own wheel takes seconds: say so on a terminal
+        click.echo(
+            f"Writing the build context into {directory} (building mlreg's wheel)...", err=True
+        )
     built = ctx.write_context(model_uri, directory, options)
     if note := _skipped_note(options):
         click.echo(note, err=True)
