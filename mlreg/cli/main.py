@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mlreg.cli.build import COMMANDS as BUILD_COMMANDS
+from mlreg.cli.predict import COMMANDS as PREDICT_COMMANDS
 from mlreg.cli.registry import COMMANDS as REGISTRY_COMMANDS
 from mlreg.cli.tracking import COMMANDS as TRACKING_COMMANDS
 from mlreg.errors import MlregError
@@ -36,7 +37,7 @@ def main() -> None:
     """mlreg: a model registry and serving platform for TensorFlow models."""
 
 
-for command in [*REGISTRY_COMMANDS, *TRACKING_COMMANDS, *BUILD_COMMANDS]:
+for command in [*REGISTRY_COMMANDS, *TRACKING_COMMANDS, *BUILD_COMMANDS, *PREDICT_COMMANDS]:
     main.add_command(command)
 
 from mlreg.cli.serve import serve  # noqa: E402
