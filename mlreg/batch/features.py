@@ -105,7 +105,7 @@ class Feeder:
             if len(row_shape) == 0:
                 return _numpy(column)
         values = np.column_stack([_numpy(table.column(c)) for c in columns])
-        return _reshape(values, row_shape)
+        return fit_row_shape(values, row_shape)
 
 
 def frame(table: pa.Table) -> pd.DataFrame:
@@ -141,7 +141,7 @@ def to_tensor(
     """One tensor per row from a list column (nested or flat) or a column of JSON arrays."""
     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
         values = _decoded(column) if is_json_field(field) else _json_cells(column)
-        return _reshape(_rectangular(values), row_shape)
+        return fit_row_shape(_rectangular(values), row_shape)
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     rows = len(array)
     dims: list[int] = []
@@ -164,7 +164,7 @@ def to_tensor(
     if array.null_count:
         raise SchemaError(f"{_label(field)}: missing values (nulls) inside a tensor")
     values = array.to_numpy(zero_copy_only=False)
-    return _reshape(values.reshape(rows, *dims), row_shape)
+    return fit_row_shape(values.reshape(rows, *dims), row_shape)
 
 
 def _label(field: pa.Field) -> str:
@@ -195,7 +195,7 @@ def _rectangular(values: list[Any]) -> np.ndarray:
     return array
 
 
-def _reshape(values: np.ndarray, row_shape: tuple[int, ...] | None) -> np.ndarray:
+def fit_row_shape(values: np.ndarray, row_shape: tuple[int, ...] | None) -> np.ndarray:
     """A flat row (or a row of scalar columns) reshaped to the tensor's shape, if it fits."""
     if row_shape is None or values.ndim != 2 or len(row_shape) < 2 or -1 in row_shape:
         return values
@@ -243,4 +243,4 @@ def tensor_array(array: np.ndarray) -> pa.Array:
     return out
 
 
-__all__ = ["Feeder", "frame", "output_columns", "tensor_array", "to_tensor"]
+__all__ = ["Feeder", "fit_row_shape", "frame", "output_columns", "tensor_array", "to_tensor"]
