@@ -57,6 +57,9 @@ class Chunk:
     rows: np.ndarray  # int64 row numbers of ``table``'s rows, ascending
     table: pa.Table
     bad: list[BadRow] = field(default_factory=list)
+    #: False when the columns are still text to be typed (CSV): typing a batch and typing
+    #: one of its rows can differ, and a row's error must be about that row's values.
+    typed: bool = True
 
 
 class Reader(Protocol):
@@ -221,7 +224,7 @@ class CsvReader:
                 yield Chunk(rows, pa.Table.from_batches([batch]), bad)
 
         for chunk in rebatch(pieces(), self._batch_size):
-            chunk.table = infer_types(chunk.table)
+            chunk.typed = False
             yield chunk
 
     def fraction_read(self) -> float | None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from mlreg.batch.features import Feeder, output_columns
 from mlreg.batch.formats import FORMATS, STDIO, format_of, is_json_field, json_field
 from mlreg.batch.progress import Progress, Summary
-from mlreg.batch.readers import BadRow, Chunk, Reader, open_reader
+from mlreg.batch.readers import BadRow, Chunk, Reader, infer_types, open_reader
 from mlreg.batch.writers import Writer, open_writer
 from mlreg.errors import InvalidInput, ModelExecutionError, SchemaError
 from mlreg.models.enforce import enforce_params
@@ -154,31 +154,33 @@ class _Run:
 
     def _chunk(self, chunk: Chunk) -> None:
         self.summary.rows += len(chunk.rows) + len(chunk.bad)
-        bad = sorted(chunk.bad, key=lambda b: b.row)
-        self._fail_on(bad)
+        bad = list(chunk.bad)
         table, rows = chunk.table, chunk.rows
+        typed = (lambda t: t) if chunk.typed else infer_types
         if table.num_rows:
             if self.feeder is None:
                 self._start(table)
             assert self.feeder is not None
-            data, good, failed = self._enforce(table)
-            bad += [_bad(rows, table, i, msg, SchemaError) for i, msg in failed]
-            self._fail_on(bad)
+            data, good, failed = self._enforce(table, typed)
+            bad += [_bad(rows, table, i, msg, SchemaError, typed) for i, msg in failed]
+            self._fail_on(bad)  # the first unreadable or unfit row, in input order
             if good is not None:
                 table, rows = table.take(good), rows[good]
             if table.num_rows:
                 result, good, failed = self._predict(data, table.num_rows)
-                bad += [_bad(rows, table, i, msg, ModelExecutionError) for i, msg in failed]
+                bad += [_bad(rows, table, i, msg, ModelExecutionError, typed) for i, msg in failed]
                 self._fail_on(bad)
                 if good is not None:
                     table, rows = table.take(good), rows[good]
-                self._write(table, result)
+                self._write(typed(table), result)
+        self._fail_on(bad)
         if bad:
+            bad.sort(key=lambda b: b.row)
             self.summary.errors += len(bad)
             if self.summary.first_error is None:
                 self.summary.first_error = f"row {bad[0].row}: {bad[0].error}"
             if self.errors is not None:
-                self.errors.write(_errors_table(sorted(bad, key=lambda b: b.row)))
+                self.errors.write(_errors_table(bad))
 
     def _fail_on(self, bad: list[BadRow]) -> None:
         if bad and self.options.on_error == "fail":
@@ -202,12 +204,14 @@ class _Run:
 
     # --- the signature, row by row only when a batch fails ------------------------------------
 
-    def _enforce(self, table: pa.Table) -> tuple[Any, np.ndarray | None, list[tuple[int, str]]]:
+    def _enforce(
+        self, table: pa.Table, typed: Callable[[pa.Table], pa.Table]
+    ) -> tuple[Any, np.ndarray | None, list[tuple[int, str]]]:
         assert self.feeder is not None
         feeder = self.feeder
 
         def check(rows: pa.Table) -> Any:
-            return self.model.enforce(feeder.feed(rows), self.params)[0]
+            return self.model.enforce(feeder.feed(typed(rows)), self.params)[0]
 
         try:
             return check(table), None, []
@@ -237,7 +241,7 @@ class _Run:
                 rows,
             )
             if not failed:
-                raise batch_error
+                raise ModelExecutionError(" ".join(batch_error.message.split())) from batch_error
             good = np.setdiff1d(np.arange(rows), [i for i, _ in failed])
             return (run(_take(data, good)) if len(good) else None), good, failed
 
@@ -306,12 +310,21 @@ def _take(data: Any, index: np.ndarray) -> Any:
     return data[index]
 
 
-def _bad(rows: np.ndarray, table: pa.Table, i: int, message: str, kind: type) -> BadRow:
-    return BadRow(int(rows[i]), message, _row_values(table, i), kind)
+def _bad(
+    rows: np.ndarray,
+    table: pa.Table,
+    i: int,
+    message: str,
+    kind: type,
+    typed: Callable[[pa.Table], pa.Table],
+) -> BadRow:
+    # One line, whatever the model's own error looked like (TensorFlow's span several).
+    return BadRow(
+        int(rows[i]), " ".join(message.split()), _row_values(typed(table.slice(i, 1))), kind
+    )
 
 
-def _row_values(table: pa.Table, i: int) -> dict[str, Any]:
-    row = table.slice(i, 1)
+def _row_values(row: pa.Table) -> dict[str, Any]:
     out = {}
     for f, column in zip(row.schema, row.columns, strict=True):
         value = column[0].as_py()

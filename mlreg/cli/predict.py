@@ -86,7 +86,7 @@ def predict(
     options = batch.PredictOptions(
         input=input_path,
         output=output_path,
-        batch_size=batch_size or batch.DEFAULT_BATCH_SIZE,
+        batch_size=batch.DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
         columns=_names(columns),
         keep_columns=_names(keep_columns) or (),
         params=parsed,
