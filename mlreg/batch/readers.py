@@ -112,7 +112,9 @@ class ParquetReader:
             self._spool.seek(0)
             source = self._spool
         try:
-            self._file = pq.ParquetFile(source)
+            # pre_buffer would keep every column chunk read so far for the file's lifetime:
+            # memory would grow with the file, not the batch.
+            self._file = pq.ParquetFile(source, pre_buffer=False)
         except (*ARROW_ERRORS, OSError) as e:
             self.close()
             raise InvalidInput(f"{self._name} is not a readable Parquet file: {e}") from None

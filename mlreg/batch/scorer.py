@@ -8,10 +8,13 @@ output with the reason and the rest of the batch is scored. Output rows keep inp
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -31,6 +34,7 @@ ON_ERROR = ("fail", "skip")
 DEFAULT_BATCH_SIZE = 4096
 ALL_COLUMNS = "*"
 ERROR_FIELDS = ("_row", "_error", "_input")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ class _Run:
         progress = Progress(self.options.progress, reader.total_rows)
         start = time.perf_counter()
         try:
-            for chunk in reader:
+            for chunk in prefetch(reader):
                 self._chunk(chunk)
                 progress.update(len(chunk.rows) + len(chunk.bad), reader.fraction_read())
         finally:
@@ -262,6 +266,40 @@ class _Run:
             arrays.append(array)
         self.writer.write(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
         self.summary.written += table.num_rows
+
+
+def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Produce ``items`` in a thread, ``depth`` ahead: the next batch is read and decoded
+    while the model computes this one (both release the GIL). Order is kept, memory stays
+    bounded, and an error in the thread is raised here, where the item would have come."""
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                slots.put((True, item))
+            slots.put((False, None))
+        except BaseException as e:  # handed over to the consumer
+            slots.put((False, e))
+
+    thread = threading.Thread(target=produce, name="mlreg-batch-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, value = slots.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting for room, then let it end
+            with contextlib.suppress(queue.Empty):
+                slots.get(timeout=0.05)
 
 
 def _where(path: str) -> str:

@@ -120,3 +120,22 @@ def test_to_tensor_refuses_null_rows():
 def test_outputs_keep_their_dtype_and_shape(result, expected):
     got = output_columns(result, "p")
     assert {k: v.type for k, v in got.items()} == expected
+
+
+@pytest.mark.parametrize("kind", ["fixed", "variable"])
+def test_a_row_can_hold_a_tensor_as_its_raw_bytes(kind):
+    cells = [row.tobytes() for row in X]
+    column = pa.array(cells, pa.binary(48) if kind == "fixed" else pa.binary())
+    table = pa.table({"image": column}).slice(1)  # offsets into shared buffers are honoured
+    got = Feeder(signature(IMAGE), ["image"], None).feed(table)
+    np.testing.assert_array_equal(got, X[1:])
+
+
+def test_raw_bytes_of_the_wrong_size_name_the_expected_size():
+    table = pa.table({"image": pa.array([b"\0" * 48, b"\0" * 44])})
+    with pytest.raises(SchemaError) as e:
+        Feeder(signature(IMAGE), ["image"], None).feed(table)
+    assert e.value.message == (
+        "column 'image': expected 48 bytes per row (a float32 tensor of shape (-1, 2, 2, 3), "
+        "raw float32), got 44"
+    )

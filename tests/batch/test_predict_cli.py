@@ -125,7 +125,15 @@ def test_parquet_keeps_dtypes_and_tensor_outputs_as_list_columns(tmp_path, cnn_d
 
 @pytest.mark.parametrize(
     "layout",
-    ["parquet-flat", "parquet-nested", "jsonl-nested", "jsonl-flat", "csv-json-cell", "json"],
+    [
+        "parquet-flat",
+        "parquet-nested",
+        "parquet-bytes",
+        "jsonl-nested",
+        "jsonl-flat",
+        "csv-json-cell",
+        "json",
+    ],
 )
 def test_a_row_can_hold_an_image_in_every_format(tmp_path, cnn_dir, cnn_model, layout):
     from tests.serving.models import images
@@ -138,6 +146,10 @@ def test_a_row_can_hold_an_image_in_every_format(tmp_path, cnn_dir, cnn_model, l
         pq.write_table(pa.table({"image": flat}), src)
     elif layout == "parquet-nested":
         pq.write_table(pa.table({"image": pa.array(x.tolist())}), src)
+    elif layout == "parquet-bytes":
+        pq.write_table(
+            pa.table({"image": pa.array([r.tobytes() for r in x], pa.binary(9408))}), src
+        )
     elif layout.startswith("jsonl"):
         rows = x.tolist() if layout == "jsonl-nested" else x.reshape(4, -1).tolist()
         src.write_bytes(b"\n".join(orjson.dumps({"image": r}) for r in rows))

@@ -148,3 +148,22 @@ def test_infer_types_keeps_text_that_is_not_all_numbers():
         }
     )
     assert infer_types(table).schema.types == [pa.int64(), pa.float64(), pa.string(), pa.string()]
+
+
+def test_parquet_memory_stays_bounded_by_the_batch_not_the_file(tmp_path):
+    path = tmp_path / "wide.parquet"
+    rows, width = 40_000, 1024  # 160 MB of float32, 40 row groups of 4 MB
+    values = np.random.default_rng(0).random((rows, width), dtype=np.float32)
+    table = pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), width)})
+    pq.write_table(table, path, row_group_size=1_000, compression="none")
+    del table, values
+    before = pa.total_allocated_bytes()
+    peak = 0
+    reader = open_reader(str(path), "parquet", 500, None)
+    for chunk in reader:
+        assert chunk.table.num_rows == 500
+        peak = max(peak, pa.total_allocated_bytes() - before)
+        del chunk
+    reader.close()
+    # A batch is 2 MB and a row group 4 MB: whatever is held stays within a few of them.
+    assert peak < 16 * 2**20, peak
