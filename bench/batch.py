@@ -187,10 +187,10 @@ def main() -> None:
         out.unlink()
 
     # --- MLflow models predict --------------------------------------------------------------
-    if "mlflow" not in args.skip and shutil.which("mlflow"):
+    theirs = work / "mlflow-model"
+    if "mlflow" not in args.skip:
         import mlflow.tensorflow
 
-        theirs = work / "mlflow-model"
         if not theirs.exists():
             mlflow.tensorflow.save_model(
                 model, str(theirs), input_example=np.zeros((1, *SHAPE), np.float32)
@@ -201,6 +201,8 @@ def main() -> None:
         doc.write_text(json.dumps({"inputs": x.tolist()}))
         seconds, rss, _ = run_timed(
             [
+                sys.executable,
+                "-m",
                 "mlflow",
                 "models",
                 "predict",
@@ -254,7 +256,7 @@ def main() -> None:
                 s,
                 lambda spark: mlflow.pyfunc.spark_udf(
                     spark,
-                    str(work / "mlflow-model"),
+                    str(theirs),
                     result_type="array<float>",
                     env_manager="local",
                 ),

@@ -218,20 +218,17 @@ def model_input(args: tuple[pd.Series | pd.DataFrame, ...], schema: Schema | Non
     if not schema.has_input_names():
         spec = specs[0]
         if len(args) == 1 and isinstance(args[0], pd.Series):
-            return rows_to_tensor(args[0], spec.shape[1:])
+            return rows_to_tensor(args[0], spec)
         columns = args[0] if len(args) == 1 else pd.concat([_series(a) for a in args], axis=1)
         stacked = np.column_stack([_series(columns[c]) for c in columns.columns])
         return fit_row_shape(stacked, spec.shape[1:])
     if len(args) == 1 and isinstance(args[0], pd.DataFrame):
         frame = args[0]
-        return {str(c): rows_to_tensor(frame[c], _shape_of(specs, str(c))) for c in frame.columns}
+        return {str(c): rows_to_tensor(frame[c], _spec_named(specs, str(c))) for c in frame.columns}
     if len(args) != len(specs):
         names = ", ".join(repr(s.name) for s in specs)
         raise SchemaError(f"expected {len(specs)} columns (inputs {names}), got {len(args)}")
-    return {
-        str(s.name): rows_to_tensor(_series(a), s.shape[1:])
-        for s, a in zip(specs, args, strict=True)
-    }
+    return {str(s.name): rows_to_tensor(_series(a), s) for s, a in zip(specs, args, strict=True)}
 
 
 def _series(value: pd.Series | pd.DataFrame) -> pd.Series:
@@ -240,22 +237,25 @@ def _series(value: pd.Series | pd.DataFrame) -> pd.Series:
     return value.reset_index(drop=True)
 
 
-def _shape_of(specs: list[TensorSpec], name: str) -> tuple[int, ...] | None:
+def _spec_named(specs: list[TensorSpec], name: str) -> TensorSpec | None:
     for s in specs:
         if s.name == name:
-            return s.shape[1:]
+            return s
     return None  # an unexpected input: enforcement names it
 
 
-def rows_to_tensor(column: pd.Series, row_shape: tuple[int, ...] | None) -> np.ndarray:
-    """A column of arrays (Spark ``array<...>``, nested or flat) as one numpy tensor."""
+def rows_to_tensor(column: pd.Series, spec: TensorSpec | None) -> np.ndarray:
+    """A column of arrays (Spark ``array<...>``, nested or flat) or raw bytes as one tensor."""
+    row_shape = spec.shape[1:] if spec is not None else None
     values = column.to_numpy()
     if values.dtype != object:
         return values  # scalars
+    if any(v is None for v in values):
+        raise SchemaError("input: missing values (null rows); expected a tensor per row")
+    if len(values) and isinstance(values[0], bytes | bytearray) and spec is not None:
+        return _from_bytes(values, spec)
     dims = []
     while values.dtype == object:
-        if any(v is None for v in values):
-            raise SchemaError("input: missing values (null arrays); expected a tensor per row")
         lengths = np.fromiter((len(v) for v in values), np.int64, len(values))
         if len(lengths) and lengths.min() != lengths.max():
             raise SchemaError(
@@ -265,6 +265,19 @@ def rows_to_tensor(column: pd.Series, row_shape: tuple[int, ...] | None) -> np.n
         dims.append(int(lengths[0]) if len(lengths) else 0)
         values = np.concatenate(values) if len(values) else np.empty(0)
     return fit_row_shape(values.reshape(len(column), *dims), row_shape)
+
+
+def _from_bytes(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    row_shape = spec.shape[1:]
+    width = int(np.prod(row_shape)) * spec.dtype.itemsize
+    sizes = {len(v) for v in values}
+    if -1 in row_shape or sizes != {width}:
+        raise SchemaError(
+            f"input: expected {width} bytes per row (a {spec.describe()}, raw "
+            f"{spec.dtype_name}), got {', '.join(map(str, sorted(sizes)))}"
+        )
+    flat = np.frombuffer(b"".join(values), spec.dtype.newbyteorder("<"))
+    return flat.reshape(len(values), *row_shape).astype(spec.dtype, copy=False)
 
 
 def to_spark(result: Any, rtype: T.DataType) -> pd.Series | pd.DataFrame:

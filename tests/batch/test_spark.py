@@ -73,13 +73,17 @@ def expected_for(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(pyfunc.load_model(model_dir).predict(frame)).ravel()
 
 
-@pytest.mark.parametrize("layout", ["flat", "nested"])
+@pytest.mark.parametrize("layout", ["flat", "nested", "bytes"])
 def test_tensor_model_reshapes_array_columns(spark, cnn_dir, layout):
     from mlreg import pyfunc
     from tests.serving.models import images
 
     x = images(300, seed=4)
-    rows = list(x.reshape(300, -1)) if layout == "flat" else x.tolist()
+    rows = {
+        "flat": lambda: list(x.reshape(300, -1)),
+        "nested": x.tolist,
+        "bytes": lambda: [row.tobytes() for row in x],  # Spark BinaryType
+    }[layout]()
     df = spark.createDataFrame(pd.DataFrame({"id": range(300), "image": rows})).repartition(3)
     udf = pyfunc.spark_udf(spark, str(cnn_dir))
     assert udf.returnType.simpleString() == "array<float>"
