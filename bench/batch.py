@@ -69,26 +69,40 @@ def make_parquet(path: Path, rows: int, layout: str) -> None:
             )
 
 
+def head(path: Path, rows: int) -> pa.Table:
+    """The first ``rows`` rows, reading no more of the file than that."""
+    parts, count = [], 0
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=ROW_GROUP):
+        parts.append(batch.slice(0, rows - count))
+        count += parts[-1].num_rows
+        if count >= rows:
+            break
+    return pa.Table.from_batches(parts)
+
+
 def batches(path: Path, rows: int, size: int) -> list[np.ndarray]:
-    table = pq.read_table(path, columns=["image"]).slice(0, rows)
-    flat = table.column("image").combine_chunks().flatten().to_numpy()
+    flat = head(path, rows).column("image").combine_chunks().flatten().to_numpy()
     x = flat.reshape(-1, *SHAPE)
     return [x[i : i + size] for i in range(0, len(x), size)]
 
 
-def run_timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (MiB) and stderr of a command."""
+def run_timed(command: list[str]) -> tuple[float, int | None, str]:
+    """Wall seconds, peak RSS (MiB, from GNU time when installed) and stderr of a command.
+
+    The RSS comes from a small wrapper process: the rusage of a child forked from this
+    (large) process would count the parent's pages it held before exec.
+    """
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    wrapped = [timer, "-f", "MAXRSS_KB %M", *command] if timer else command
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(command, stderr=err, stdout=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    seconds = time.perf_counter() - start
+    stderr = proc.stderr.decode(errors="replace")
     if proc.returncode:
         raise SystemExit(f"{command[:4]} failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return seconds, usage.ru_maxrss // 1024, stderr
+    found = re.search(r"MAXRSS_KB (\d+)", stderr)
+    stderr = re.sub(r"MAXRSS_KB \d+\n?", "", stderr)
+    return seconds, int(found.group(1)) // 1024 if found else None, stderr
 
 
 def spark_session(master: str):
@@ -111,8 +125,8 @@ def spark_rows_per_s(master: str, parquet: Path, rows: int, make_udf) -> float:
         df = spark.read.parquet(str(parquet)).limit(rows).repartition(8).cache()
         df.count()
         udf = make_udf(spark)
-        # Warm-up: one partition's worth, so workers exist and have loaded the model.
-        df.limit(512).select(udf("image")).write.format("noop").mode("overwrite").save()
+        # Warm-up: the whole job once, so every worker exists and has loaded the model.
+        df.select(udf("image").alias("p")).write.format("noop").mode("overwrite").save()
         start = time.perf_counter()
         df.select(udf("image").alias("p")).write.format("noop").mode("overwrite").save()
         return rows / (time.perf_counter() - start)
@@ -184,6 +198,29 @@ def main() -> None:
         results[f"mlreg predict, {layout} (scoring loop)"] = rows / float(scored.group(1))
         results[f"mlreg predict, {layout} (whole command)"] = rows / seconds
         notes[f"mlreg predict, {layout} (whole command)"] = f"peak RSS {rss} MiB"
+        if layout == "bytes" and rows > 100_000:
+            # The same command on a tenth of the rows: peak RSS follows the batch, not the file.
+            small = work / "images-tenth-bytes.parquet"
+            if not small.exists():
+                pq.write_table(head(path, rows // 10), small, compression="none")
+            _, small_rss, _ = run_timed(
+                [
+                    *MLREG,
+                    "predict",
+                    "-m",
+                    str(ours_dir),
+                    "-i",
+                    str(small),
+                    "-o",
+                    str(out),
+                    "--batch-size",
+                    str(size),
+                    "-q",
+                ]
+            )
+            notes[f"mlreg predict, {layout} (whole command)"] += (
+                f" ({small_rss} MiB on {rows // 10:,} rows)"
+            )
         out.unlink()
 
     # --- MLflow models predict --------------------------------------------------------------

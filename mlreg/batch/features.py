@@ -35,9 +35,10 @@ class Feeder:
     """Decide once which columns feed which input, then gather them batch by batch."""
 
     def __init__(
-        self, signature: ModelSignature | None, available: list[str], columns: list[str] | None
+        self, signature: ModelSignature | None, fields: pa.Schema, columns: list[str] | None
     ) -> None:
         self.signature = signature
+        available = list(fields.names)
         missing = [c for c in columns or [] if c not in available]
         if missing:
             raise InvalidInput(
@@ -65,7 +66,10 @@ class Feeder:
                         f"({', '.join(map(repr, names))}), got {len(self.columns)}"
                     )
             else:
-                self.columns = columns or available
+                # One tensor: the input's one list (or raw bytes) column, next to ids and
+                # such; failing that, every column is an element of a one-dimensional row.
+                tensors = [f.name for f in fields if _is_listish(f.type) or _is_binary(f.type)]
+                self.columns = columns or (tensors if len(tensors) == 1 else available)
         elif schema.has_input_names():
             names = schema.input_names()
             self.columns = columns or [n for n in names if n in available]

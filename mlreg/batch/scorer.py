@@ -89,7 +89,6 @@ def predict_file(model: PyFuncModel, options: PredictOptions) -> Summary:
             params = enforce_params(params, signature.params)
         elif params:
             model.enforce(None, params)
-        writer = open_writer(options.output, out_fmt)
         errors = (
             open_writer(
                 options.errors_output,
@@ -98,6 +97,12 @@ def predict_file(model: PyFuncModel, options: PredictOptions) -> Summary:
             if options.errors_output
             else None
         )
+        try:
+            writer = open_writer(options.output, out_fmt)
+        except BaseException:
+            if errors is not None:
+                errors.abort()
+            raise
         run = _Run(model, options, params or None, writer, errors)
         try:
             summary = run.score(reader)
@@ -194,7 +199,7 @@ class _Run:
     def _start(self, table: pa.Table) -> None:
         names = table.column_names
         chosen = list(self.options.columns) if self.options.columns else None
-        self.feeder = Feeder(self.model.signature, names, chosen)
+        self.feeder = Feeder(self.model.signature, table.schema, chosen)
         keep = list(self.options.keep_columns)
         if ALL_COLUMNS in keep:
             keep = names

@@ -113,8 +113,9 @@ def test_parquet_keeps_dtypes_and_tensor_outputs_as_list_columns(tmp_path, cnn_d
     src = tmp_path / "images.parquet"
     pq.write_table(pa.table({"key": [f"k{i}" for i in range(7)], "image": tensor_array(x)}), src)
     out = tmp_path / "out.parquet"
-    invoke("-m", str(cnn_dir), "-i", str(src), "-o", str(out), "--columns", "image",
-           "--keep-columns", "key", "--batch-size", "3")  # fmt: skip
+    # No --columns: the one list column feeds the one tensor input.
+    invoke("-m", str(cnn_dir), "-i", str(src), "-o", str(out), "--keep-columns", "key",
+           "--batch-size", "3")  # fmt: skip
     table = pq.read_table(out)
     assert table.schema.field("key").type == pa.string()
     assert table.schema.field("prediction").type == pa.list_(pa.float32(), 2)

@@ -163,3 +163,34 @@ def test_models_uri_is_resolved_on_the_driver_and_pinned(
     got = spark.createDataFrame(pdf).select(udf("a", "b", "c").alias("p")).toPandas()["p"]
     np.testing.assert_allclose(got, expected_for(columns_dir, pdf), rtol=1e-6)
     assert not np.allclose(got, expected_for(tmp_path / "other", pdf))
+
+
+def test_each_worker_loads_the_model_once_and_keeps_it(spark, columns_dir):
+    from collections.abc import Iterator
+
+    from pyspark.sql.functions import pandas_udf
+
+    from mlreg import pyfunc
+
+    udf = pyfunc.spark_udf(spark, str(columns_dir))
+    df = spark.createDataFrame(columns_frame(4_000)).repartition(8)
+    df.select(udf("a", "b", "c")).collect()
+
+    digest = udf.digest
+
+    @pandas_udf("string")
+    def loaded(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        import os
+
+        from mlreg.batch import spark as worker
+
+        for batch in batches:
+            model = worker._loaded.get(digest)
+            yield pd.Series([f"{os.getpid()} {None if model is None else id(model)}"] * len(batch))
+
+    before = {r[0] for r in df.select(loaded("a")).collect()}
+    df.select(udf("a", "b", "c")).collect()  # a second job: the same workers, the same models
+    after = {r[0] for r in df.select(loaded("a")).collect()}
+    # local[2]: two reused workers, each holding the model it loaded for its first task.
+    assert len(before) <= 2 and not any(s.endswith(" None") for s in before)
+    assert after == before
