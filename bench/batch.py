@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
@@ -125,13 +127,26 @@ def spark_rows_per_s(master: str, parquet: Path, rows: int, make_udf) -> float:
         df = spark.read.parquet(str(parquet)).limit(rows).repartition(8).cache()
         df.count()
         udf = make_udf(spark)
-        # Warm-up: the whole job once, so every worker exists and has loaded the model.
-        df.select(udf("image").alias("p")).write.format("noop").mode("overwrite").save()
-        start = time.perf_counter()
-        df.select(udf("image").alias("p")).write.format("noop").mode("overwrite").save()
-        return rows / (time.perf_counter() - start)
+        # The first run also starts the workers and loads the model; the best of three.
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            df.select(udf("image").alias("p")).write.format("noop").mode("overwrite").save()
+            best = max(best, rows / (time.perf_counter() - start))
+        return best
     finally:
         spark.stop()
+
+
+def noop_udf(spark):
+    """A pandas UDF that only answers: what Spark's JVM-to-Python data path costs alone."""
+    from pyspark.sql.functions import pandas_udf
+
+    def answer(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for batch in batches:
+            yield pd.Series([np.zeros(2, np.float32)] * len(batch))
+
+    return pandas_udf(answer, "array<float>")
 
 
 def main() -> None:
@@ -140,6 +155,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--mlflow-rows", type=int, default=5_000)
     parser.add_argument("--spark-rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip", nargs="*", default=[], choices=["mlflow", "spark", "keras"])
     parser.add_argument("--workdir", default=None, help="Keep the files here (default: a temp dir)")
     args = parser.parse_args()
@@ -170,10 +186,16 @@ def main() -> None:
         input_signature=[tf.TensorSpec([None, *SHAPE], tf.float32)],
     ).get_concrete_function()
     fn(tf.constant(data[0]))
-    start = time.perf_counter()
-    for x in data:
-        fn(tf.constant(x)).numpy()
-    results["raw batched tf.function (in memory)"] = raw_rows / (time.perf_counter() - start)
+
+    def raw_run() -> float:
+        start = time.perf_counter()
+        for x in data:
+            fn(tf.constant(x)).numpy()
+        return raw_rows / (time.perf_counter() - start)
+
+    # The machine is shared: every figure is the best of its runs, and the raw call is
+    # measured before and after mlreg's runs too, so its best is the hardest baseline.
+    results["raw batched tf.function (in memory)"] = max(raw_run() for _ in range(args.repeats))
     if "keras" not in args.skip:
         keras_rows = min(raw_rows, 50_000)
         keras_data = [x for x in data if True][: max(1, keras_rows // size)]
@@ -183,20 +205,21 @@ def main() -> None:
             model.predict(x, batch_size=size, verbose=0)
         done = sum(len(x) for x in keras_data)
         results["python loop over keras model.predict"] = done / (time.perf_counter() - start)
-    del data
 
     # --- mlreg predict ----------------------------------------------------------------------
     out = work / "predictions.parquet"
     for layout, path in files.items():
         command = [*MLREG, "predict", "-m", str(ours_dir), "-i", str(path), "-o", str(out)]
-        seconds, rss, stderr = run_timed(
-            [*command, "--columns", "image", "--batch-size", str(size)]
-        )
-        line = stderr.strip().splitlines()[-1]
-        scored = re.search(r"in ([\d.]+) s", line)
-        assert scored and pq.ParquetFile(out).metadata.num_rows == rows, line
-        results[f"mlreg predict, {layout} (scoring loop)"] = rows / float(scored.group(1))
-        results[f"mlreg predict, {layout} (whole command)"] = rows / seconds
+        loop = whole = 0.0
+        for _ in range(args.repeats):
+            seconds, rss, stderr = run_timed([*command, "--batch-size", str(size)])
+            line = stderr.strip().splitlines()[-1]
+            scored = re.search(r"in ([\d.]+) s", line)
+            assert scored and pq.ParquetFile(out).metadata.num_rows == rows, line
+            loop = max(loop, rows / float(scored.group(1)))
+            whole = max(whole, rows / seconds)
+        results[f"mlreg predict, {layout} (scoring loop)"] = loop
+        results[f"mlreg predict, {layout} (whole command)"] = whole
         notes[f"mlreg predict, {layout} (whole command)"] = f"peak RSS {rss} MiB"
         if layout == "bytes" and rows > 100_000:
             # The same command on a tenth of the rows: peak RSS follows the batch, not the file.
@@ -222,6 +245,11 @@ def main() -> None:
                 f" ({small_rss} MiB on {rows // 10:,} rows)"
             )
         out.unlink()
+
+    results["raw batched tf.function (in memory)"] = max(
+        results["raw batched tf.function (in memory)"], *(raw_run() for _ in range(args.repeats))
+    )
+    data.clear()
 
     # --- MLflow models predict --------------------------------------------------------------
     theirs = work / "mlflow-model"
@@ -280,6 +308,8 @@ def main() -> None:
 
         s = min(args.spark_rows, rows)
         for master in ("local[1]", "local[2]"):
+            results[f"no-op pandas UDF {master}"] = spark_rows_per_s(master, parquet, s, noop_udf)
+            notes[f"no-op pandas UDF {master}"] = "Spark's data path alone"
             results[f"mlreg spark_udf {master}"] = spark_rows_per_s(
                 master, parquet, s, lambda spark: pyfunc.spark_udf(spark, str(ours_dir))
             )
