@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,6 @@ def test_models_uri_is_resolved_on_the_driver_and_pinned(
 
 
 def test_each_worker_loads_the_model_once_and_keeps_it(spark, columns_dir):
-    from collections.abc import Iterator
-
     from pyspark.sql.functions import pandas_udf
 
     from mlreg import pyfunc
@@ -178,6 +177,7 @@ def test_each_worker_loads_the_model_once_and_keeps_it(spark, columns_dir):
 
     digest = udf.digest
 
+    # Spark reads the UDF's type hints, which name module-level Iterator and pd.Series.
     @pandas_udf("string")
     def loaded(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
         import os
