@@ -24,8 +24,9 @@ import numpy as np
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
-from mlreg.registry import MlregClient, RegistrySettings, VersionStatus
+from mlreg.registry import MlregClient, VersionStatus
 from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.store import StoreSettings
 
 
 def make_model(path: Path) -> Path:
@@ -54,7 +55,7 @@ def full(client: MlregClient, src: Path, name: str, count: int) -> float:
 
 
 def _worker(uri: str, root: str, src: str, name: str, count: int) -> None:
-    with MlregClient(RegistrySettings(uri, Path(root), "bench")) as client:
+    with MlregClient(StoreSettings(uri, Path(root), "bench")) as client:
         for _ in range(count):
             client.register_model(src, name)
 
@@ -108,7 +109,7 @@ def main() -> None:
         meta_rates = {}
         for label, uri in backends.items():
             root = tmp / f"artifacts-{label}"
-            with MlregClient(RegistrySettings(uri, root, "bench")) as client:
+            with MlregClient(StoreSettings(uri, root, "bench")) as client:
                 tag = uuid.uuid4().hex[:6]
                 meta_rates[label] = metadata_only(client.store, f"meta-{tag}", args.count)
                 whole = full(client, src, f"full-{tag}", args.count)

@@ -66,6 +66,22 @@ class MethodNotAllowed(InvalidInput):
     error_code = "METHOD_NOT_ALLOWED"
 
 
+class Unauthenticated(MlregError):
+    """No credentials, or wrong ones."""
+
+    status_code = 401
+    exit_code = 13
+    error_code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(MlregError):
+    """The caller is known but lacks the permission (the message names it)."""
+
+    status_code = 403
+    exit_code = 13
+    error_code = "PERMISSION_DENIED"
+
+
 class MLmodelError(MlregError):
     """An MLmodel file (or the model directory around it) is broken."""
 
@@ -179,6 +195,13 @@ class BuildError(MlregError):
     error_code = "BUILD_FAILED"
 
 
+class AddressInUse(MlregError):
+    """A server cannot listen where it was asked to (the port is taken)."""
+
+    exit_code = 14
+    error_code = "ADDRESS_IN_USE"
+
+
 class RegistrationFailed(MlregError):
     """A model version could not be stored; it is left FAILED_REGISTRATION for `mlreg gc`."""
 
@@ -189,7 +212,7 @@ class RegistrationFailed(MlregError):
 class MissingDependency(MlregError):
     """An optional package a feature needs is not installed (the message names the extra)."""
 
-    exit_code = 13
+    exit_code = 15
     error_code = "MISSING_DEPENDENCY"
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from mlreg.errors import MLmodelError, MlregError, ModelExecutionError, SchemaError
 from mlreg.models.enforce import enforce_params, enforce_schema
 from mlreg.models.example import load_input_example, load_serving_input_example
+from mlreg.models.files import check_model_tree
 from mlreg.models.model import Model
 from mlreg.models.signature import ModelSignature
 from mlreg.uris import ResolvedModel, resolve_model_uri
@@ -37,6 +38,9 @@ class Predictor(Protocol):
 
 class PyFuncModel:
     """A loaded model: its MLmodel metadata, where it came from, and ``predict``."""
+
+    #: Predictions are computed in this process (a subclass may forward them to a server).
+    remote: bool = False
 
     def __init__(self, predictor: Predictor, metadata: Model, source: ResolvedModel) -> None:
         self._predictor = predictor
@@ -87,6 +91,10 @@ class PyFuncModel:
         data, params = self.enforce(data, params)
         return self.predict_unchecked(data, params)
 
+    def unready_reason(self) -> str | None:
+        """None: a model loaded in this process can always answer."""
+        return None
+
     def __repr__(self) -> str:
         return f"PyFuncModel(uri={self.source.uri!r}, flavors={sorted(self.metadata.flavors)})"
 
@@ -102,6 +110,9 @@ def _plain(data: Any) -> Any:
 def load_model(model_uri: str | os.PathLike[str]) -> PyFuncModel:
     """Load a model from a path, ``file://`` or registry URI for prediction."""
     source = resolve_model_uri(str(model_uri))
+    # A model directory must not make the flavor read files from outside it (a symlinked
+    # data/model.keras or tfserving/1/variables), nor from a device or a FIFO.
+    check_model_tree(source.path)
     metadata = Model.load(source.path)
     pyfunc_conf = metadata.flavors.get("python_function")
     if pyfunc_conf is None:

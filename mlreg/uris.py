@@ -1,13 +1,14 @@
-"""Model URIs: local paths and ``file://`` URIs; registry URIs resolve through a resolver.
+"""Model URIs: local paths and ``file://`` here; store URIs through the table :data:`SCHEMES`.
 
-``models:/`` (and later ``runs:/``) URIs need a store, which lives above this module in
-the dependency order; the registry installs its resolver with
-:func:`register_scheme` when it is imported, so this module imports nothing of ours
-beyond the error types.
+``models:/`` and ``runs:/`` URIs need a store, which lives above this module in the
+dependency order. :data:`SCHEMES` names the function that resolves each scheme as
+``"module:function"``; the module is imported on the first URI of that scheme, so
+resolving a path imports no database code, and nothing registers itself on import.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,21 @@ class ResolvedModel:
 
 
 Resolver = Callable[[str], ResolvedModel]
-_RESOLVERS: dict[str, Resolver] = {}
+
+#: URI scheme -> "module:function" that resolves it with the process's default store.
+SCHEMES: dict[str, str] = {
+    "models": "mlreg.registry.client:resolve_registry_uri",
+    "runs": "mlreg.tracking.fluent:resolve_run_uri",
+}
 
 
-def register_scheme(scheme: str, resolver: Resolver) -> None:
-    """Let ``resolver`` handle URIs of ``scheme`` (e.g. ``models``)."""
-    _RESOLVERS[scheme] = resolver
+def resolver_for(scheme: str) -> Resolver | None:
+    """The function that resolves URIs of ``scheme``, or None if no store handles it."""
+    target = SCHEMES.get(scheme)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def scheme_of(uri: str) -> str:
@@ -51,9 +61,9 @@ def resolve_model_uri(uri: str) -> ResolvedModel:
     scheme = scheme_of(uri)
     if scheme in ("", "file"):
         return ResolvedModel(path=local_path(uri), uri=uri)
-    resolver = _RESOLVERS.get(scheme)
+    resolver = resolver_for(scheme)
     if resolver is None:
-        supported = ", ".join(sorted({"file", *(f"{s}:/" for s in _RESOLVERS)}))
+        supported = ", ".join(sorted({"file", *(f"{s}:/" for s in SCHEMES)}))
         raise InvalidInput(
             f"unsupported model URI scheme {scheme!r} in {uri!r}; "
             f"supported: {supported} and local paths"

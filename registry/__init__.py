@@ -8,19 +8,17 @@ from mlreg.registry.client import (
     resolve_registry_uri,
 )
 from mlreg.registry.entities import ModelVersion, RegisteredModel, Stage, VersionStatus
-from mlreg.registry.settings import RegistrySettings
-from mlreg.uris import register_scheme
-
-register_scheme("models", resolve_registry_uri)
+from mlreg.store.pages import Page
 
 __all__ = [
     "MlregClient",
     "ModelVersion",
+    "Page",
     "RegisteredModel",
-    "RegistrySettings",
     "Stage",
     "VersionStatus",
     "default_client",
     "register_model",
     "reset_default_client",
+    "resolve_registry_uri",
 ]

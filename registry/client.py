@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import threading
 
-from mlreg.registry.artifacts import LocalArtifactStore
+from mlreg.registry.artifacts import ArtifactStore
 from mlreg.registry.entities import ModelVersion
+from mlreg.registry.rest_store import RestArtifactStore, RestRegistryStore
 from mlreg.registry.service import RegistryService
-from mlreg.registry.settings import RegistrySettings
 from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.registry.storage import artifact_store
+from mlreg.registry.store import RegistryStore
+from mlreg.store.http import open_http
+from mlreg.store.settings import StoreSettings
 from mlreg.uris import ResolvedModel
 
 
-class MlregClient(RegistryService):
-    """The registry service wired to the configured database and artifact root."""
+def open_stores(settings: StoreSettings) -> tuple[RegistryStore, ArtifactStore]:
+    """The stores ``settings`` name: a registry server's REST API for an http(s) URI, else
+    the database and the artifact root."""
+    if settings.remote:
+        store = RestRegistryStore(open_http(settings.uri, settings.user))
+        return store, RestArtifactStore(store.http, settings.cache_dir)
+    return SqlRegistryStore(settings.uri), artifact_store(settings)
 
-    def __init__(self, settings: RegistrySettings | None = None) -> None:
-        self.settings = settings or RegistrySettings.from_env()
-        super().__init__(
-            SqlRegistryStore(self.settings.registry_uri),
-            LocalArtifactStore(self.settings.artifact_root),
-            self.settings.user,
-        )
+
+class MlregClient(RegistryService):
+    """The registry service wired to the configured store (a database, or a server)."""
+
+    def __init__(self, settings: StoreSettings | None = None) -> None:
+        self.settings = settings or StoreSettings.from_env()
+        super().__init__(*open_stores(self.settings), self.settings.user)
 
     def close(self) -> None:
         self.store.close()
@@ -66,4 +75,5 @@ def register_model(
 
 
 def resolve_registry_uri(uri: str) -> ResolvedModel:
+    """Resolve ``models:/...`` with the process-wide client (the entry in mlreg.uris.SCHEMES)."""
     return default_client().resolve(uri)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,18 @@ class RegisteredModel:
             "updated_at": self.updated_at.isoformat(),
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RegisteredModel:
+        return cls(
+            name=doc["name"],
+            description=doc.get("description"),
+            tags=dict(doc.get("tags") or {}),
+            aliases={k: int(v) for k, v in (doc.get("aliases") or {}).items()},
+            created_at=datetime.fromisoformat(doc["created_at"]),
+            updated_at=datetime.fromisoformat(doc["updated_at"]),
+            latest_version=doc.get("latest_version"),
+        )
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -97,6 +109,28 @@ class ModelVersion:
             "updated_at": self.updated_at.isoformat(),
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ModelVersion:
+        """A version as a registry server describes it (where it keeps the files is its own
+        business: ``storage_location`` stays None)."""
+        return cls(
+            name=doc["name"],
+            version=int(doc["version"]),
+            stage=Stage(doc["stage"]),
+            status=VersionStatus(doc["status"]),
+            source=doc.get("source") or "",
+            run_id=doc.get("run_id"),
+            description=doc.get("description"),
+            tags=dict(doc.get("tags") or {}),
+            aliases=list(doc.get("aliases") or []),
+            signature=doc.get("signature"),
+            digest=doc.get("digest"),
+            storage_location=None,
+            status_message=doc.get("status_message"),
+            created_at=datetime.fromisoformat(doc["created_at"]),
+            updated_at=datetime.fromisoformat(doc["updated_at"]),
+        )
+
 
 @dataclass(frozen=True)
 class StageTransition:
@@ -117,10 +151,13 @@ class StageTransition:
             "timestamp": self.timestamp.isoformat(),
         }
 
-
-@dataclass(frozen=True)
-class Page:
-    """One page of search results; ``next_offset`` is None on the last page."""
-
-    items: list[Any] = field(default_factory=list)
-    next_offset: int | None = None
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> StageTransition:
+        return cls(
+            name=doc["name"],
+            version=int(doc["version"]),
+            from_stage=Stage(doc["from_stage"]),
+            to_stage=Stage(doc["to_stage"]),
+            user=doc["user"],
+            timestamp=datetime.fromisoformat(doc["timestamp"]),
+        )

@@ -8,31 +8,35 @@ SQL one without touching anything here.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from mlreg.errors import (
     InvalidInput,
     MlregError,
     ModelNotFound,
+    NotFound,
     RegistrationFailed,
+    StoreError,
     VersionConflict,
 )
+from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
 from mlreg.registry.artifacts import ArtifactStore
 from mlreg.registry.entities import (
     ModelVersion,
-    Page,
     RegisteredModel,
     Stage,
     StageTransition,
     VersionStatus,
 )
 from mlreg.registry.store import RegistryStore
-from mlreg.registry.validation import (
+from mlreg.store.pages import MAX_PAGE, Page, check_paging
+from mlreg.store.validation import (
     validate_alias,
     validate_description,
     validate_name,
@@ -42,7 +46,6 @@ from mlreg.registry.validation import (
 from mlreg.uris import ResolvedModel, resolve_model_uri
 
 MODELS_SCHEME = "models:/"
-MAX_PAGE = 1000
 
 
 @dataclass
@@ -78,26 +81,93 @@ class RegistryService:
         resolved = self.resolve_any(source)
         mlmodel = Model.load(resolved.path)
         signature = mlmodel.signature.to_json_dict() if mlmodel.signature else None
-        version = self.store.create_model_version(
+        version = self.begin_version(
             name, source, run_id or mlmodel.run_id, description, tags, signature
         )
-        key = f"models/{name}/v{version.version}-{uuid.uuid4().hex[:8]}"
+        return self.store_files(version, resolved.path)
+
+    def begin_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None,
+        description: str | None,
+        tags: dict[str, str] | None,
+        signature: dict[str, Any] | None,
+        request_id: str | None = None,
+    ) -> ModelVersion:
+        """Allocate the next version of ``name`` (PENDING_REGISTRATION until its files are
+        stored); a retried ``request_id`` returns the version it made the first time."""
+        return self.store.create_model_version(
+            validate_name(name),
+            source,
+            run_id,
+            validate_description(description),
+            validate_tags(tags),
+            signature,
+            request_id=request_id,
+        )
+
+    def store_files(
+        self, version: ModelVersion, directory: Path, expected_digest: str | None = None
+    ) -> ModelVersion:
+        """Store ``directory`` as the files of the PENDING ``version`` and make it READY.
+
+        With ``expected_digest`` (what the sender computed), files that arrived different
+        are refused. Any failure leaves the version FAILED_REGISTRATION with the reason and
+        raises RegistrationFailed.
+        """
+        name, number = version.name, version.version
+        if version.status is not VersionStatus.PENDING_REGISTRATION:
+            raise VersionConflict(
+                f"version {number} of {name!r} is {version.status.value}; files can only be "
+                "stored for a PENDING_REGISTRATION version"
+            )
         try:
-            digest = self.artifacts.put_dir(resolved.path, key)
+            stored = self.artifacts.put_version(directory, name, number)
         except BaseException as e:
             reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
-            self.store.finish_model_version(
-                name, version.version, VersionStatus.FAILED_REGISTRATION, message=reason
-            )
+            self._record_failure(name, number, reason)
             if isinstance(e, MlregError | OSError | shutil.Error):
                 raise RegistrationFailed(
-                    f"registration of {name!r} version {version.version} failed; {reason}"
+                    f"registration of {name!r} version {number} failed; {reason}"
                 ) from e
             raise
-        self.store.finish_model_version(
-            name, version.version, VersionStatus.READY, digest=digest, storage_location=key
-        )
-        return replace(version, status=VersionStatus.READY, digest=digest, storage_location=key)
+        if expected_digest is not None and stored.digest != expected_digest:
+            if stored.location is not None:
+                self.artifacts.delete(stored.location)
+            reason = (
+                f"the files arrived different from what was sent (sha256 {stored.digest[:12]}… "
+                f"received, {expected_digest[:12]}… sent)"
+            )
+            self._record_failure(name, number, reason)
+            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
+        try:
+            self.store.finish_model_version(
+                name,
+                number,
+                VersionStatus.READY,
+                digest=stored.digest,
+                storage_location=stored.location,
+            )
+        except (NotFound, StoreError) as e:
+            # The row went away (gc judged it stale) or the database failed: the copy is
+            # nobody's now. Remove it, so no files outlive their version.
+            if stored.location is not None:
+                self.artifacts.delete(stored.location)
+            raise RegistrationFailed(
+                f"registration of {name!r} version {number} failed after its files were "
+                f"copied; {e.message}"
+            ) from e
+        return self.store.get_model_version(name, number)
+
+    def _record_failure(self, name: str, number: int, reason: str) -> None:
+        """Mark the version FAILED_REGISTRATION with ``reason``, unless it is gone already
+        (gc removed it) or the database cannot take it (gc removes it later)."""
+        with contextlib.suppress(NotFound, StoreError):
+            self.store.finish_model_version(
+                name, number, VersionStatus.FAILED_REGISTRATION, message=reason
+            )
 
     # --- registered models ---------------------------------------------------------------
 
@@ -113,15 +183,20 @@ class RegistryService:
 
     def search_registered_models(
         self,
+        *,
         name_like: str | None = None,
         tags: dict[str, str] | None = None,
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
     ) -> Page:
-        _check_paging(max_results, offset)
+        check_paging(max_results, offset)
         return self.store.search_registered_models(
-            name_like, validate_tags(tags), order_by, max_results, offset
+            name_like=name_like,
+            tags=validate_tags(tags),
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
@@ -148,6 +223,7 @@ class RegistryService:
 
     def search_model_versions(
         self,
+        *,
         name: str | None = None,
         stage: str | Stage | None = None,
         alias: str | None = None,
@@ -157,16 +233,16 @@ class RegistryService:
         max_results: int = 100,
         offset: int = 0,
     ) -> Page:
-        _check_paging(max_results, offset)
+        check_paging(max_results, offset)
         return self.store.search_model_versions(
-            name,
-            Stage.parse(stage) if stage is not None else None,
-            alias,
-            validate_tags(tags),
-            status,
-            order_by,
-            max_results,
-            offset,
+            name=name,
+            stage=Stage.parse(stage) if stage is not None else None,
+            alias=alias,
+            tags=validate_tags(tags),
+            status=status,
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
 
     def update_model_version(
@@ -254,7 +330,7 @@ class RegistryService:
             return self.store.get_model_version(name, validate_version(ref))
         if ref.lower() == "latest":
             page = self.store.search_model_versions(
-                name, None, None, {}, VersionStatus.READY, "version DESC", 1, 0
+                name=name, status=VersionStatus.READY, order_by="version DESC", max_results=1
             )
             if not page.items:
                 self.store.get_registered_model(name)  # says so if the model is unknown
@@ -277,8 +353,7 @@ class RegistryService:
     def resolve(self, uri: str) -> ResolvedModel:
         """Resolve ``models:/...`` to a verified local directory (implements mlreg.uris)."""
         version = self.get_version_for_uri(uri)
-        assert version.storage_location is not None and version.digest is not None
-        path = self.artifacts.get_dir(version.storage_location, version.digest)
+        path = self.artifacts.get_version(version)
         return ResolvedModel(
             path=path,
             uri=uri,
@@ -297,47 +372,61 @@ class RegistryService:
         resolved = self.resolve_any(uri)
         if dest.exists() and any(dest.iterdir()):
             raise InvalidInput(f"destination {dest} exists and is not empty")
-        shutil.copytree(resolved.path, dest, dirs_exist_ok=True)
+        copy_model_files(resolved.path, dest)
         return dest
 
     # --- garbage collection --------------------------------------------------------------
 
     def gc(self, older_than: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
-        """Remove FAILED versions, PENDING ones older than ``older_than``, and temp copies."""
+        """Remove FAILED versions, PENDING ones older than ``older_than``, and every copy of
+        files no version needs.
+
+        Staleness comes from the registry's own timestamps (when a version was created), not
+        from file times. A copy is kept while a version needs it: the stored copy of a READY
+        version (whatever the model is called now), any copy of a PENDING version younger
+        than ``older_than`` (its registration may still be running). Only directories the
+        store itself names as its own are ever looked at.
+        """
         report = GcReport()
         cutoff = datetime.now(timezone.utc) - older_than
-        for status in (VersionStatus.FAILED_REGISTRATION, VersionStatus.PENDING_REGISTRATION):
-            offset: int | None = 0
-            stale: list[ModelVersion] = []
-            while offset is not None:
-                page = self.store.search_model_versions(
-                    None, None, None, {}, status, "created ASC", MAX_PAGE, offset
-                )
-                stale += [
-                    v
-                    for v in page.items
-                    if status is VersionStatus.FAILED_REGISTRATION or v.created_at < cutoff
-                ]
-                offset = page.next_offset
-            for v in stale:
+        versions = self._all_versions()
+        for v in versions:
+            if v.status is VersionStatus.FAILED_REGISTRATION or (
+                v.status is VersionStatus.PENDING_REGISTRATION and v.created_at < cutoff
+            ):
                 report.versions.append(f"{v.name}/{v.version} ({v.status.value})")
                 if not dry_run:
                     self.delete_model_version(v.name, v.version)
-        leftovers = getattr(self.artifacts, "leftovers", lambda: [])()
-        for tmp in leftovers:
-            if datetime.fromtimestamp(tmp.stat().st_mtime, timezone.utc) < cutoff:
-                report.temp_dirs.append(str(tmp))
-                if not dry_run:
-                    shutil.rmtree(tmp, ignore_errors=True)
+        in_use = {v.storage_location for v in versions if v.status is VersionStatus.READY}
+        running = {
+            (v.name, v.version)
+            for v in versions
+            if v.status is VersionStatus.PENDING_REGISTRATION and v.created_at >= cutoff
+        }
+        for leftover in self.artifacts.leftovers():
+            if leftover.location in in_use:
+                continue
+            if leftover.name is not None and leftover.version is not None:
+                if (leftover.name, leftover.version) in running:
+                    continue
+            elif leftover.modified >= cutoff:
+                continue  # not attributed to a version: judged by its age
+            report.temp_dirs.append(leftover.location)
+            if not dry_run:
+                self.artifacts.discard(leftover)
         return report
+
+    def _all_versions(self) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.store.search_model_versions(
+                order_by="created ASC", max_results=MAX_PAGE, offset=offset
+            )
+            found += page.items
+            offset = page.next_offset
+        return found
 
 
 def _stage_order(item: tuple[Stage, list[int]]) -> int:
     return list(Stage).index(item[0])
-
-
-def _check_paging(max_results: int, offset: int) -> None:
-    if not 1 <= max_results <= MAX_PAGE:
-        raise InvalidInput(f"max_results must be between 1 and {MAX_PAGE}, got {max_results}")
-    if offset < 0:
-        raise InvalidInput(f"offset must not be negative, got {offset}")

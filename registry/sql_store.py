@@ -9,29 +9,24 @@ registrations, so numbers have no gaps, no duplicates and are never reused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound, StoreError
-from mlreg.registry import migrate
+from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound
 from mlreg.registry.entities import (
     ModelVersion,
-    Page,
     RegisteredModel,
     Stage,
     StageTransition,
     VersionStatus,
 )
-from mlreg.registry.schema import (
+from mlreg.store.database import Database, applied_result, open_database, record_applied
+from mlreg.store.pages import Page
+from mlreg.store.tables import (
     AliasRow,
     ModelVersionRow,
     ModelVersionTagRow,
@@ -39,50 +34,6 @@ from mlreg.registry.schema import (
     RegisteredModelTagRow,
     StageTransitionRow,
 )
-
-SQLITE_BUSY_TIMEOUT_S = 60
-
-
-def make_engine(uri: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
-    if uri.startswith("sqlite"):
-        path = uri.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the driver, open transactions (see "begin" below).
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            # Take the write lock up front: a deferred transaction that later writes can
-            # fail with "database is locked" instead of waiting its turn.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(uri, pool_pre_ping=True)
-
-
-def open_engine(uri: str, what: str) -> Engine:
-    """An engine on a database with the current schema (created when empty), or StoreError."""
-    engine = make_engine(uri)
-    try:
-        migrate.ensure_schema(engine)
-    except OperationalError as e:
-        engine.dispose()
-        where = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot open the {what} {where}: {e.orig}") from None
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
 
 
 def _utc(value: datetime) -> datetime:
@@ -97,19 +48,14 @@ def _now() -> datetime:
 class SqlRegistryStore:
     """Persistence for registered models, versions, aliases and stage history."""
 
-    def __init__(self, uri: str, *, create: bool = True) -> None:
+    def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.engine = open_engine(uri, "registry database") if create else make_engine(uri)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.db: Database = open_database(uri)
+        self._session = self.db.transaction
 
     def close(self) -> None:
-        """Close pooled connections."""
-        self.engine.dispose()
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        """Release the shared database (its connections close with the last user)."""
+        self.db.close()
 
     # --- conversions -------------------------------------------------------------------
 
@@ -185,17 +131,18 @@ class SqlRegistryStore:
 
     def search_registered_models(
         self,
-        name_like: str | None,
-        tags: dict[str, str],
-        order_by: str,
-        max_results: int,
-        offset: int,
+        *,
+        name_like: str | None = None,
+        tags: dict[str, str] | None = None,
+        order_by: str = "name ASC",
+        max_results: int = 100,
+        offset: int = 0,
     ) -> Page:
         with self._session() as session:
             query = select(RegisteredModelRow)
             if name_like:
                 query = query.where(RegisteredModelRow.name.like(name_like))
-            for key, value in tags.items():
+            for key, value in (tags or {}).items():
                 query = query.where(
                     RegisteredModelRow.tags.any(
                         (RegisteredModelTagRow.key == key) & (RegisteredModelTagRow.value == value)
@@ -264,12 +211,9 @@ class SqlRegistryStore:
         )
         row = session.execute(bump).one_or_none()
         if row is None:
-            insert = (
-                postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-            )
             now = _now()
             session.execute(
-                insert(RegisteredModelRow)
+                self.db.insert()(RegisteredModelRow)
                 .values(name=name, last_version=0, created_at=now, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
@@ -284,43 +228,61 @@ class SqlRegistryStore:
         description: str | None,
         tags: dict[str, str],
         signature: dict[str, Any] | None,
+        *,
+        request_id: str | None = None,
     ) -> ModelVersion:
-        """Allocate the next number and insert a PENDING_REGISTRATION version."""
+        """Allocate the next number and insert a PENDING_REGISTRATION version.
+
+        A ``request_id`` seen before returns the version that request made (a retry).
+        """
+        try:
+            with self._session() as session:
+                earlier = applied_result(session, request_id)
+                if earlier is not None:
+                    return self._version(self._version_row(session, name, int(earlier)))
+                row = self._insert_version(
+                    session, name, source, run_id, description, tags, signature
+                )
+                record_applied(session, request_id, str(row.version))
+                session.flush()
+                return self._version(row)
+        except SqlIntegrityError:
+            if request_id is None:
+                raise
+            # The same request committed concurrently (a retry racing its first attempt).
+            with self._session() as session:
+                earlier = applied_result(session, request_id)
+                if earlier is None:
+                    raise
+                return self._version(self._version_row(session, name, int(earlier)))
+
+    def _insert_version(
+        self,
+        session: Session,
+        name: str,
+        source: str,
+        run_id: str | None,
+        description: str | None,
+        tags: dict[str, str],
+        signature: dict[str, Any] | None,
+    ) -> ModelVersionRow:
         now = _now()
-        with self._session() as session:
-            model_id, number = self._next_number(session, name)
-            row = ModelVersionRow(
-                model_id=model_id,
-                version=number,
-                stage=Stage.NONE.value,
-                status=VersionStatus.PENDING_REGISTRATION.value,
-                source=source,
-                run_id=run_id,
-                description=description,
-                signature=json.dumps(signature) if signature else None,
-                created_at=now,
-                updated_at=now,
-            )
-            row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
-            session.add(row)
-        # Built from what was just written: a new version has no aliases or history yet.
-        return ModelVersion(
-            name=name,
+        model_id, number = self._next_number(session, name)
+        row = ModelVersionRow(
+            model_id=model_id,
             version=number,
-            stage=Stage.NONE,
-            status=VersionStatus.PENDING_REGISTRATION,
+            stage=Stage.NONE.value,
+            status=VersionStatus.PENDING_REGISTRATION.value,
             source=source,
             run_id=run_id,
             description=description,
-            tags=dict(tags),
-            aliases=[],
-            signature=signature,
-            digest=None,
-            storage_location=None,
-            status_message=None,
+            signature=json.dumps(signature) if signature else None,
             created_at=now,
             updated_at=now,
         )
+        row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
+        session.add(row)
+        return row
 
     def _version_row(self, session: Session, name: str, version: int) -> ModelVersionRow:
         model = self._model_row(session, name)
@@ -371,14 +333,15 @@ class SqlRegistryStore:
 
     def search_model_versions(
         self,
-        name: str | None,
-        stage: Stage | None,
-        alias: str | None,
-        tags: dict[str, str],
-        status: VersionStatus | None,
-        order_by: str,
-        max_results: int,
-        offset: int,
+        *,
+        name: str | None = None,
+        stage: Stage | None = None,
+        alias: str | None = None,
+        tags: dict[str, str] | None = None,
+        status: VersionStatus | None = None,
+        order_by: str = "version DESC",
+        max_results: int = 100,
+        offset: int = 0,
     ) -> Page:
         with self._session() as session:
             query = select(ModelVersionRow).join(ModelVersionRow.model)
@@ -394,7 +357,7 @@ class SqlRegistryStore:
                     (AliasRow.model_id == ModelVersionRow.model_id)
                     & (AliasRow.version == ModelVersionRow.version),
                 ).where(AliasRow.alias == alias)
-            for key, value in tags.items():
+            for key, value in (tags or {}).items():
                 query = query.where(
                     ModelVersionRow.tags.any(
                         (ModelVersionTagRow.key == key) & (ModelVersionTagRow.value == value)
@@ -523,12 +486,22 @@ class SqlRegistryStore:
             ]
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        with self._session() as session:
-            row = self._version_row(session, name, version)
-            session.execute(
-                delete(AliasRow).where(AliasRow.model_id == row.model_id, AliasRow.alias == alias)
-            )
-            session.add(AliasRow(model_id=row.model_id, alias=alias, version=version))
+        """One upsert: concurrent calls for the same alias end with one of them winning, and a
+        version deleted meanwhile is refused by the foreign key (no alias to nothing)."""
+        try:
+            with self._session() as session:
+                row = self._version_row(session, name, version)
+                insert = self.db.insert()(AliasRow).values(
+                    model_id=row.model_id, alias=alias, version=version
+                )
+                session.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["model_id", "alias"], set_={"version": version}
+                    )
+                )
+        except SqlIntegrityError:
+            # The version was deleted between the check and the write.
+            raise ModelNotFound(f"version {version} of {name!r} does not exist") from None
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._session() as session:

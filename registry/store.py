@@ -1,7 +1,10 @@
 """The one interface between the registry's rules and its persistence.
 
 :class:`~mlreg.registry.sql_store.SqlRegistryStore` implements it on SQLite and
-PostgreSQL; a REST client for a shared registry server implements the same calls.
+PostgreSQL; a REST client for a shared registry server implements exactly these calls.
+Every call is one transaction. Inputs arrive validated by the service; a missing model or
+version raises ModelNotFound (saying what exists), a taken name AlreadyExists, and a
+database that fails underneath StoreError.
 """
 
 from __future__ import annotations
@@ -10,31 +13,46 @@ from typing import Any, Protocol
 
 from mlreg.registry.entities import (
     ModelVersion,
-    Page,
     RegisteredModel,
     Stage,
     StageTransition,
     VersionStatus,
 )
+from mlreg.store.pages import Page
 
 
 class RegistryStore(Protocol):
     def create_registered_model(
         self, name: str, description: str | None, tags: dict[str, str]
-    ) -> RegisteredModel: ...
-    def get_registered_model(self, name: str) -> RegisteredModel: ...
+    ) -> RegisteredModel:
+        """Create a model with no versions; AlreadyExists if the name is taken."""
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """The model with its tags, aliases and latest version number; ModelNotFound."""
+
     def search_registered_models(
         self,
-        name_like: str | None,
-        tags: dict[str, str],
-        order_by: str,
-        max_results: int,
-        offset: int,
-    ) -> Page: ...
-    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel: ...
-    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel: ...
-    def delete_registered_model(self, name: str) -> list[str]: ...
-    def set_registered_model_tag(self, name: str, key: str, value: str | None) -> None: ...
+        *,
+        name_like: str | None = None,
+        tags: dict[str, str] | None = None,
+        order_by: str = "name ASC",
+        max_results: int = 100,
+        offset: int = 0,
+    ) -> Page:
+        """A page of models matching a SQL LIKE pattern and every tag; InvalidInput on order_by."""
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        """Set the description; ModelNotFound."""
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename, keeping versions, aliases and history; ModelNotFound or AlreadyExists."""
+
+    def delete_registered_model(self, name: str) -> list[str]:
+        """Delete the model and its versions; return their storage locations to remove."""
+
+    def set_registered_model_tag(self, name: str, key: str, value: str | None) -> None:
+        """Set (value None: remove) one tag; ModelNotFound."""
+
     def create_model_version(
         self,
         name: str,
@@ -43,7 +61,12 @@ class RegistryStore(Protocol):
         description: str | None,
         tags: dict[str, str],
         signature: dict[str, Any] | None,
-    ) -> ModelVersion: ...
+        *,
+        request_id: str | None = None,
+    ) -> ModelVersion:
+        """Allocate the next number (creating the model if new); the version is PENDING.
+        A ``request_id`` seen before returns the version that request made (a retry)."""
+
     def finish_model_version(
         self,
         name: str,
@@ -52,32 +75,56 @@ class RegistryStore(Protocol):
         digest: str | None = None,
         storage_location: str | None = None,
         message: str | None = None,
-    ) -> None: ...
-    def get_model_version(self, name: str, version: int) -> ModelVersion: ...
+    ) -> None:
+        """Record how a registration ended (READY with digest and location, or FAILED)."""
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        """One version; ModelNotFound naming the versions that exist."""
+
     def search_model_versions(
         self,
-        name: str | None,
-        stage: Stage | None,
-        alias: str | None,
-        tags: dict[str, str],
-        status: VersionStatus | None,
-        order_by: str,
-        max_results: int,
-        offset: int,
-    ) -> Page: ...
-    def versions_by_stage(self, name: str) -> dict[Stage, list[int]]: ...
+        *,
+        name: str | None = None,
+        stage: Stage | None = None,
+        alias: str | None = None,
+        tags: dict[str, str] | None = None,
+        status: VersionStatus | None = None,
+        order_by: str = "version DESC",
+        max_results: int = 100,
+        offset: int = 0,
+    ) -> Page:
+        """A page of versions matching every given filter; InvalidInput on order_by."""
+
+    def versions_by_stage(self, name: str) -> dict[Stage, list[int]]:
+        """READY version numbers of ``name`` grouped by stage, ascending; ModelNotFound."""
+
     def update_model_version(
         self, name: str, version: int, description: str | None
-    ) -> ModelVersion: ...
-    def set_model_version_tag(
-        self, name: str, version: int, key: str, value: str | None
-    ) -> None: ...
-    def delete_model_version(self, name: str, version: int) -> str | None: ...
+    ) -> ModelVersion:
+        """Set a version's description; ModelNotFound."""
+
+    def set_model_version_tag(self, name: str, version: int, key: str, value: str | None) -> None:
+        """Set (value None: remove) one version tag; ModelNotFound."""
+
+    def delete_model_version(self, name: str, version: int) -> str | None:
+        """Delete a version and its aliases (the number stays taken); return its location."""
+
     def transition_stage(
         self, name: str, version: int, stage: Stage, archive_existing: bool, user: str
-    ) -> ModelVersion: ...
-    def stage_history(self, name: str, version: int | None) -> list[StageTransition]: ...
-    def set_alias(self, name: str, alias: str, version: int) -> None: ...
-    def delete_alias(self, name: str, alias: str) -> None: ...
-    def version_for_alias(self, name: str, alias: str) -> int: ...
-    def close(self) -> None: ...
+    ) -> ModelVersion:
+        """Move a version (and archive the others in that stage), recording who and when."""
+
+    def stage_history(self, name: str, version: int | None) -> list[StageTransition]:
+        """Every transition of the model (or one version), oldest first; ModelNotFound."""
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version`` (moving it if it exists); ModelNotFound."""
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias; ModelNotFound naming the aliases that exist."""
+
+    def version_for_alias(self, name: str, alias: str) -> int:
+        """The version number ``alias`` points at; ModelNotFound naming the aliases."""
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""

@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import re
-import time
-import uuid
 from typing import Any
 
-import orjson
-from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
-from mlreg.errors import MlregError
 from mlreg.serving.backends import Backend
-from mlreg.serving.logs import ACCESS_LOGGER
 from mlreg.serving.metrics import Metrics
-from mlreg.serving.routes import bp
+from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
+from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install
 
-logger = logging.getLogger(__name__)
-access_log = logging.getLogger(ACCESS_LOGGER)
-
-REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-
-#: werkzeug's HTTP errors, by status, as our error codes.
-HTTP_ERROR_CODES = {
-    400: "BAD_REQUEST",
-    404: "ENDPOINT_NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-}
+ACCESS_LOGGER = "mlreg.serving.access"
+#: Probes and scrapes: answered at any rate, logged only at DEBUG (counted in the metrics).
+QUIET_PATHS = frozenset(["/ping", "/health", "/metrics"])
 
 
 def create_app(
@@ -53,102 +35,23 @@ def create_app(
     if model is not None:
         state.load(lambda: model)
     app.register_blueprint(bp)
-    _install_hooks(app, state)
+    install(
+        app,
+        HttpConfig(
+            access_logger=ACCESS_LOGGER,
+            max_request_bytes=settings.max_request_bytes,
+            max_request_setting=MAX_REQUEST_BYTES_VAR,
+            quiet_paths=QUIET_PATHS,
+            metrics=state.metrics,
+            error_fields=_tfserving_error_field,
+        ),
+    )
     return app
 
 
-def _error_response(status: int, error_code: str, message: str) -> Response:
-    g.error = (error_code, message)
-    doc: dict[str, Any] = {"error_code": error_code, "message": message}
-    if request.path.startswith("/v1/"):
-        doc["error"] = message  # TensorFlow Serving clients read "error"
-    response = Response(orjson.dumps(doc), status=status, mimetype="application/json")
-    if status == 413:
-        # The unread rest of the body would otherwise have to be drained to reuse the
-        # connection; closing it is cheaper.
-        response.headers["Connection"] = "close"
-    return response
+def _tfserving_error_field(path: str, message: str) -> dict[str, Any]:
+    # TensorFlow Serving's clients read "error".
+    return {"error": message} if path.startswith("/v1/") else {}
 
 
-def _install_hooks(app: Flask, state: ServingState) -> None:
-    metrics = state.metrics
-
-    @app.before_request
-    def _start() -> None:
-        g.start = time.perf_counter()
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        metrics.in_flight.inc()
-        g.counted = True
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        start = g.get("start")
-        elapsed = time.perf_counter() - start if start is not None else 0.0
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.requests.labels(rule, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(rule).observe(elapsed)
-        _log_request(response.status_code, elapsed)
-        return response
-
-    @app.teardown_request
-    def _teardown(_exc: BaseException | None) -> None:
-        if g.pop("counted", False):
-            metrics.in_flight.dec()
-
-    @app.errorhandler(MlregError)
-    def _mlreg_error(e: MlregError) -> Response:
-        return _error_response(e.status_code, e.error_code, e.message)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException) -> Response:
-        status = e.code or 500
-        if status == 413:
-            limit = state.settings.max_request_bytes
-            message = f"request body is larger than the limit of {limit} bytes "
-            message += "(MLREG_MAX_REQUEST_BYTES)"
-        elif status == 404:
-            message = f"no endpoint {request.path}"
-        elif status == 405:
-            allowed = ", ".join(sorted(getattr(e, "valid_methods", None) or []))
-            message = f"method {request.method} is not allowed on {request.path}"
-            message += f"; allowed: {allowed}" if allowed else ""
-        else:
-            message = e.description or e.name
-        return _error_response(status, HTTP_ERROR_CODES.get(status, "HTTP_ERROR"), message)
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception) -> Response:
-        # The traceback goes to the log, never into the body.
-        logger.exception("unexpected error", extra={"request_id": g.get("request_id")})
-        return _error_response(
-            500,
-            "INTERNAL_ERROR",
-            f"internal server error ({type(e).__name__}); request id {g.get('request_id')}",
-        )
-
-
-def _log_request(status: int, elapsed: float) -> None:
-    error = g.get("error")
-    fields: dict[str, Any] = {
-        "request_id": g.get("request_id"),
-        "method": request.method,
-        "path": request.path,
-        "status": status,
-        "duration_ms": round(elapsed * 1000, 3),
-        "remote_addr": request.remote_addr,
-    }
-    if error is not None:
-        fields["error_code"], fields["error_message"] = error
-    level = logging.INFO if status < 500 else logging.WARNING if status == 503 else logging.ERROR
-    if not access_log.isEnabledFor(level):
-        return
-    text = f"{request.method} {request.path} {status} {fields['duration_ms']:.1f}ms"
-    text += f" id={fields['request_id']}"
-    if error is not None:
-        text += f" {error[0]}: {error[1]}"
-    access_log.log(level, text, extra=fields)
-
-
-__all__ = ["REQUEST_ID_HEADER", "create_app"]
+__all__ = ["ACCESS_LOGGER", "REQUEST_ID_HEADER", "create_app"]

@@ -6,12 +6,13 @@ Both implement the same protocol, so the routes, codecs and runner never change.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from mlreg.errors import InvalidInput
 from mlreg.models.model import Model
-from mlreg.models.signature import ModelSignature
+from mlreg.models.signature import ModelSignature, Schema
 from mlreg.pyfunc import load_model
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
@@ -21,21 +22,44 @@ from mlreg.uris import ResolvedModel, resolve_model_uri
 class Backend(Protocol):
     """The model as the server sees it (``mlreg.pyfunc.PyFuncModel`` is one)."""
 
-    metadata: Model
-    source: ResolvedModel
+    @property
+    def metadata(self) -> Model:
+        """The MLmodel file: flavors, signature, run id, model uuid."""
 
     @property
-    def signature(self) -> ModelSignature | None: ...
+    def source(self) -> ResolvedModel:
+        """Where the model came from: its URI and, from the registry, name, version, digest."""
 
     @property
-    def serving_input_example(self) -> str | None: ...
+    def signature(self) -> ModelSignature | None:
+        """The signature requests are checked against; None when the model has none."""
 
-    def enforce(self, data: Any, params: dict[str, Any] | None = None) -> tuple[Any, dict]: ...
+    @property
+    def serving_input_example(self) -> str | None:
+        """The saved example request body (JSON text); None when the model has none."""
 
-    def predict_unchecked(self, data: Any, params: dict[str, Any] | None = None) -> Any: ...
+    @property
+    def remote(self) -> bool:
+        """True when another server computes the predictions (its outages are not ours)."""
 
-    # A backend that computes in another server (tfserving) also has
-    # ``unready_reason() -> str | None``: None when that server can answer now, else why not.
+    def enforce(self, data: Any, params: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """The data and params checked and converted per the signature; raises SchemaError."""
+
+    def predict_unchecked(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """The prediction for enforced data; raises ModelExecutionError, or a remote's error.
+
+        A remote backend maps its server's failures onto BackendUnavailable, Timeout,
+        BackendError, InvalidInput and ModelNotFound.
+        """
+
+    def unready_reason(self) -> str | None:
+        """None when a prediction can be answered now; else why not (what /ping reports)."""
+
+
+def input_schema(backend: Backend) -> Schema | None:
+    """The schema requests are decoded for; None when the model has no signature."""
+    signature = backend.signature
+    return signature.inputs if signature is not None else None
 
 
 def model_source(settings: ServingSettings, source: ResolvedModel | None) -> ResolvedModel:
@@ -58,24 +82,31 @@ def load_local(
     return model
 
 
-def load_tfserving(
-    settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
-) -> Backend:
-    """Connect to TensorFlow Serving (the gRPC stubs are imported only for this backend)."""
-    from mlreg.serving.tfserving import load_tfserving
-
-    return load_tfserving(settings, source, metrics)
-
-
+#: Makes the backend a ServingSettings names; called in the worker, after the fork.
 Loader = Callable[[ServingSettings, ResolvedModel | None, Metrics], Backend]
-BACKENDS: dict[str, Loader] = {"local": load_local, "tfserving": load_tfserving}
+#: One loader per name in mlreg.serving.settings.BACKENDS, as "module:function": a backend's
+#: module (TF Serving's gRPC stubs, TensorFlow) is imported only when it is used.
+LOADERS: dict[str, str] = {
+    "local": "mlreg.serving.backends:load_local",
+    "tfserving": "mlreg.serving.tfserving:connect",
+}
 
 
 def load_backend(
     settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
 ) -> Backend:
     """Load the backend ``settings.backend`` names."""
-    return BACKENDS[settings.backend](settings, source, metrics)
+    module, _, function = LOADERS[settings.backend].partition(":")
+    loader: Loader = getattr(importlib.import_module(module), function)
+    return loader(settings, source, metrics)
 
 
-__all__ = ["BACKENDS", "Backend", "load_backend", "load_local", "load_tfserving", "model_source"]
+__all__ = [
+    "LOADERS",
+    "Backend",
+    "Loader",
+    "input_schema",
+    "load_backend",
+    "load_local",
+    "model_source",
+]

@@ -2,8 +2,9 @@
 
 MLflow's ``/invocations`` forms are JSON objects with exactly one of ``dataframe_split``,
 ``dataframe_records``, ``instances`` or ``inputs`` (plus optional ``params``), or a CSV
-table. Tensor data stays as parsed lists here; signature enforcement turns it into typed
-numpy arrays in one ``np.asarray`` per input, so the tensor path never touches pandas.
+table; TF Serving's REST predict takes ``instances`` or ``inputs`` (and a ``signature_name``).
+Tensor data stays as parsed lists here; signature enforcement turns it into typed numpy
+arrays in one ``np.asarray`` per input, so the tensor path never touches pandas.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mlreg.errors import InvalidInput, SchemaError, UnsupportedMediaType
 from mlreg.models.signature import Schema
 
 PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+#: TF Serving's REST predict: rows (``instances``) or columns (``inputs``).
+TFSERVING_KEYS = ("instances", "inputs")
 JSON_TYPES = frozenset(["application/json"])
 CSV_TYPES = frozenset(["text/csv"])
 #: numpy refuses more than 64 dimensions; no model takes anything near this many.
@@ -129,7 +132,50 @@ def decode_invocations(doc: Any, schema: Schema | None) -> Payload:
         data = decode_instances(value)
     else:
         data = decode_inputs(value)
-    return Payload(shape_for(data, schema, form), params, form)
+    check_column_names(data, schema, form)
+    return Payload(data, params, form)
+
+
+def decode_csv_payload(body: bytes, schema: Schema | None) -> Payload:
+    """Turn a CSV ``/invocations`` body into model input."""
+    frame = decode_csv(body)
+    check_column_names(frame, schema, "csv")
+    return Payload(frame, None, "csv")
+
+
+# --- TF Serving's REST predict --------------------------------------------------------------
+
+
+def decode_tfserving(doc: Any, schema: Schema | None, signature_name: str) -> Payload:
+    """Turn a parsed TF Serving predict body into model input; ``form`` says how to answer.
+
+    ``signature_name`` is the one the model serves; a body naming another is refused.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidInput(
+            f"expected a JSON object with 'instances' or 'inputs', got a JSON {_json_type(doc)}"
+        )
+    unknown = [k for k in doc if k not in (*TFSERVING_KEYS, "signature_name")]
+    keys = [k for k in TFSERVING_KEYS if k in doc]
+    if unknown or len(keys) != 1:
+        what = (
+            f"unknown field {', '.join(map(repr, unknown))}"
+            if unknown
+            else ("got " + (" and ".join(map(repr, keys)) or "neither"))
+        )
+        raise InvalidInput(
+            f"expected exactly one of 'instances' or 'inputs' (and optionally "
+            f"'signature_name'); {what}"
+        )
+    asked = doc.get("signature_name")
+    if asked is not None and asked != signature_name:
+        raise InvalidInput(
+            f"signature_name {asked!r} not found; this model serves {signature_name!r}"
+        )
+    form = keys[0]
+    data = decode_instances(doc[form]) if form == "instances" else decode_inputs(doc[form])
+    check_column_names(data, schema, form)
+    return Payload(data, None, form)
 
 
 def decode_params(params: Any) -> dict[str, Any] | None:
@@ -241,16 +287,16 @@ def _dataframe_records(value: Any) -> pd.DataFrame:
     return pd.DataFrame.from_records(value)
 
 
-def shape_for(data: Any, schema: Schema | None, form: str) -> Any:
-    """Reject columns the signature does not name (MLflow drops them silently)."""
+def check_column_names(data: Any, schema: Schema | None, form: str) -> None:
+    """Refuse columns a column signature does not name (MLflow drops them silently)."""
     if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
-        return data
+        return
     if isinstance(data, pd.DataFrame):
         names = [str(c) for c in data.columns]
     elif isinstance(data, Mapping):
         names = [str(k) for k in data]
     else:
-        return data
+        return
     expected = schema.input_names()
     extra = [n for n in names if n not in expected]
     if extra:
@@ -258,7 +304,6 @@ def shape_for(data: Any, schema: Schema | None, form: str) -> Any:
             f"unexpected column {', '.join(map(repr, extra))} in '{form}'; expected columns: "
             f"{', '.join(map(repr, expected))}"
         )
-    return data
 
 
 def _check_rank(value: Any, label: str) -> None:
@@ -362,18 +407,21 @@ __all__ = [
     "CSV_TYPES",
     "JSON_TYPES",
     "PAYLOAD_KEYS",
+    "TFSERVING_KEYS",
     "Payload",
     "as_tensors",
+    "check_column_names",
     "check_content_type",
     "decode_csv",
+    "decode_csv_payload",
     "decode_inputs",
     "decode_instances",
     "decode_invocations",
     "decode_json",
     "decode_params",
+    "decode_tfserving",
     "dumps",
     "encode_predictions",
     "encode_tfserving",
     "jsonable",
-    "shape_for",
 ]

@@ -10,15 +10,19 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from mlreg.errors import BackendUnavailable, InvalidInput, ModelNotFound, PayloadTooLarge
+from mlreg.errors import BackendUnavailable, ModelNotFound, PayloadTooLarge
+from mlreg.models.serving_export import DEFAULT_SIGNATURE, ServingExport
 from mlreg.serving import codecs
+from mlreg.serving.backends import Backend, input_schema
+from mlreg.serving.settings import env_var
 from mlreg.serving.state import ServingState
 from mlreg.version import __version__
 
 bp = Blueprint("serving", __name__)
 
 JSON = "application/json"
-TFSERVING_SIGNATURE = "serving_default"
+#: The setting a 413 names.
+MAX_REQUEST_BYTES_VAR = env_var("max_request_bytes")
 
 
 def state() -> ServingState:
@@ -34,7 +38,7 @@ def read_body() -> bytes:
     limit = state().settings.max_request_bytes
     length = request.content_length
     if length is not None and length > limit:
-        raise PayloadTooLarge(too_large_message(length, limit))
+        raise PayloadTooLarge.body(length, limit, MAX_REQUEST_BYTES_VAR)
     if length is None:
         # Chunked upload: read one byte past the limit straight from the server's stream
         # (werkzeug's limited stream would cut the body short without saying so).
@@ -47,18 +51,12 @@ def read_body() -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(too_large_message(None, limit))
+            raise PayloadTooLarge.body(None, limit, MAX_REQUEST_BYTES_VAR)
         return b"".join(chunks)
     try:
         return request.get_data(cache=False)
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(too_large_message(None, limit)) from None
-
-
-def too_large_message(length: int | None, limit: int) -> str:
-    if length is None:
-        return f"request body is larger than the limit of {limit} bytes (MLREG_MAX_REQUEST_BYTES)"
-    return f"request body is {length} bytes; the limit is {limit} bytes (MLREG_MAX_REQUEST_BYTES)"
+        raise PayloadTooLarge.body(None, limit, MAX_REQUEST_BYTES_VAR) from None
 
 
 @bp.post("/invocations")
@@ -71,13 +69,10 @@ def invocations() -> Response:
         codecs.JSON_TYPES | codecs.CSV_TYPES,
     )
     body = read_body()
-    signature = backend.signature
-    schema = signature.inputs if signature is not None else None
     if mimetype in codecs.CSV_TYPES:
-        frame = codecs.shape_for(codecs.decode_csv(body), schema, "csv")
-        payload = codecs.Payload(frame, None, "csv")
+        payload = codecs.decode_csv_payload(body, input_schema(backend))
     else:
-        payload = codecs.decode_invocations(codecs.decode_json(body), schema)
+        payload = codecs.decode_invocations(codecs.decode_json(body), input_schema(backend))
     result = runner.predict(payload.data, payload.params)
     return json_response(codecs.encode_predictions(result))
 
@@ -113,7 +108,7 @@ def metrics() -> Response:
     return Response(m.render(), mimetype=None, content_type=m.content_type)
 
 
-def describe(backend: Any) -> dict[str, Any]:
+def describe(backend: Backend) -> dict[str, Any]:
     """What /metadata says about the served model."""
     src = backend.source
     meta = backend.metadata
@@ -125,8 +120,8 @@ def describe(backend: Any) -> dict[str, Any]:
         "stage": src.stage,
         "uri": src.uri,
         "digest": src.digest,
-        "run_id": getattr(meta, "run_id", None),
-        "model_uuid": getattr(meta, "model_uuid", None),
+        "run_id": meta.run_id,
+        "model_uuid": meta.model_uuid,
         "flavors": sorted(meta.flavors),
         "signature": signature.to_json_dict() if signature is not None else None,
         "input_example": orjson.loads(example) if example is not None else None,
@@ -136,21 +131,21 @@ def describe(backend: Any) -> dict[str, Any]:
 # --- TensorFlow Serving's REST API ------------------------------------------------------------
 
 
-def _check_servable(backend: Any, name: str) -> None:
+def _check_servable(backend: Backend, name: str) -> None:
     served = backend.source.name
     if served is not None and name != served:
         raise ModelNotFound(f"model '{name}' is not served here; this server serves '{served}'")
 
 
-def _check_version(backend: Any, version: int | None) -> None:
+def _check_version(backend: Backend, version: int | None) -> None:
     served = backend.source.version
     if version is not None and served is not None and version != served:
         raise ModelNotFound(f"version {version} is not served here; this server serves {served}")
 
 
-def _signature_name(backend: Any) -> str:
-    conf = backend.metadata.flavors.get("tensorflow", {})
-    return (conf.get("serving") or {}).get("signature_name", TFSERVING_SIGNATURE)
+def _signature_name(backend: Backend) -> str:
+    export = ServingExport.of(backend.metadata)
+    return export.signature_name if export is not None else DEFAULT_SIGNATURE
 
 
 @bp.post("/v1/models/<name>:predict")
@@ -164,36 +159,9 @@ def tfserving_predict(name: str, version: int | None = None) -> Response:
         request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
     )
     doc = codecs.decode_json(read_body())
-    if not isinstance(doc, dict):
-        raise InvalidInput(
-            "expected a JSON object with 'instances' or 'inputs', got a JSON "
-            f"{type(doc).__name__.replace('dict', 'object')}"
-        )
-    unknown = [k for k in doc if k not in ("instances", "inputs", "signature_name")]
-    keys = [k for k in ("instances", "inputs") if k in doc]
-    if unknown or len(keys) != 1:
-        what = (
-            f"unknown field {', '.join(map(repr, unknown))}"
-            if unknown
-            else ("got " + (" and ".join(map(repr, keys)) or "neither"))
-        )
-        raise InvalidInput(
-            f"expected exactly one of 'instances' or 'inputs' (and optionally "
-            f"'signature_name'); {what}"
-        )
-    sig_name = doc.get("signature_name")
-    expected = _signature_name(backend)
-    if sig_name is not None and sig_name != expected:
-        raise InvalidInput(f"signature_name {sig_name!r} not found; this model serves {expected!r}")
-    row_form = keys[0] == "instances"
-    if row_form:
-        data = codecs.decode_instances(doc["instances"])
-    else:
-        data = codecs.decode_inputs(doc["inputs"])
-    signature = backend.signature
-    data = codecs.shape_for(data, signature.inputs if signature else None, keys[0])
-    result = runner.predict(data, None)
-    return json_response(codecs.encode_tfserving(result, row_form))
+    payload = codecs.decode_tfserving(doc, input_schema(backend), _signature_name(backend))
+    result = runner.predict(payload.data, None)
+    return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
 
 
 @bp.get("/v1/models/<name>")

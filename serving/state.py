@@ -14,14 +14,12 @@ import numpy as np
 from mlreg.errors import BackendUnavailable, MlregError
 from mlreg.models.signature import ColSpec, ModelSignature, TensorSpec
 from mlreg.serving import codecs
-from mlreg.serving.backends import Backend
+from mlreg.serving.backends import Backend, input_schema
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.runner import Runner
 from mlreg.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
-
-Loader = Callable[[], Backend]
 
 
 class ServingState:
@@ -40,7 +38,7 @@ class ServingState:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    def load(self, loader: Loader) -> None:
+    def load(self, loader: Callable[[], Backend]) -> None:
         """Load and warm up the model in this thread; raise what the load raised."""
         start = time.perf_counter()
         try:
@@ -51,7 +49,7 @@ class ServingState:
             except MlregError as e:
                 # A remote backend (TF Serving) that is slow or failing right now is not a
                 # reason to stop: its signature was checked, and /ping reports its state.
-                if not hasattr(backend, "unready_reason"):
+                if not backend.remote:
                     raise
                 logger.warning("warm-up through the backend failed: %s", e.message)
         except BaseException as e:
@@ -78,7 +76,7 @@ class ServingState:
             extra={"model_uri": backend.source.uri, "load_seconds": round(seconds, 3)},
         )
 
-    def start_loading(self, loader: Loader, on_failure: Callable[[], None]) -> None:
+    def start_loading(self, loader: Callable[[], Backend], on_failure: Callable[[], None]) -> None:
         """Load in a background thread so /ping and /health answer meanwhile."""
 
         def run() -> None:
@@ -98,10 +96,9 @@ class ServingState:
 
     def unready_reason(self) -> str | None:
         """None when a prediction can be answered now; else why not (what /ping reports)."""
-        if not self.ready:
+        if not self.ready or self.backend is None:
             return self.not_ready_message()
-        probe = getattr(self.backend, "unready_reason", None)
-        return probe() if probe is not None else None
+        return self.backend.unready_reason()
 
     def not_ready_message(self) -> str:
         if self.error is not None:
@@ -117,7 +114,8 @@ def warm_up(runner: Runner, backend: Backend) -> None:
     """Run the saved input example (or a made-up one) through decode, enforce and predict."""
     body = backend.serving_input_example
     if body is not None:
-        payload = codecs.decode_invocations(codecs.decode_json(body.encode()), _inputs(backend))
+        doc = codecs.decode_json(body.encode())
+        payload = codecs.decode_invocations(doc, input_schema(backend))
         data, params = payload.data, payload.params
     else:
         data, params = synthetic_input(backend.signature), None
@@ -126,11 +124,6 @@ def warm_up(runner: Runner, backend: Backend) -> None:
             return
     for _ in range(2):  # the first call allocates; the second shows the steady state
         codecs.encode_predictions(runner.predict(data, params))
-
-
-def _inputs(backend: Backend) -> Any:
-    sig = backend.signature
-    return sig.inputs if sig is not None else None
 
 
 def synthetic_input(signature: ModelSignature | None) -> Any:

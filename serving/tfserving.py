@@ -37,6 +37,7 @@ from mlreg.errors import (
     Timeout,
 )
 from mlreg.models.model import Model
+from mlreg.models.serving_export import ServingExport
 from mlreg.models.signature import ModelSignature, TensorSpec
 from mlreg.models.tensors import TensorIO, TensorPort
 from mlreg.pyfunc import PyFuncModel
@@ -221,15 +222,18 @@ class TFServingPredictor:
 class TFServingModel(PyFuncModel):
     """A PyFuncModel (MLmodel metadata, signature enforcement) computed by TF Serving."""
 
+    remote = True
+
     def __init__(self, predictor: TFServingPredictor, metadata: Model, source: ResolvedModel):
         super().__init__(predictor, metadata, source)
         self.client = predictor.client
 
     def unready_reason(self) -> str | None:
+        """None while TF Serving reports the version AVAILABLE; else why not."""
         return self.client.unready_reason()
 
 
-def load_tfserving(
+def connect(
     settings: ServingSettings, source: ResolvedModel | None, metrics: Metrics
 ) -> TFServingModel:
     """Connect, wait until TF Serving serves the model, and check it serves this signature."""
@@ -269,10 +273,11 @@ def match_signature(
     metadata: Model, served: Any, servable: str
 ) -> tuple[list[TensorPort], list[TensorPort]]:
     """The ports to feed and read, or MLmodelError naming every mismatch in one line."""
-    conf = metadata.flavors.get("tensorflow", {}).get("serving") or {}
+    export = ServingExport.of(metadata) or ServingExport()
     problems: list[str] = []
-    in_map = conf.get("inputs") or {alias: alias for alias in served.inputs}
-    out_map = conf.get("outputs") or {alias: alias for alias in served.outputs}
+    # No names recorded (MLflow saved the model): the MLmodel uses the signature's names.
+    in_map = dict(export.inputs) or {alias: alias for alias in served.inputs}
+    out_map = dict(export.outputs) or {alias: alias for alias in served.outputs}
     specs = _tensor_specs(metadata.signature)
     inputs = _ports("input", in_map, served.inputs, specs, problems)
     outputs = _ports("output", out_map, served.outputs, {}, problems)
@@ -353,6 +358,6 @@ __all__ = [
     "TFServingClient",
     "TFServingModel",
     "TFServingPredictor",
-    "load_tfserving",
+    "connect",
     "match_signature",
 ]

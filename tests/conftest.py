@@ -1,20 +1,43 @@
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import threading
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
-from mlreg.registry import MlregClient, RegistrySettings, reset_default_client
+from mlreg.registry import MlregClient, reset_default_client
+from mlreg.server.app import create_app
+from mlreg.server.services import Services
+from mlreg.server.settings import ServerSettings
+from mlreg.store import StoreSettings, migrate
+from mlreg.store.tables import Base
 from mlreg.tracking import fluent
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
+#: Variables that could point boto3's credential chain somewhere other than the test's user.
+AWS_VARS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "MLREG_S3_ENDPOINT_URL",
+)
 
 
 def make_model_dir(path: Path, payload: bytes = b"weights") -> Path:
@@ -42,32 +65,151 @@ def postgres_admin_uri() -> str | None:
     return uri
 
 
-@pytest.fixture
-def postgres_uri():
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@pytest.fixture(scope="session")
+def postgres_admin():
+    """An AUTOCOMMIT engine on the server of MLREG_TEST_POSTGRES_URI (to create databases)."""
     admin_uri = postgres_admin_uri()
-    name = f"mlreg_t_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
+    yield admin
+    admin.dispose()
+
+
+def _create_database(admin, template: str | None = None) -> str:
+    name = f"mlreg_t_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(
+            text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        )
+    return name
+
+
+def _drop_database(admin, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _uri(admin, database: str) -> str:
+    return admin.url.set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin):
+    """A database at the current schema, migrated once; test databases are copies of it."""
+    name = _create_database(postgres_admin)
+    engine = create_engine(_uri(postgres_admin, name))
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield name
+    _drop_database(postgres_admin, name)
+
+
+@pytest.fixture
+def postgres_uri(postgres_admin):
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = _create_database(postgres_admin)
     try:
-        yield make_url(admin_uri).set(database=name).render_as_string(hide_password=False)
+        yield _uri(postgres_admin, name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _drop_database(postgres_admin, name)
+
+
+@pytest.fixture(scope="session")
+def _postgres_shared(postgres_admin, postgres_template):
+    """One database at the current schema for the session's tests that need no empty one."""
+    name = _create_database(postgres_admin, postgres_template)
+    engine = create_engine(_uri(postgres_admin, name))
+    yield _uri(postgres_admin, name), engine
+    engine.dispose()
+    _drop_database(postgres_admin, name)
+
+
+@pytest.fixture
+def postgres_migrated_uri(_postgres_shared):
+    """A PostgreSQL database at the current schema with no rows: the session's shared one,
+    emptied before each test (far cheaper than creating a database per test)."""
+    uri, engine = _postgres_shared
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return uri
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request, tmp_path) -> str:
+    """An empty database (the stores create the schema on first use)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.db'}"
     return request.getfixturevalue("postgres_uri")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_backend(request, tmp_path) -> str:
+    """A database at the current schema: on PostgreSQL a copy of a template migrated once."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    return request.getfixturevalue("postgres_migrated_uri")
+
+
+@dataclass
+class LiveServer:
+    """An mlreg server (the real app) on a real loopback socket, in a thread of this process,
+    with its own SQLite store; ``services`` are the server's side of it."""
+
+    url: str
+    services: Services
+    stop: Callable[[], None]
+
+
+def start_live_server(home: Path) -> LiveServer:
+    app = create_app(ServerSettings(store=StoreSettings.for_home(home, "server")))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        app.extensions["mlreg.server"].close()
+
+    url = f"http://127.0.0.1:{server.server_port}"
+    return LiveServer(url, app.extensions["mlreg.server"], stop)
+
+
 @pytest.fixture
-def settings(backend, tmp_path) -> RegistrySettings:
-    return RegistrySettings(backend, tmp_path / "artifacts", "alice")
+def live_server(tmp_path) -> Iterator[LiveServer]:
+    server = start_live_server(tmp_path / "server-home")
+    yield server
+    server.stop()
+
+
+LOCAL_STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+STORES = [*LOCAL_STORES, pytest.param("server", marks=pytest.mark.server)]
+
+
+def _settings(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    if kind == "server":
+        url = request.getfixturevalue("live_server").url
+        return StoreSettings(url, tmp_path / "unused", "alice", home=tmp_path / "client-home")
+    if request.param == "sqlite":
+        return StoreSettings(
+            f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts", "alice"
+        )
+    uri = request.getfixturevalue("postgres_migrated_uri")
+    return StoreSettings(uri, tmp_path / "artifacts", "alice")
+
+
+@pytest.fixture(params=STORES)
+def settings(request, tmp_path) -> StoreSettings:
+    """The registry and tracking of one test: on SQLite, on PostgreSQL, or through an mlreg
+    server (REST stores over real HTTP, the server on SQLite)."""
+    return _settings(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=LOCAL_STORES)
+def local_settings(request, tmp_path) -> StoreSettings:
+    """A registry on a database and local artifacts (tests that touch the stored files)."""
+    return _settings(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -76,15 +218,103 @@ def client(settings):
         yield c
 
 
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """One S3 endpoint (moto's server, checking signatures) for the session, stopped after."""
+    from tests.s3 import MotoS3
+
+    if not (Path(sys.executable).parent / "moto_server").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("moto_server is missing; CI installs it with the dev extra (.ci/setup)")
+        pytest.skip('S3 tests need moto\'s server: pip install -e ".[dev]"')
+    server = MotoS3.start(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def tracking_home(tmp_path, monkeypatch):
-    """Fresh MLREG_HOME for the fluent tracking API and the default registry client."""
+def s3_root(moto_s3, monkeypatch, tmp_path) -> str:
+    """A fresh prefix in moto's bucket; boto3's standard chain finds the writer's keys."""
+    for var in AWS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for var, value in moto_s3.env().items():
+        monkeypatch.setenv(var, value)
+    return f"s3://{moto_s3.bucket}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def s3_settings(migrated_backend, tmp_path, s3_root, moto_s3) -> StoreSettings:
+    """Registry and tracking settings with the artifact root in S3 (and a cache in the home)."""
+    return StoreSettings(
+        migrated_backend, s3_root, "alice", tmp_path / "home", s3_endpoint_url=moto_s3.endpoint
+    )
+
+
+@pytest.fixture
+def local_client(local_settings):
+    with MlregClient(local_settings) as c:
+        yield c
+
+
+@pytest.fixture
+def stored(client, request) -> Callable[[str, int], Path]:
+    """Where the registry ``client`` talks to keeps the files of a version (its own, or its
+    server's), for tests that look at or tamper with them."""
+    owner = (
+        request.getfixturevalue("live_server").services.registry
+        if client.settings.remote
+        else client
+    )
+
+    def path(name: str, version: int) -> Path:
+        return owner.artifacts.path(owner.get_model_version(name, version).storage_location)
+
+    path.root = owner.artifacts.root  # type: ignore[attr-defined]
+    return path
+
+
+@pytest.fixture(params=["local", pytest.param("server", marks=pytest.mark.server)])
+def tracking_home(request, tmp_path, monkeypatch):
+    """Fresh MLREG_HOME for the fluent tracking API and the default registry client: local
+    (SQLite and files under it), or pointed at an mlreg server."""
     monkeypatch.setenv("MLREG_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLREG_USER", "dora")
-    monkeypatch.delenv("MLREG_REGISTRY_URI", raising=False)
-    monkeypatch.delenv("MLREG_ARTIFACT_ROOT", raising=False)
+    for var in ("MLREG_REGISTRY_URI", "MLREG_TRACKING_URI", "MLREG_ARTIFACT_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    if request.param == "server":
+        monkeypatch.setenv("MLREG_TRACKING_URI", request.getfixturevalue("live_server").url)
     fluent.reset()
     reset_default_client()
     yield tmp_path / "home"
     fluent.reset()
     reset_default_client()
+
+
+# --- TensorFlow, only through fixtures ----------------------------------------------------
+# TensorFlow takes seconds to import and the fast selection runs without it: these import
+# it when the first (slow) test that needs it runs, never while collecting.
+
+
+@pytest.fixture(scope="session")
+def tf() -> ModuleType:
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def keras(tf: ModuleType) -> ModuleType:
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="session")
+def zoo(keras: ModuleType) -> ModuleType:
+    """tests/tensorflow/zoo.py: a small model of each kind the flavor saves."""
+    return importlib.import_module("tests.tensorflow.zoo")
+
+
+@pytest.fixture(scope="session")
+def mlreg_tf(tf: ModuleType) -> ModuleType:
+    """mlreg.tensorflow: save_model, load_model, log_model, autolog, MlregCallback."""
+    return importlib.import_module("mlreg.tensorflow")

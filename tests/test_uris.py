@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-import numpy as np
+import os
+import subprocess
+import sys
+
 import pytest
 
-import mlreg
-from mlreg import pyfunc
 from mlreg.errors import InvalidInput, ModelNotFound
-from mlreg.registry import reset_default_client
-from mlreg.tensorflow import save_model
 from mlreg.uris import resolve_model_uri
 from tests.conftest import make_model_dir
-from tests.tensorflow.zoo import reference_cnn
 
 
 def test_local_path_and_file_uri(tmp_path):
@@ -35,31 +33,25 @@ def test_bad_uris(uri, error, message):
         resolve_model_uri(uri)
 
 
-@pytest.fixture
-def registry_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLREG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLREG_REGISTRY_URI", raising=False)
-    monkeypatch.delenv("MLREG_ARTIFACT_ROOT", raising=False)
-    reset_default_client()
-    yield tmp_path / "home"
-    reset_default_client()
-
-
-@pytest.mark.slow
-def test_pyfunc_loads_registry_uris_of_a_real_model(registry_home, tmp_path):
-    model = reference_cnn()
-    x = np.random.default_rng(0).uniform(size=(3, 28, 28, 3)).astype(np.float32)
-    save_model(model, tmp_path / "cnn", input_example=x[:1])
-    version = mlreg.register_model(str(tmp_path / "cnn"), "mnist", tags={"data": "random"})
-    assert version.version == 1
-    assert (registry_home / "registry.db").is_file()
-    client = mlreg.MlregClient()
-    client.transition_model_version_stage("mnist", 1, "Production")
-    client.close()
-    loaded = pyfunc.load_model("models:/mnist/Production")
-    assert (loaded.source.name, loaded.source.version, loaded.source.stage) == (
-        "mnist",
-        1,
-        "Production",
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("models:/nosuch/1", "registered model 'nosuch' does not exist"),
+        ("runs:/nosuchrun/model", "run 'nosuchrun' does not exist"),
+    ],
+    ids=["models", "runs"],
+)
+def test_store_schemes_resolve_through_the_table_in_a_fresh_process(tmp_path, uri, message):
+    # Nothing imported mlreg.registry or mlreg.tracking first: the table finds them.
+    code = (
+        "import sys; from mlreg.uris import resolve_model_uri\n"
+        "try:\n"
+        f"    resolve_model_uri({uri!r})\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e.message)\n"
     )
-    np.testing.assert_allclose(loaded.predict(x), model(x).numpy(), rtol=1e-5)
+    env = {**os.environ, "MLREG_HOME": str(tmp_path / "home")}
+    env.pop("MLREG_REGISTRY_URI", None)
+    env.pop("MLREG_TRACKING_URI", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert message in out.stdout, out.stdout + out.stderr

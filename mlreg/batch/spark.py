@@ -91,9 +91,6 @@ def spark_udf(
             f"env_manager {env_manager!r} is not supported; use 'local' and ship the "
             "environment to the executors as an archive (spark-submit --archives)"
         )
-    # Registry and run URIs resolve through the modules that register their schemes.
-    importlib.import_module("mlreg.registry")
-    importlib.import_module("mlreg.tracking")
     source = resolve_model_uri(str(model_uri))
     digest = source.digest or dir_digest(source.path)
     signature = Model.load(source.path).signature

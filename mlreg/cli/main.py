@@ -1,22 +1,97 @@
-"""The root ``mlreg`` group and the one place CLI errors become a line and an exit code."""
+"""The root ``mlreg`` group and the one place CLI errors become a line and an exit code.
+
+Commands load on first use from :data:`COMMANDS`, so ``mlreg --help`` and every command
+import only what they need (the registry's database code, TensorFlow, Docker's client ...).
+Each entry carries the command's one-line summary for the top-level help; a test keeps the
+summaries equal to the commands' own.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
-from mlreg.cli.build import COMMANDS as BUILD_COMMANDS
-from mlreg.cli.predict import COMMANDS as PREDICT_COMMANDS
-from mlreg.cli.registry import COMMANDS as REGISTRY_COMMANDS
-from mlreg.cli.tracking import COMMANDS as TRACKING_COMMANDS
 from mlreg.errors import MlregError
 from mlreg.version import __version__
 
+#: name -> ("module:attribute", one-line summary shown by ``mlreg --help``), in help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "register": ("mlreg.cli.registry:register", "Register the model at SOURCE as a new version."),
+    "models": ("mlreg.cli.registry:models", "Registered models."),
+    "versions": ("mlreg.cli.registry:versions", "Model versions."),
+    "transition": (
+        "mlreg.cli.registry:transition",
+        "Move VERSION of NAME to STAGE (None, Staging, Production, Archived).",
+    ),
+    "alias": ("mlreg.cli.registry:alias", "Aliases (models:/name@alias)."),
+    "history": (
+        "mlreg.cli.registry:history",
+        "Show every stage transition of NAME: from, to, when and who.",
+    ),
+    "download": (
+        "mlreg.cli.registry:download",
+        "Copy the model URI names (checked against its digest) into DST.",
+    ),
+    "db": ("mlreg.cli.registry:db", "The registry database."),
+    "gc": (
+        "mlreg.cli.registry:gc",
+        "Remove FAILED versions, stale PENDING ones and leftover temporary copies.",
+    ),
+    "runs": ("mlreg.cli.tracking:runs", "Tracked runs."),
+    "experiments": ("mlreg.cli.tracking:experiments", "Experiments."),
+    "predict": (
+        "mlreg.cli.predict:predict",
+        "Score a CSV, JSON, JSON Lines or Parquet file with a model, in bounded memory.",
+    ),
+    "serve": (
+        "mlreg.cli.serve:serve",
+        "Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict.",
+    ),
+    "server": (
+        "mlreg.cli.server:server",
+        "Run the registry and tracking server (a team's shared MLREG_TRACKING_URI).",
+    ),
+    "wheelhouse": (
+        "mlreg.cli.build:wheelhouse_command",
+        "Download every wheel the image for MODEL installs, with this machine's pip settings.",
+    ),
+    "generate-dockerfile": (
+        "mlreg.cli.build:generate_dockerfile",
+        "Write a complete build context for MODEL into DIRECTORY (then: docker build DIRECTORY).",
+    ),
+    "build-docker": (
+        "mlreg.cli.build:build_docker",
+        "Build a serving image for MODEL with the local Docker engine.",
+    ),
+    "inspect-image": (
+        "mlreg.cli.build:inspect_image",
+        "Print the labels mlreg put on an image: model name, version, stage, digest, signature.",
+    ),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import the command ``name`` from the module :data:`COMMANDS` names."""
+    module, _, attribute = COMMANDS[name][0].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
 
 class MlregGroup(click.Group):
-    """A click group that turns every error into one line on stderr and an exit code."""
+    """Loads commands lazily and turns every error into one line on stderr and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The summaries come from the table: listing them imports no command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,11 +110,3 @@ class MlregGroup(click.Group):
 @click.version_option(__version__, prog_name="mlreg")
 def main() -> None:
     """mlreg: a model registry and serving platform for TensorFlow models."""
-
-
-for command in [*REGISTRY_COMMANDS, *TRACKING_COMMANDS, *BUILD_COMMANDS, *PREDICT_COMMANDS]:
-    main.add_command(command)
-
-from mlreg.cli.serve import serve  # noqa: E402
-
-main.add_command(serve)

@@ -72,9 +72,6 @@ def predict(
         raise MissingDependency(
             f"mlreg predict needs {e.name}: pip install 'mlreg[batch]'"
         ) from None
-    # Registry and run URIs resolve through the modules that register their schemes.
-    importlib.import_module("mlreg.registry")
-    importlib.import_module("mlreg.tracking")
     from mlreg.pyfunc import load_model
     from mlreg.serving.codecs import decode_json
 

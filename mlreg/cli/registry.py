@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 
+from mlreg.cli.options import emit, json_option, key_values
 from mlreg.cli.output import table
-from mlreg.errors import InvalidInput
-from mlreg.registry import MlregClient, RegistrySettings, migrate
+from mlreg.registry import MlregClient
 from mlreg.registry.entities import ModelVersion, RegisteredModel, StageTransition
-from mlreg.registry.sql_store import make_engine
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+from mlreg.store import StoreSettings, migrate
+from mlreg.store.database import make_engine
 
 
 @contextmanager
 def _client() -> Iterator[MlregClient]:
     with MlregClient() as client:
         yield client
-
-
-def _tags(pairs: Sequence[str]) -> dict[str, str]:
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"invalid tag {pair!r}: expected KEY=VALUE")
-        tags[key] = value
-    return tags
-
-
-def _emit(as_json: bool, data: Any, human: Callable[[], str]) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else human())
 
 
 def _version_rows(versions: list[ModelVersion]) -> str:
@@ -124,12 +108,16 @@ def register(
     run_id: str | None,
     as_json: bool,
 ) -> None:
-    """Register the model at SOURCE (a path or model URI) as the next version of --name."""
+    """Register the model at SOURCE as a new version.
+
+    SOURCE is a model directory, a runs:/ or a models:/ URI; it becomes the next version
+    of --name (the registered model is created if new).
+    """
     with _client() as client:
         v = client.register_model(
-            source, name, tags=_tags(tags), description=description, run_id=run_id
+            source, name, tags=key_values(tags), description=description, run_id=run_id
         )
-    _emit(as_json, v.to_dict(), lambda: f"Registered {v.uri} (sha256:{v.digest[:12]})")
+    emit(as_json, v.to_dict(), lambda: f"Registered {v.uri} (sha256:{v.digest[:12]})")
 
 
 @click.group()
@@ -155,9 +143,13 @@ def models_list(
     """List registered models."""
     with _client() as client:
         page = client.search_registered_models(
-            name_like, _tags(tags), order_by, max_results, offset
+            name_like=name_like,
+            tags=key_values(tags),
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
-    _emit(
+    emit(
         as_json,
         {"models": [m.to_dict() for m in page.items], "next_offset": page.next_offset},
         lambda: table(
@@ -182,7 +174,7 @@ def models_show(name: str, as_json: bool) -> None:
     """Show one registered model."""
     with _client() as client:
         m = client.get_registered_model(name)
-    _emit(as_json, m.to_dict(), lambda: _model_detail(m))
+    emit(as_json, m.to_dict(), lambda: _model_detail(m))
 
 
 @models.command("delete")
@@ -247,9 +239,15 @@ def versions_list(
         if name is not None:
             client.get_registered_model(name)
         page = client.search_model_versions(
-            name, stage, alias, _tags(tags), None, order_by, max_results, offset
+            name=name,
+            stage=stage,
+            alias=alias,
+            tags=key_values(tags),
+            order_by=order_by,
+            max_results=max_results,
+            offset=offset,
         )
-    _emit(
+    emit(
         as_json,
         {"versions": [v.to_dict() for v in page.items], "next_offset": page.next_offset},
         lambda: _version_rows(page.items),
@@ -264,7 +262,7 @@ def versions_show(name: str, version: str, as_json: bool) -> None:
     """Show one model version."""
     with _client() as client:
         v = client.get_model_version(name, version)
-    _emit(as_json, v.to_dict(), lambda: _version_detail(v))
+    emit(as_json, v.to_dict(), lambda: _version_detail(v))
 
 
 @versions.command("delete")
@@ -293,7 +291,7 @@ def transition(name: str, version: str, stage: str, archive_existing: bool, as_j
     """Move VERSION of NAME to STAGE (None, Staging, Production, Archived)."""
     with _client() as client:
         v = client.transition_model_version_stage(name, version, stage, archive_existing)
-    _emit(as_json, v.to_dict(), lambda: f"{v.uri} is now in {v.stage.value}")
+    emit(as_json, v.to_dict(), lambda: f"{v.uri} is now in {v.stage.value}")
 
 
 @click.group()
@@ -330,7 +328,7 @@ def history(name: str, version: str | None, as_json: bool) -> None:
     """Show every stage transition of NAME: from, to, when and who."""
     with _client() as client:
         items = client.get_stage_history(name, version)
-    _emit(as_json, [h.to_dict() for h in items], lambda: _history_rows(items))
+    emit(as_json, [h.to_dict() for h in items], lambda: _history_rows(items))
 
 
 @click.command()
@@ -351,8 +349,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Upgrade the registry database schema to this mlreg's version."""
-    settings = RegistrySettings.from_env()
-    engine = make_engine(settings.registry_uri)
+    settings = StoreSettings.from_env()
+    engine = make_engine(settings.uri)
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine)
@@ -379,6 +377,3 @@ def gc(older_than: int, dry_run: bool) -> None:
     click.echo(
         f"{verb} {len(report.versions)} versions and {len(report.temp_dirs)} temporary copies"
     )
-
-
-COMMANDS = [register, models, versions, transition, alias, history, download, db, gc]

@@ -6,12 +6,12 @@ import os
 
 import click
 
-import mlreg.registry  # noqa: F401  (registers models:/ URIs with mlreg.uris)
 from mlreg.errors import MLmodelError
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
-from mlreg.serving.settings import ServingSettings
+from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
 from mlreg.uris import resolve_model_uri
+from mlreg.web.gunicorn import check_bind
 
 
 @click.command("serve")
@@ -29,12 +29,12 @@ from mlreg.uris import resolve_model_uri
 @click.option("--timeout", type=float, default=None, help="Request timeout in seconds (60).")
 @click.option("--graceful-timeout", type=float, default=None, help="Shutdown grace period (30).")
 @click.option("--max-request-bytes", type=int, default=None, help="Body size limit (100 MB).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None)
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
 @click.option(
     "--backend",
-    type=click.Choice(["local", "tfserving"]),
+    type=click.Choice(BACKENDS),
     default=None,
     help="local: run the model in this process (default); tfserving: forward to TF Serving.",
 )
@@ -72,4 +72,5 @@ def serve(model_uri: str | None, **flags: object) -> None:
         f"({settings.workers} worker(s) x {settings.threads} threads{where})",
         err=True,
     )
+    check_bind(settings.host, settings.port)
     run(settings, source)

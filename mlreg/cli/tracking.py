@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import click
 
+from mlreg.cli.options import json_option
 from mlreg.cli.output import table
 from mlreg.errors import ModelNotFound
 from mlreg.tracking import TrackingClient
@@ -28,7 +29,7 @@ def runs() -> None:
 @click.option("--filter", "filter_string", default=None, help='e.g. "metrics.val_loss < 0.5"')
 @click.option("--order-by", multiple=True, help="e.g. 'metrics.val_loss ASC' (repeatable).")
 @click.option("--max-results", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def runs_list(
     experiment: str,
     filter_string: str | None,
@@ -68,7 +69,7 @@ def runs_list(
 
 @runs.command("show")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show one run: params, latest metrics, tags and where its artifacts are."""
     with TrackingClient() as client:
@@ -104,6 +105,3 @@ def experiments_create(name: str) -> None:
     with TrackingClient() as client:
         experiment_id = client.create_experiment(name)
     click.echo(f"Created experiment {name} (id {experiment_id})")
-
-
-COMMANDS = [runs, experiments]

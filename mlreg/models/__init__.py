@@ -14,6 +14,7 @@ from mlreg.models.example import (
 )
 from mlreg.models.infer import infer_signature
 from mlreg.models.model import Model
+from mlreg.models.serving_export import ServingExport
 from mlreg.models.signature import (
     ColSpec,
     ModelSignature,
@@ -30,6 +31,7 @@ __all__ = [
     "ParamSchema",
     "ParamSpec",
     "Schema",
+    "ServingExport",
     "TensorSpec",
     "default_tensorflow_requirements",
     "infer_pip_requirements",

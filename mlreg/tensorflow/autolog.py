@@ -15,6 +15,7 @@ import inspect
 import logging
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,37 @@ from mlreg.errors import InvalidInput
 from mlreg.models.infer import infer_signature
 from mlreg.tensorflow.log import log_model
 from mlreg.tracking import fluent
-from mlreg.tracking.client import now_ms
 from mlreg.tracking.entities import Metric
+from mlreg.tracking.service import now_ms
 
 logger = logging.getLogger(__name__)
 
-_config: dict[str, Any] = {}
+
+@dataclass(frozen=True)
+class AutologConfig:
+    """What ``autolog()`` logs around each ``fit`` (its defaults are ``autolog()``'s)."""
+
+    log_models: bool
+    log_input_examples: bool
+    log_model_signatures: bool
+    log_every_n_steps: int | None
+    log_tensorboard: bool
+    registered_model_name: str | None
+
+    def __post_init__(self) -> None:
+        _check_every_n_steps(self.log_every_n_steps)
+
+
+#: None while autologging is off.
+_config: AutologConfig | None = None
 _original_fit: Any = None
 _patch_lock = threading.Lock()
 FLUSH_EVERY = 500  # buffered step metrics written per transaction
+
+
+def _check_every_n_steps(n: int | None) -> None:
+    if n is not None and n < 1:
+        raise InvalidInput(f"log_every_n_steps must be >= 1, got {n}")
 
 
 def _safely(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -52,8 +75,7 @@ class MlregCallback(keras.callbacks.Callback):
         self, run: Any = None, log_every_epoch: bool = True, log_every_n_steps: int | None = None
     ) -> None:
         super().__init__()
-        if log_every_n_steps is not None and log_every_n_steps < 1:
-            raise InvalidInput(f"log_every_n_steps must be >= 1, got {log_every_n_steps}")
+        _check_every_n_steps(log_every_n_steps)
         self._run_id = run.info.run_id if run is not None else None
         self.log_every_epoch = log_every_epoch
         self.log_every_n_steps = log_every_n_steps
@@ -63,7 +85,7 @@ class MlregCallback(keras.callbacks.Callback):
     @property
     def run_id(self) -> str:
         if self._run_id is None:
-            self._run_id = fluent._run_id()
+            self._run_id = fluent.active_run_id()
         return self._run_id
 
     def _flush(self) -> None:
@@ -176,7 +198,11 @@ def _sample(x: Any, n: int = 5) -> Any:
 
 
 def _after_fit(
-    model: keras.Model, args: inspect.BoundArguments, run_id: str, tb_dir: str | None
+    config: AutologConfig,
+    model: keras.Model,
+    args: inspect.BoundArguments,
+    run_id: str,
+    tb_dir: str | None,
 ) -> None:
     c = fluent.client()
     for cb in args.arguments.get("callbacks") or []:
@@ -205,18 +231,18 @@ def _after_fit(
     )
     if tb_dir is not None:
         _safely("log TensorBoard logs", c.log_artifacts, run_id, tb_dir, "tensorboard_logs")
-    if not _config.get("log_models", True):
+    if not config.log_models:
         return
     sample = _sample(args.arguments.get("x"))
     signature = None
-    if sample is not None and _config.get("log_model_signatures", True):
+    if sample is not None and config.log_model_signatures:
         signature = _safely(
             "infer the signature",
             lambda: infer_signature(
                 sample, keras.ops.convert_to_numpy(model(sample, training=False))
             ),
         )
-    example = sample if _config.get("log_input_examples", False) else None
+    example = sample if config.log_input_examples else None
     _safely(
         "log the model",
         log_model,
@@ -224,7 +250,7 @@ def _after_fit(
         "model",
         signature=signature,
         input_example=example,
-        registered_model_name=_config.get("registered_model_name"),
+        registered_model_name=config.registered_model_name,
     )
 
 
@@ -240,7 +266,8 @@ def _patched_fit(original: Any) -> Any:
 
     @functools.wraps(original)
     def fit(self: keras.Model, *args: Any, **kwargs: Any) -> Any:
-        if not _config or _config.get("disable"):
+        config = _config  # one fit runs with one configuration, whatever autolog() does meanwhile
+        if config is None:
             return original(self, *args, **kwargs)
         # No apply_defaults(): passing every default explicitly makes Keras warn (shuffle).
         bound = sig.bind(self, *args, **kwargs)
@@ -252,12 +279,10 @@ def _patched_fit(original: Any) -> Any:
         _safely("log params", fluent.client().log_batch, run_id, params=_fit_params(self, bound))
         callbacks = list(bound.arguments.get("callbacks") or [])
         callbacks.append(
-            MlregCallback(
-                run, log_every_epoch=True, log_every_n_steps=_config.get("log_every_n_steps")
-            )
+            MlregCallback(run, log_every_epoch=True, log_every_n_steps=config.log_every_n_steps)
         )
         tb = training_log = None
-        if _config.get("log_tensorboard", True) and not any(
+        if config.log_tensorboard and not any(
             isinstance(cb, keras.callbacks.TensorBoard) for cb in callbacks
         ):
             tb = tempfile.TemporaryDirectory(prefix="mlreg-tb-")
@@ -271,7 +296,7 @@ def _patched_fit(original: Any) -> Any:
                 fluent.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
         else:
-            _after_fit(self, bound, run_id, tb.name if tb else None)
+            _after_fit(config, self, bound, run_id, tb.name if tb else None)
             if started:
                 _safely("end the run", fluent.end_run)
             return history
@@ -297,18 +322,15 @@ def autolog(
     disable: bool = False,
 ) -> None:
     """Log every ``keras.Model.fit`` from now on (``disable=True`` undoes it)."""
-    global _original_fit
+    global _config, _original_fit
     with _patch_lock:
         if disable:
             if _original_fit is not None:
                 keras.Model.fit = _original_fit
                 _original_fit = None
-            _config.clear()
+            _config = None
             return
-        if log_every_n_steps is not None and log_every_n_steps < 1:
-            raise InvalidInput(f"log_every_n_steps must be >= 1, got {log_every_n_steps}")
-        _config.clear()
-        _config.update(
+        _config = AutologConfig(
             log_models=log_models,
             log_input_examples=log_input_examples,
             log_model_signatures=log_model_signatures,

@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,21 @@ from mlreg.models.env import default_tensorflow_requirements, resolve_requiremen
 from mlreg.models.example import save_input_example
 from mlreg.models.infer import infer_signature
 from mlreg.models.model import Model
+from mlreg.models.serving_export import (
+    DEFAULT_SIGNATURE,
+    EXPORT_DIR,
+    EXPORT_VERSION,
+    FLAVOR,
+    ServingExport,
+)
 from mlreg.models.signature import ModelSignature
 from mlreg.tensorflow.predictor import Predictor, ports_from_specs
 from mlreg.uris import resolve_model_uri
 
-FLAVOR_NAME = "tensorflow"
+FLAVOR_NAME = FLAVOR
 LOADER_MODULE = "mlreg.tensorflow"
 DATA_DIR = "data"
 KERAS_FILE = "model.keras"
-SERVING_DIR = "tfserving"
-SERVING_VERSION = 1
-SIGNATURE_NAME = "serving_default"
 
 _OUTPUT_N = re.compile(r"^output_(\d+)$")
 
@@ -81,6 +86,16 @@ def save_model(
     return mlmodel
 
 
+@dataclass(frozen=True)
+class _Native:
+    """What saving one kind of model wrote besides the export: its keys in the two flavors,
+    and the output names Keras declares (the public names of the signature's outputs)."""
+
+    flavor: dict[str, Any]
+    pyfunc: dict[str, Any]
+    output_names: list[str] | None
+
+
 def _save_into(
     root: Path,
     model: Any,
@@ -90,48 +105,83 @@ def _save_into(
     requirements: list[str],
 ) -> Model:
     mlmodel = Model(metadata=metadata)
-    serving_dir = root / SERVING_DIR / str(SERVING_VERSION)
+    export_dir = root / EXPORT_DIR / str(EXPORT_VERSION)
     if isinstance(model, keras.Model):
-        _ensure_built(model, input_example)
-        (root / DATA_DIR).mkdir()
-        model.save(root / DATA_DIR / KERAS_FILE)
-        (root / DATA_DIR / "keras_module.txt").write_text("keras")
-        (root / DATA_DIR / "save_format.txt").write_text("keras")
-        model.export(str(serving_dir), format="tf_saved_model", verbose=False)
-        conf: dict[str, Any] = {
-            "code": None,
-            "data": DATA_DIR,
-            "keras_version": keras.__version__,
-            "model_type": "keras",
-            "save_format": "keras",
-        }
-        output_names = _keras_output_names(model)
-        pyfunc_conf: dict[str, Any] = {"data": DATA_DIR}
+        native = _save_keras(root, model, input_example, export_dir)
     elif isinstance(model, tf.Module):
-        tf.saved_model.save(model, str(serving_dir))
-        conf = {
-            "code": None,
-            "model_type": "tf2-module",
-            "saved_model_dir": f"{SERVING_DIR}/{SERVING_VERSION}",
-        }
-        output_names = None
-        pyfunc_conf = {}
+        native = _save_module(model, export_dir)
     else:
         raise InvalidInput(
             f"cannot save a {type(model).__module__}.{type(model).__name__}: expected a Keras "
             "model (keras.Model) or a tf.Module with a serving signature"
         )
+    signature, export = _describe_export(
+        export_dir, model, signature, input_example, native.output_names
+    )
+    mlmodel.add_flavor(FLAVOR, **native.flavor, serving=export.to_dict())
+    python_version = ".".join(map(str, sys.version_info[:3]))
+    mlmodel.add_flavor(
+        "python_function",
+        loader_module=LOADER_MODULE,
+        python_version=python_version,
+        env={"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+        **native.pyfunc,
+    )
+    mlmodel.signature = signature
+    if input_example is not None:
+        mlmodel.saved_input_example_info = save_input_example(root, input_example)
+    write_env_files(root, requirements, python_version=python_version)
+    mlmodel.model_size_bytes = _dir_size(root)
+    mlmodel.save(root)
+    return mlmodel
 
-    loaded = tf.saved_model.load(str(serving_dir))
-    if SIGNATURE_NAME not in loaded.signatures:
+
+def _save_keras(root: Path, model: keras.Model, input_example: Any, export_dir: Path) -> _Native:
+    """MLflow's Keras layout under ``data/``, plus the SavedModel export."""
+    _ensure_built(model, input_example)
+    (root / DATA_DIR).mkdir()
+    model.save(root / DATA_DIR / KERAS_FILE)
+    (root / DATA_DIR / "keras_module.txt").write_text("keras")
+    (root / DATA_DIR / "save_format.txt").write_text("keras")
+    model.export(str(export_dir), format="tf_saved_model", verbose=False)
+    flavor = {
+        "code": None,
+        "data": DATA_DIR,
+        "keras_version": keras.__version__,
+        "model_type": "keras",
+        "save_format": "keras",
+    }
+    return _Native(flavor, {"data": DATA_DIR}, _keras_output_names(model))
+
+
+def _save_module(model: tf.Module, export_dir: Path) -> _Native:
+    """A tf.Module is its own SavedModel: the export is the model (MLflow's tf2-module)."""
+    tf.saved_model.save(model, str(export_dir))
+    flavor = {
+        "code": None,
+        "model_type": "tf2-module",
+        "saved_model_dir": f"{EXPORT_DIR}/{EXPORT_VERSION}",
+    }
+    return _Native(flavor, {}, None)
+
+
+def _describe_export(
+    export_dir: Path,
+    model: Any,
+    signature: ModelSignature | None,
+    input_example: Any,
+    output_names: list[str] | None,
+) -> tuple[ModelSignature | None, ServingExport]:
+    """Load the export back: the signature (given, or inferred from the example) and names."""
+    loaded = tf.saved_model.load(str(export_dir))
+    if DEFAULT_SIGNATURE not in loaded.signatures:
         raise InvalidInput(
             "the tf.Module has no serving signature: decorate its __call__ with "
             "@tf.function(input_signature=[...])"
         )
-    fn = loaded.signatures[SIGNATURE_NAME]
+    fn = loaded.signatures[DEFAULT_SIGNATURE]
     in_specs = fn.structured_input_signature[1]
     out_specs = fn.structured_outputs
-
     if signature is None and input_example is not None:
         provisional = _predictor(
             loaded,
@@ -150,30 +200,7 @@ def _save_into(
             enforce_schema(_example_input(input_example), signature.inputs)
         except SchemaError as e:
             raise InvalidInput(f"input_example does not match the signature: {e.message}") from None
-
-    conf["serving"] = {
-        "path": SERVING_DIR,
-        "version": SERVING_VERSION,
-        "signature_name": SIGNATURE_NAME,
-        "inputs": input_map,
-        "outputs": output_map,
-    }
-    mlmodel.add_flavor(FLAVOR_NAME, **conf)
-    python_version = ".".join(map(str, sys.version_info[:3]))
-    mlmodel.add_flavor(
-        "python_function",
-        loader_module=LOADER_MODULE,
-        python_version=python_version,
-        env={"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
-        **pyfunc_conf,
-    )
-    mlmodel.signature = signature
-    if input_example is not None:
-        mlmodel.saved_input_example_info = save_input_example(root, input_example)
-    write_env_files(root, requirements, python_version=python_version)
-    mlmodel.model_size_bytes = _dir_size(root)
-    mlmodel.save(root)
-    return mlmodel
+    return signature, ServingExport(inputs=input_map, outputs=output_map)
 
 
 def _example_input(example: Any) -> Any:
@@ -323,19 +350,23 @@ def _load_keras(root: Path, conf: dict[str, Any]) -> keras.Model:
 def load_predictor(root: Path, mlmodel: Model) -> Predictor:
     """Build the fast in-process predictor for a model directory."""
     conf = mlmodel.flavor(FLAVOR_NAME)
-    serving = conf.get("serving")
+    export = ServingExport.from_flavor(conf)
     signature = mlmodel.signature
-    if serving:
-        export = _inside(root, f"{serving['path']}/{serving['version']}")
-        loaded = tf.saved_model.load(str(export))
-        fn = loaded.signatures[serving.get("signature_name", SIGNATURE_NAME)]
-        return _predictor(loaded, fn, serving["inputs"], serving["outputs"])
+    if export is not None:
+        loaded = tf.saved_model.load(str(_inside(root, export.saved_model_dir)))
+        if export.signature_name not in loaded.signatures:
+            raise MLmodelError(
+                f"the export in {export.saved_model_dir} has no signature "
+                f"{export.signature_name!r} (it has {', '.join(sorted(loaded.signatures))})"
+            )
+        fn = loaded.signatures[export.signature_name]
+        return _predictor(loaded, fn, dict(export.inputs), dict(export.outputs))
     model_type = conf.get("model_type", "keras")
     if model_type == "tf2-module":
         loaded = tf.saved_model.load(str(_inside(root, conf["saved_model_dir"])))
-        if SIGNATURE_NAME not in loaded.signatures:
+        if DEFAULT_SIGNATURE not in loaded.signatures:
             raise MLmodelError("the saved tf.Module has no serving_default signature to call")
-        fn = loaded.signatures[SIGNATURE_NAME]
+        fn = loaded.signatures[DEFAULT_SIGNATURE]
         in_specs = fn.structured_input_signature[1]
         return _predictor(
             loaded,

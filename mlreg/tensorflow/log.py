@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlreg.models.model import Model
 from mlreg.models.signature import ModelSignature
 from mlreg.registry import ModelVersion, default_client
+from mlreg.store.validation import safe_relpath
 from mlreg.tensorflow.flavor import save_model
 from mlreg.tracking import fluent
 
@@ -34,20 +37,23 @@ def log_model(
     metadata: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Save ``model`` as artifact ``name`` of the active run (one is started if none is)."""
-    run_id = fluent._run_id()
-    target = fluent.client().artifact_dir(run_id, name)
-    mlmodel = save_model(
-        model,
-        target,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=pip_requirements,
-        extra_pip_requirements=extra_pip_requirements,
-        metadata=metadata,
-    )
-    mlmodel.run_id = run_id
-    mlmodel.artifact_path = name
-    mlmodel.save(target)
+    safe_relpath(name)
+    run_id = fluent.active_run_id()
+    with tempfile.TemporaryDirectory(prefix="mlreg-log-model-") as tmp:
+        target = Path(tmp) / "model"
+        mlmodel = save_model(
+            model,
+            target,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements,
+            metadata=metadata,
+        )
+        mlmodel.run_id = run_id
+        mlmodel.artifact_path = name
+        mlmodel.save(target)
+        fluent.client().log_artifacts(run_id, target, name)
     uri = f"runs:/{run_id}/{name}"
     version = None
     if registered_model_name is not None:

@@ -27,9 +27,7 @@ from mlreg.tracking.fluent import (
     start_run,
 )
 from mlreg.tracking.fluent import client as tracking_client
-from mlreg.uris import register_scheme
-
-register_scheme("runs", lambda uri: tracking_client().resolve(uri))
+from mlreg.tracking.service import TrackingService
 
 __all__ = [
     "ActiveRun",
@@ -38,6 +36,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "TrackingClient",
+    "TrackingService",
     "active_run",
     "create_experiment",
     "end_run",

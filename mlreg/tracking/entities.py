@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,19 @@ class RunStatus(str, enum.Enum):
     KILLED = "KILLED"
 
 
+def number_to_json(value: float) -> float | str:
+    """A metric value for JSON: NaN and infinities as the strings protobuf's JSON uses."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def number_from_json(value: float | int | str) -> float:
+    return float(value)  # float() reads "NaN", "Infinity" and "-Infinity" too
+
+
 @dataclass(frozen=True)
 class Experiment:
     experiment_id: str
@@ -22,6 +36,25 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
     creation_time: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment_id": self.experiment_id,
+            "name": self.name,
+            "artifact_location": self.artifact_location,
+            "tags": self.tags,
+            "creation_time": self.creation_time,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Experiment:
+        return cls(
+            str(doc["experiment_id"]),
+            doc["name"],
+            doc.get("artifact_location") or "",
+            dict(doc.get("tags") or {}),
+            int(doc.get("creation_time") or 0),
+        )
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -29,6 +62,20 @@ class Metric:
     value: float
     timestamp: int
     step: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": number_to_json(self.value),
+            "timestamp": self.timestamp,
+            "step": self.step,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Metric:
+        return cls(
+            doc["key"], number_from_json(doc["value"]), int(doc["timestamp"]), int(doc["step"])
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +113,25 @@ class Run:
             "parent_run_id": self.info.parent_run_id,
             "artifact_uri": self.info.artifact_uri,
             "params": self.data.params,
-            "metrics": self.data.metrics,
+            "metrics": {k: number_to_json(v) for k, v in self.data.metrics.items()},
             "tags": self.data.tags,
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Run:
+        info = RunInfo(
+            run_id=doc["run_id"],
+            experiment_id=str(doc["experiment_id"]),
+            run_name=doc["run_name"],
+            status=RunStatus(doc["status"]),
+            start_time=int(doc["start_time"]),
+            end_time=doc.get("end_time"),
+            artifact_uri=doc.get("artifact_uri") or "",
+            parent_run_id=doc.get("parent_run_id"),
+        )
+        data = RunData(
+            dict(doc.get("params") or {}),
+            {k: number_from_json(v) for k, v in (doc.get("metrics") or {}).items()},
+            dict(doc.get("tags") or {}),
+        )
+        return cls(info, data)

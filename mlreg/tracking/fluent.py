@@ -9,6 +9,7 @@ from typing import Any
 from mlreg.errors import InvalidInput
 from mlreg.tracking.client import TrackingClient
 from mlreg.tracking.entities import Experiment, Run, RunStatus
+from mlreg.uris import ResolvedModel
 
 _lock = threading.RLock()
 _client: TrackingClient | None = None
@@ -23,6 +24,11 @@ def client() -> TrackingClient:
         if _client is None:
             _client = TrackingClient()
         return _client
+
+
+def resolve_run_uri(uri: str) -> ResolvedModel:
+    """Resolve ``runs:/...`` with the process-wide client (the entry in mlreg.uris.SCHEMES)."""
+    return client().resolve(uri)
 
 
 def reset() -> None:
@@ -124,61 +130,61 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
     client().set_terminated(run.info.run_id, status)
 
 
-def _run_id() -> str:
+def active_run_id() -> str:
     """The active run's id, starting a run if there is none (as MLflow does)."""
     run = active_run()
     return (run or start_run()).info.run_id
 
 
 def log_param(key: str, value: Any) -> Any:
-    client().log_param(_run_id(), key, value)
+    client().log_param(active_run_id(), key, value)
     return value
 
 
 def log_params(params: Mapping[str, Any]) -> None:
-    client().log_batch(_run_id(), params=params)
+    client().log_batch(active_run_id(), params=params)
 
 
 def log_metric(
     key: str, value: float, step: int | None = None, timestamp: int | None = None
 ) -> None:
-    client().log_metric(_run_id(), key, value, step, timestamp)
+    client().log_metric(active_run_id(), key, value, step, timestamp)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    client().log_batch(_run_id(), metrics=[(k, v, step, None) for k, v in metrics.items()])
+    client().log_batch(active_run_id(), metrics=[(k, v, step, None) for k, v in metrics.items()])
 
 
 def set_tag(key: str, value: Any) -> None:
-    client().set_tag(_run_id(), key, value)
+    client().set_tag(active_run_id(), key, value)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
-    client().log_batch(_run_id(), tags=tags)
+    client().log_batch(active_run_id(), tags=tags)
 
 
 def log_artifact(local_path: str, artifact_path: str | None = None) -> None:
-    client().log_artifact(_run_id(), local_path, artifact_path)
+    client().log_artifact(active_run_id(), local_path, artifact_path)
 
 
 def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
-    client().log_artifacts(_run_id(), local_dir, artifact_path)
+    client().log_artifacts(active_run_id(), local_dir, artifact_path)
 
 
 def log_text(text: str, artifact_file: str) -> None:
-    client().log_text(_run_id(), text, artifact_file)
+    client().log_text(active_run_id(), text, artifact_file)
 
 
 def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> None:
-    client().log_dict(_run_id(), dictionary, artifact_file)
+    client().log_dict(active_run_id(), dictionary, artifact_file)
 
 
 def log_image(image: Any, artifact_file: str) -> None:
-    client().log_image(_run_id(), image, artifact_file)
+    client().log_image(active_run_id(), image, artifact_file)
 
 
 def log_figure(figure: Any, artifact_file: str) -> None:
-    client().log_figure(_run_id(), figure, artifact_file)
+    client().log_figure(active_run_id(), figure, artifact_file)
 
 
 def search_runs(

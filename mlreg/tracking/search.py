@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,3 +106,18 @@ def parse_order_by(clauses: list[str] | str | None) -> list[OrderBy]:
         kind, key = _kind_key(match, clause)
         out.append(OrderBy(kind, key, (match["dir"] or "ASC").upper() == "DESC"))
     return out
+
+
+def filter_text(filters: Sequence[Filter]) -> str:
+    """Filters written back in the syntax :func:`parse_filter` reads (for a remote store)."""
+    return " and ".join(f"{f.kind}.`{f.key}` {f.op} {_literal(f.value)}" for f in filters)
+
+
+def order_by_text(order: OrderBy) -> str:
+    return f"{order.kind}.`{order.key}` {'DESC' if order.descending else 'ASC'}"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value + '"' if "'" in value else "'" + value + "'"
+    return repr(float(value))

@@ -12,17 +12,18 @@ import pytest
 from click.testing import CliRunner
 
 from mlreg.cli import main
-from mlreg.registry import migrate
-from mlreg.registry.sql_store import make_engine
+from mlreg.store import migrate
+from mlreg.store.database import make_engine
 from tests.conftest import make_model_dir
 
 
 @pytest.fixture
-def env(tmp_path, backend) -> dict[str, str]:
+def env(settings) -> dict[str, str]:
+    """The CLI on each store: SQLite, PostgreSQL, or an mlreg server."""
     return {
-        "MLREG_HOME": str(tmp_path / "home"),
-        "MLREG_REGISTRY_URI": backend,
-        "MLREG_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "MLREG_HOME": str(settings.home),
+        "MLREG_REGISTRY_URI": settings.uri,
+        "MLREG_ARTIFACT_ROOT": settings.artifact_root,
         "MLREG_USER": "carol",
     }
 
@@ -168,7 +169,8 @@ def test_real_entry_point_exit_codes_and_stderr(env, src):
     assert missing.stdout == ""
 
 
-def test_db_upgrade_brings_an_old_schema_to_head(env, backend):
+def test_db_upgrade_brings_an_old_schema_to_head(tmp_path, backend):
+    env = {"MLREG_HOME": str(tmp_path / "home"), "MLREG_REGISTRY_URI": backend}
     engine = make_engine(backend)
     migrate.upgrade(engine, "0001")
     engine.dispose()
@@ -177,6 +179,12 @@ def test_db_upgrade_brings_an_old_schema_to_head(env, backend):
     assert stale.exit_code == 7
     assert "run `mlreg db upgrade`" in stale.stderr
     upgraded = runner.invoke(main, ["db", "upgrade"], env=env)
-    assert upgraded.exit_code == 0 and upgraded.output == "Schema at 0003 (was 0001)\n"
-    assert runner.invoke(main, ["db", "upgrade"], env=env).output == "Schema at 0003 (up to date)\n"
+    assert (
+        upgraded.exit_code == 0
+        and upgraded.output == f"Schema at {migrate.head_revision()} (was 0001)\n"
+    )
+    assert (
+        runner.invoke(main, ["db", "upgrade"], env=env).output
+        == f"Schema at {migrate.head_revision()} (up to date)\n"
+    )
     assert runner.invoke(main, ["models", "list"], env=env).exit_code == 0

@@ -433,3 +433,13 @@ def test_same_signature_as_mlflow(data):
     theirs = mlflow_models.infer_signature(data, params={"k": 3, "s": ["a"]}).to_dict()
     ours = infer_signature(data, params={"k": 3, "s": ["a"]}).to_dict()
     assert ours == theirs
+
+
+@pytest.mark.mlflow
+def test_signature_json_is_byte_identical_to_mlflows():
+    mlflow_models = pytest.importorskip("mlflow.models")
+    x = {"a": np.ones((2, 3), np.float32), "b": np.ones((2,), np.int64)}
+    params = {"k": 3, "names": ["a"]}
+    ours = infer_signature(x, x["a"], params=params).to_dict()
+    theirs = mlflow_models.infer_signature(x, x["a"], params=params).to_dict()
+    assert ours == theirs

@@ -13,10 +13,11 @@ from mlreg.errors import (
 )
 from mlreg.registry import Stage, VersionStatus
 from mlreg.registry.artifacts import dir_digest
+from mlreg.store.validation import validate_name
 from tests.conftest import make_model_dir
 
 
-def test_versions_are_numbered_and_ready_with_digest_and_signature(client, model_dir):
+def test_versions_are_numbered_and_ready_with_digest_and_signature(client, model_dir, stored):
     v1 = client.register_model(str(model_dir), "mnist", tags={"team": "cv"}, description="first")
     v2 = client.register_model(str(model_dir), "mnist")
     assert (v1.version, v2.version) == (1, 2)
@@ -26,19 +27,19 @@ def test_versions_are_numbered_and_ready_with_digest_and_signature(client, model
     assert v1.signature["inputs"] == [
         {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}}
     ]
-    stored = client.artifacts.path(v1.storage_location)
-    assert v1.digest == dir_digest(stored) == dir_digest(model_dir)
-    assert (stored / "data" / "weights.bin").read_bytes() == b"weights"
+    files = stored("mnist", 1)
+    assert v1.digest == dir_digest(files) == dir_digest(model_dir)
+    assert (files / "data" / "weights.bin").read_bytes() == b"weights"
     model = client.get_registered_model("mnist")
     assert model.latest_version == 2
 
 
-def test_deleted_version_number_is_never_reused(client, model_dir):
+def test_deleted_version_number_is_never_reused(client, model_dir, stored):
     for _ in range(3):
         client.register_model(str(model_dir), "m")
-    stored = client.artifacts.path(client.get_model_version("m", 3).storage_location)
+    files = stored("m", 3)
     client.delete_model_version("m", 3)
-    assert not stored.exists()
+    assert not files.exists()
     assert client.register_model(str(model_dir), "m").version == 4
     with pytest.raises(ModelNotFound, match=r"version 3 of 'm' does not exist; versions: 1, 2, 4"):
         client.get_model_version("m", 3)
@@ -146,16 +147,16 @@ def test_search_versions_by_stage_alias_and_tag(client, model_dir):
     ] == [4, 2]
 
 
-def test_rename_and_delete(client, model_dir):
+def test_rename_and_delete(client, model_dir, stored):
     v = client.register_model(str(model_dir), "old")
     client.create_registered_model("taken")
     with pytest.raises(AlreadyExists, match="'taken' already exists"):
         client.rename_registered_model("old", "taken")
     client.rename_registered_model("old", "new")
     assert client.resolve("models:/new/1").version == 1
-    stored = client.artifacts.path(v.storage_location)
+    files = stored("new", v.version)
     client.delete_registered_model("new")
-    assert not stored.exists()
+    assert not files.exists()
     with pytest.raises(
         ModelNotFound, match="registered model 'new' does not exist; registered models: taken"
     ):
@@ -269,3 +270,27 @@ def test_only_ready_versions_can_be_promoted(client, tmp_path):
         client.transition_model_version_stage("m", 1, "Production")
     with pytest.raises(VersionConflict, match=r"is FAILED_REGISTRATION .*it cannot be loaded"):
         client.resolve("models:/m/1")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../etc", "a/b", "a\\b", "..", "%2e%2e", "/abs", "", "a" * 129, "-lead", "sp ace"],
+    ids=[
+        "dotdot",
+        "slash",
+        "backslash",
+        "dots",
+        "encoded",
+        "absolute",
+        "empty",
+        "long",
+        "dash",
+        "space",
+    ],
+)
+def test_model_names_that_could_become_paths_are_rejected(client, model_dir, name, stored):
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        validate_name(name)
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        client.register_model(str(model_dir), name)
+    assert not any(p.is_file() for p in stored.root.rglob("*"))

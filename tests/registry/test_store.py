@@ -1,4 +1,4 @@
-"""Schema migrations and concurrent version allocation on real SQLite and PostgreSQL."""
+"""Concurrent version allocation on real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,82 +6,15 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
 
-from mlreg.errors import StoreError
-from mlreg.registry import MlregClient, RegistrySettings, VersionStatus, migrate
-from mlreg.registry.sql_store import SqlRegistryStore, make_engine
+from mlreg.registry import MlregClient, VersionStatus
+from mlreg.registry.sql_store import SqlRegistryStore
+from mlreg.store import StoreSettings
 from tests.conftest import make_model_dir
-
-TABLES = {
-    "registered_models",
-    "registered_model_tags",
-    "registered_model_aliases",
-    "model_versions",
-    "model_version_tags",
-    "stage_transitions",
-    "experiments",
-    "experiment_tags",
-    "runs",
-    "params",
-    "metrics",
-    "latest_metrics",
-    "run_tags",
-    "alembic_version",
-}
-
-
-def test_empty_database_is_migrated_to_head(backend):
-    store = SqlRegistryStore(backend)
-    try:
-        assert set(inspect(store.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.engine) == migrate.head_revision() == "0003"
-    finally:
-        store.close()
-
-
-def test_old_schema_says_to_upgrade_and_db_upgrade_fixes_it(backend):
-    engine = make_engine(backend)
-    migrate.upgrade(engine, "0001")
-    engine.dispose()
-    with pytest.raises(StoreError) as e:
-        SqlRegistryStore(backend)
-    assert e.value.message == (
-        "the registry database is at schema revision 0001 but this mlreg needs 0003; "
-        "run `mlreg db upgrade`"
-    )
-    engine = make_engine(backend)
-    migrate.upgrade(engine)
-    engine.dispose()
-    SqlRegistryStore(backend).close()
-
-
-def test_newer_schema_says_to_upgrade_mlreg(backend):
-    SqlRegistryStore(backend).close()
-    engine = create_engine(backend)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    engine.dispose()
-    with pytest.raises(StoreError, match="revision 9999, which this mlreg does not know"):
-        SqlRegistryStore(backend)
-
-
-def test_foreign_database_is_not_touched(backend):
-    engine = create_engine(backend)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE somebody_elses (id INTEGER)"))
-    engine.dispose()
-    with pytest.raises(StoreError, match="has tables but no mlreg schema version"):
-        SqlRegistryStore(backend)
-
-
-def test_unreachable_database_is_a_store_error(tmp_path):
-    with pytest.raises(StoreError, match="cannot open the registry database"):
-        SqlRegistryStore("postgresql+psycopg://nobody:x@127.0.0.1:1/none")
 
 
 def _register_many(uri: str, root: str, src: str, count: int) -> list[int]:
-    with MlregClient(RegistrySettings(uri, Path(root), "worker")) as client:
+    with MlregClient(StoreSettings(uri, Path(root), "worker")) as client:
         return [client.register_model(src, "mnist").version for _ in range(count)]
 
 
@@ -95,7 +28,7 @@ def test_eight_processes_register_two_hundred_versions_without_gaps(backend, tmp
         results = pool.starmap(_register_many, [(backend, root, src, 25)] * 8)
     numbers = sorted(n for chunk in results for n in chunk)
     assert numbers == list(range(1, 201))
-    with MlregClient(RegistrySettings(backend, Path(root), "check")) as client:
+    with MlregClient(StoreSettings(backend, Path(root), "check")) as client:
         versions = []
         offset = 0
         while offset is not None:

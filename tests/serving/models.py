@@ -1,4 +1,7 @@
-"""Small real models for the serving tests, saved with mlreg.tensorflow.save_model."""
+"""Small real models for the serving tests, saved with mlreg.tensorflow.save_model.
+
+This module imports TensorFlow: only fixtures of slow tests import it (see conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from mlreg.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
 from mlreg.tensorflow import save_model
+from tests.serving.data import columns_example, images, multi_example
 from tests.tensorflow.zoo import reference_cnn, two_in_two_out
-
-
-def images(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(size=(n, 28, 28, 3)).astype(np.float32)
 
 
 def save_cnn(path: Path) -> Path:
     save_model(reference_cnn(), path, input_example=images(2))
     return path
-
-
-COLUMNS = ["a", "b", "c"]
 
 
 def save_columns(path: Path) -> Path:
@@ -34,17 +30,8 @@ def save_columns(path: Path) -> Path:
         inputs=Schema([ColSpec("double", "a"), ColSpec("double", "b"), ColSpec("long", "c")]),
         outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1))]),
     )
-    example = pd.DataFrame({"a": [0.5, 1.5], "b": [-1.0, 2.0], "c": [1, 2]})
-    save_model(model, path, signature=signature, input_example=example)
+    save_model(model, path, signature=signature, input_example=columns_example())
     return path
-
-
-def multi_example(n: int = 2, seed: int = 3) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        "a": rng.normal(size=(n, 3)).astype(np.float32),
-        "b": rng.normal(size=(n, 2)).astype(np.float32),
-    }
 
 
 def save_multi(path: Path) -> Path:

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
+from werkzeug import exceptions as http
 
+from mlreg.errors import BackendUnavailable
+from mlreg.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
 from mlreg.pyfunc import load_model
 from mlreg.serving import ServingSettings, create_app
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.state import ServingState, synthetic_input
-from tests.serving import models
+from tests.serving import fakes
+from tests.serving.data import images
 
-pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def client(cnn_dir: Path) -> FlaskClient:
-    model = load_model(cnn_dir)
+@pytest.fixture(
+    scope="module", params=["numpy", pytest.param("tensorflow", marks=pytest.mark.slow)]
+)
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    """The app with the cnn's numpy stand-in, or (slow) with the TensorFlow model itself."""
+    if request.param == "numpy":
+        model = fakes.cnn(tmp_path_factory.mktemp("app") / "cnn")
+    else:
+        model = load_model(request.getfixturevalue("cnn_dir"))
     # As if resolved from models:/mnist/3 by the registry.
     model.source = dataclasses.replace(model.source, name="mnist", version=3, digest="sha256:x")
     return create_app(ServingSettings(), model=model).test_client()
@@ -32,7 +42,7 @@ def test_metadata_names_the_registry_version(client: FlaskClient) -> None:
 
 
 def test_tfserving_routes_check_the_name_and_version(client: FlaskClient) -> None:
-    body = {"instances": models.images(1).tolist()}
+    body = {"instances": images(1).tolist()}
     assert client.post("/v1/models/mnist:predict", json=body).status_code == 200
     assert client.post("/v1/models/mnist/versions/3:predict", json=body).status_code == 200
     r = client.post("/v1/models/other:predict", json=body)
@@ -86,8 +96,6 @@ def test_unexpected_errors_are_json_without_a_traceback() -> None:
 
 
 def test_synthetic_warm_up_input() -> None:
-    from mlreg.models.signature import ColSpec, ModelSignature, Schema, TensorSpec
-
     sig = ModelSignature(Schema([TensorSpec(np.dtype("int32"), (-1, 4), "t")]))
     x = synthetic_input(sig)
     assert x["t"].shape == (1, 4) and x["t"].dtype == np.int32
@@ -100,3 +108,77 @@ def test_state_has_its_own_metrics() -> None:
     a, b = ServingState(ServingSettings(), Metrics()), ServingState(ServingSettings(), Metrics())
     a.metrics.timeouts.inc()
     assert b"mlreg_prediction_timeouts_total 0.0" in b.metrics.render()
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "error_code", "message"),
+    [
+        (http.BadRequest("form broken"), 400, "INVALID_PARAMETER_VALUE", "form broken"),
+        (http.UnsupportedMediaType("send JSON"), 415, "UNSUPPORTED_MEDIA_TYPE", "send JSON"),
+        (
+            http.RequestEntityTooLarge(),
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "request body is larger than the limit of 1000 bytes (MLREG_MAX_REQUEST_BYTES)",
+        ),
+        (http.ImATeapot("short and stout"), 418, "HTTP_ERROR", "short and stout"),
+    ],
+    ids=["bad-request", "media-type", "too-large", "unmapped"],
+)
+def test_werkzeug_errors_answer_with_our_codes(
+    raised: http.HTTPException, status: int, error_code: str, message: str
+) -> None:
+    app = create_app(ServingSettings(max_request_bytes=1000))
+
+    @app.get("/raise")
+    def fail() -> None:
+        raise raised
+
+    r = app.test_client().get("/raise")
+    assert r.status_code == status
+    assert r.get_json() == {"error_code": error_code, "message": message}
+
+
+DOWN = "TensorFlow Serving at 127.0.0.1:1 is unavailable: connection refused"
+
+
+class ServerDown(fakes.NumpyModel):
+    """A remote backend whose server is down: it knows the model but cannot compute."""
+
+    remote = True
+
+    def predict_unchecked(self, data: object, params: object = None) -> object:
+        raise BackendUnavailable(DOWN)
+
+    def unready_reason(self) -> str | None:
+        return DOWN
+
+
+def test_a_remote_backend_that_is_down_loads_and_ping_says_why(tmp_path: Path) -> None:
+    # The failed warm-up is the remote server's state, not a reason to stop.
+    model = fakes.cnn(tmp_path / "cnn", ServerDown)
+    client = create_app(ServingSettings(), model=model).test_client()
+    r = client.get("/ping")
+    assert (r.status_code, r.get_json()["message"]) == (503, DOWN)
+    r = client.post("/invocations", json={"inputs": images(1).tolist()})
+    assert (r.status_code, r.get_json()["error_code"]) == (503, "BACKEND_UNAVAILABLE")
+    assert client.get("/metadata").status_code == 200
+
+
+def test_a_local_backend_that_fails_its_warm_up_does_not_load(tmp_path: Path) -> None:
+    class Broken(ServerDown):
+        remote = False
+
+    app = create_app(ServingSettings())
+    state: ServingState = app.extensions["mlreg"]
+    with pytest.raises(BackendUnavailable):
+        state.load(lambda: fakes.cnn(tmp_path / "cnn", Broken))
+    r = app.test_client().get("/ping")
+    assert (r.status_code, r.get_json()["message"]) == (503, f"the model failed to load: {DOWN}")
+
+
+def test_the_app_and_its_codecs_import_without_tensorflow() -> None:
+    # Only the local backend's load imports it, in the worker, after the fork.
+    code = "import sys, mlreg.serving.app, mlreg.serving.codecs; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,4 +1,8 @@
-"""Every kind of bad request answers 4xx JSON naming what was wrong; the server keeps serving."""
+"""Every kind of bad request answers 4xx JSON naming what was wrong; the server keeps serving.
+
+Each case runs in this process against the numpy stand-ins, and against real servers of the
+TensorFlow models in the slow selection.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,12 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 
-from tests.serving import models
 from tests.serving.conftest import COLUMNS_LIMIT
-from tests.serving.server import Server
-
-pytestmark = pytest.mark.slow
+from tests.serving.data import images
+from tests.serving.targets import Target
 
 JSON = {"Content-Type": "application/json"}
-IMAGE = models.images(1).tolist()
+IMAGE = images(1).tolist()
 GOOD = {
     "cnn": {"inputs": IMAGE},
     "columns": {"dataframe_records": [{"a": 1.0, "b": 2.0, "c": 3}]},
@@ -262,13 +264,13 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def servers(cnn_server: Server, columns_server: Server) -> dict[str, Server]:
-    return {"cnn": cnn_server, "columns": columns_server}
+@pytest.fixture
+def servers(cnn_target: Target, columns_target: Target) -> dict[str, Target]:
+    return {"cnn": cnn_target, "columns": columns_target}
 
 
 @pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
-def test_bad_input(servers: dict[str, Server], name: str) -> None:
+def test_bad_input(servers: dict[str, Target], name: str) -> None:
     case = CASES[name]
     server = servers[case.server]
     request_id = f"bad-{name}-{uuid.uuid4().hex[:8]}"

@@ -13,7 +13,7 @@ import pytest
 
 from mlreg.errors import ModelExecutionError
 from mlreg.serving.batching import Batcher, batch_key
-from tests.serving import models
+from tests.serving.data import images
 from tests.serving.server import Server
 
 
@@ -169,7 +169,7 @@ def batched_server(tmp_path_factory: pytest.TempPathFactory, cnn_dir: Path) -> I
 
 @pytest.mark.slow
 def test_batched_answers_equal_unbatched_ones(batched_server: Server, cnn_server: Server) -> None:
-    x = models.images(48, seed=21)
+    x = images(48, seed=21)
 
     def ask(server: Server, i: int) -> list:
         r = server.post("/invocations", {"inputs": x[i : i + 1].tolist()})

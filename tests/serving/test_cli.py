@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlreg.cli.main import main
-from tests.serving.models import images
+from tests.serving.data import images
 from tests.serving.server import MLREG, Server, free_port
 
 
@@ -42,9 +42,12 @@ def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
     assert result.output.strip() == "Error: MLREG_PORT: expected an integer, got 'http'"
 
 
-def test_flag_value_is_checked(tmp_path: Path) -> None:
+def test_flag_value_is_checked_and_the_error_names_the_flag(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path), "--workers", "0"])
     assert result.exit_code == 2
+    assert result.output.strip() == "Error: --workers: expected an integer >= 1, got 0"
+    # The same value from the environment names the variable.
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path)], env={"MLREG_WORKERS": "0"})
     assert result.output.strip() == "Error: MLREG_WORKERS: expected an integer >= 1, got 0"
 
 

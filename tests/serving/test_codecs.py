@@ -161,3 +161,79 @@ def test_encode_tfserving() -> None:
     assert cols == {"outputs": {"s": [[1.0], [2.0]], "p": [[0.1, 0.9], [0.2, 0.8]]}}
     frame = pd.DataFrame({0: [0.5]})
     assert orjson.loads(codecs.encode_tfserving(frame, row_form=False)) == {"outputs": [[0.5]]}
+
+
+def test_csv_payload_checks_the_column_names() -> None:
+    payload = codecs.decode_csv_payload(b"a,b\n1.5,2\n", COLUMNS)
+    assert (payload.form, payload.params) == ("csv", None)
+    assert payload.data.to_dict("list") == {"a": [1.5], "b": [2]}
+    with pytest.raises(SchemaError) as e:
+        codecs.decode_csv_payload(b"a,b,z\n1.5,2,3\n", COLUMNS)
+    assert e.value.message == "unexpected column 'z' in 'csv'; expected columns: 'a', 'b'"
+
+
+def test_tfserving_forms() -> None:
+    rows = codecs.decode_tfserving({"instances": [{"a": 1, "b": 2}]}, COLUMNS, "serving_default")
+    assert (rows.form, rows.data, rows.params) == ("instances", {"a": [1], "b": [2]}, None)
+    cols = codecs.decode_tfserving(
+        {"inputs": [[1, 2]], "signature_name": "predict"}, TENSOR, "predict"
+    )
+    assert (cols.form, cols.data) == ("inputs", [[1, 2]])
+
+
+@pytest.mark.parametrize(
+    ("doc", "error", "message"),
+    [
+        (
+            [[1, 2]],
+            InvalidInput,
+            "expected a JSON object with 'instances' or 'inputs', got a JSON list",
+        ),
+        (
+            {"signature_name": "serving_default"},
+            InvalidInput,
+            "expected exactly one of 'instances' or 'inputs' (and optionally 'signature_name'); "
+            "got neither",
+        ),
+        (
+            {"instances": [[1]], "inputs": [[1]]},
+            InvalidInput,
+            "expected exactly one of 'instances' or 'inputs' (and optionally 'signature_name'); "
+            "got 'instances' and 'inputs'",
+        ),
+        (
+            {"inputs": [[1]], "params": {}},
+            InvalidInput,
+            "expected exactly one of 'instances' or 'inputs' (and optionally 'signature_name'); "
+            "unknown field 'params'",
+        ),
+        (
+            {"inputs": [[1]], "signature_name": "nope"},
+            InvalidInput,
+            "signature_name 'nope' not found; this model serves 'serving_default'",
+        ),
+        (
+            {"instances": []},
+            SchemaError,
+            "empty batch: 'instances' has no rows; send at least one",
+        ),
+        (
+            {"inputs": {"a": [1.0], "z": [1]}},
+            SchemaError,
+            "unexpected column 'z' in 'inputs'; expected columns: 'a', 'b'",
+        ),
+    ],
+    ids=[
+        "not-an-object",
+        "neither-key",
+        "both-keys",
+        "unknown-field",
+        "other-signature",
+        "empty-instances",
+        "extra-column",
+    ],
+)
+def test_tfserving_errors(doc: object, error: type, message: str) -> None:
+    with pytest.raises(error) as e:
+        codecs.decode_tfserving(doc, COLUMNS, "serving_default")
+    assert e.value.message == message

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mlreg.errors import InvalidInput
+from mlreg.serving.backends import LOADERS
 from mlreg.serving.gunicorn_app import gunicorn_options
-from mlreg.serving.settings import ServingSettings
+from mlreg.serving.settings import BACKENDS, ServingSettings
 
 
 def test_defaults() -> None:
@@ -121,7 +122,11 @@ def test_gunicorn_options() -> None:
     opts = gunicorn_options(ServingSettings(workers=2, threads=3, timeout=5, graceful_timeout=2.5))
     assert opts["bind"] == ["127.0.0.1:8080"]
     assert (opts["workers"], opts["threads"], opts["graceful_timeout"]) == (2, 3, 3)
-    assert opts["worker_class"] == "mlreg.serving.gunicorn_app.DrainingThreadWorker"
+    assert opts["worker_class"] == "mlreg.web.gunicorn.DrainingThreadWorker"
     assert opts["timeout"] == 35  # the last-resort guard stays above the request timeout
     assert opts["preload_app"] is False  # never TensorFlow in the master
     assert ServingSettings(host="::1").bind == "[::1]:8080"
+
+
+def test_every_backend_setting_has_a_loader() -> None:
+    assert sorted(LOADERS) == sorted(BACKENDS)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from mlreg.serving.tensor_proto import from_proto, numpy_dtype, to_proto
+# Cross-checked against TensorFlow, whose protobuf modules tensor_proto uses: both come from
+# fixtures, so collecting this module imports neither.
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tf() -> ModuleType:
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def tp(tf: ModuleType) -> ModuleType:
+    """mlreg.serving.tensor_proto, with ``tensor_pb2`` and ``types_pb2`` (TensorFlow's)."""
+    return importlib.import_module("mlreg.serving.tensor_proto")
+
 
 ARRAYS = [
     np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7,
@@ -27,8 +42,8 @@ ARRAYS = [
 
 
 @pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
-def test_what_we_send_is_what_tensorflow_reads(array: np.ndarray) -> None:
-    proto = to_proto(array)
+def test_what_we_send_is_what_tensorflow_reads(tf, tp, array: np.ndarray) -> None:
+    proto = tp.to_proto(array)
     assert proto.tensor_content or array.size == 0  # raw bytes, not one field per element
     back = tf.make_ndarray(proto)
     assert back.dtype == array.dtype and back.shape == array.shape
@@ -36,10 +51,10 @@ def test_what_we_send_is_what_tensorflow_reads(array: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
-def test_we_read_what_tensorflow_writes_in_either_form(array: np.ndarray) -> None:
+def test_we_read_what_tensorflow_writes_in_either_form(tf, tp, array: np.ndarray) -> None:
     content = tf.make_tensor_proto(array)  # tensor_content
-    np.testing.assert_array_equal(from_proto(content), array)
-    fields = tensor_pb2.TensorProto(dtype=content.dtype, tensor_shape=content.tensor_shape)
+    np.testing.assert_array_equal(tp.from_proto(content), array)
+    fields = tp.tensor_pb2.TensorProto(dtype=content.dtype, tensor_shape=content.tensor_shape)
     # TF Serving's default answer form (AsProtoField): the typed *_val field
     values = array.ravel()
     if array.dtype == np.float16:
@@ -54,29 +69,29 @@ def test_we_read_what_tensorflow_writes_in_either_form(array: np.ndarray) -> Non
             np.dtype(np.uint64): "uint64_val",
         }.get(array.dtype, "int_val")
         getattr(fields, field).extend(values.tolist())
-    got = from_proto(fields)
+    got = tp.from_proto(fields)
     assert got.dtype == array.dtype and got.shape == array.shape
     np.testing.assert_array_equal(got, array)
 
 
-def test_one_value_fills_the_tensor() -> None:
+def test_one_value_fills_the_tensor(tf, tp) -> None:
     proto = tf.make_tensor_proto(np.float32(2.5), shape=[2, 3])
     assert len(proto.float_val) == 1  # TensorFlow's own shorthand
-    np.testing.assert_array_equal(from_proto(proto), np.full((2, 3), 2.5, np.float32))
+    np.testing.assert_array_equal(tp.from_proto(proto), np.full((2, 3), 2.5, np.float32))
 
 
-def test_strings() -> None:
+def test_strings(tf, tp) -> None:
     words = np.array([["a", "bé"], ["", "longer text"]])
-    proto = to_proto(words)
-    assert proto.dtype == types_pb2.DT_STRING
+    proto = tp.to_proto(words)
+    assert proto.dtype == tp.types_pb2.DT_STRING
     assert tf.make_ndarray(proto).tolist() == [[b"a", "bé".encode()], [b"", b"longer text"]]
-    assert from_proto(tf.make_tensor_proto([b"x", b"yz"])).tolist() == [b"x", b"yz"]
+    assert tp.from_proto(tf.make_tensor_proto([b"x", b"yz"])).tolist() == [b"x", b"yz"]
 
 
-def test_unsupported_types_say_so() -> None:
+def test_unsupported_types_say_so(tp) -> None:
     with pytest.raises(ValueError, match="cannot send a complex64 tensor"):
-        to_proto(np.zeros(2, np.complex64))
+        tp.to_proto(np.zeros(2, np.complex64))
     with pytest.raises(ValueError, match="unsupported tensor dtype DT_RESOURCE"):
-        numpy_dtype(types_pb2.DT_RESOURCE)
+        tp.numpy_dtype(tp.types_pb2.DT_RESOURCE)
     with pytest.raises(ValueError, match="unsupported tensor dtype DT_VARIANT in the answer"):
-        from_proto(tensor_pb2.TensorProto(dtype=types_pb2.DT_VARIANT))
+        tp.from_proto(tp.tensor_pb2.TensorProto(dtype=tp.types_pb2.DT_VARIANT))

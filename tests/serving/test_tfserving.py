@@ -14,20 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from tensorflow_serving.apis import (
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
-from mlreg.serving.tensor_proto import to_proto
-from tests.serving import models
+from tests.serving.data import FRAME, images, multi_example
 from tests.serving.server import MLREG, Peer, Server
 
+# TF Serving's API stubs import TensorFlow: the tests import them when they run.
 pytestmark = pytest.mark.slow
-
-FRAME = pd.DataFrame({"a": [0.5, -1.25, 3.0], "b": [2.0, 0.0, -4.5], "c": [1, 7, -2]})
 
 
 def export(model_dir: Path, base: Path, version: int = 1) -> None:
@@ -91,8 +83,8 @@ def calls(server: Server, method: str, code: str) -> float:
 def test_cnn_answers_like_the_local_backend(cnn_tfs, cnn_server: Server) -> None:
     _, tfs = cnn_tfs
     for body in (
-        {"inputs": models.images(5, seed=11).tolist()},
-        {"instances": models.images(1, seed=12).tolist()},
+        {"inputs": images(5, seed=11).tolist()},
+        {"instances": images(1, seed=12).tolist()},
     ):
         remote, local = tfs.post("/invocations", body), cnn_server.post("/invocations", body)
         assert remote.status_code == local.status_code == 200, remote.text
@@ -100,7 +92,7 @@ def test_cnn_answers_like_the_local_backend(cnn_tfs, cnn_server: Server) -> None
             remote.json()["predictions"], local.json()["predictions"], rtol=1e-6, atol=1e-7
         )
     # TF Serving's own REST form works in front of it too
-    body = {"instances": models.images(2, seed=13).tolist()}
+    body = {"instances": images(2, seed=13).tolist()}
     remote, local = (
         tfs.post("/v1/models/cnn:predict", body),
         cnn_server.post("/v1/models/cnn:predict", body),
@@ -114,7 +106,7 @@ def test_named_inputs_and_outputs_are_mapped(
 ) -> None:
     peer, tfs = pair(tmp_path, multi_dir, "multi")
     try:
-        x = models.multi_example(4, seed=9)
+        x = multi_example(4, seed=9)
         body = {"inputs": {k: v.tolist() for k, v in x.items()}}
         remote, local = (
             tfs.post("/invocations", body).json(),
@@ -182,7 +174,7 @@ def test_bad_input_is_refused_before_tf_serving(cnn_tfs) -> None:
 )
 def test_grpc_errors_map_to_http(cnn_tfs, code, status, error_code, says) -> None:
     peer, tfs = cnn_tfs
-    body = {"inputs": models.images(1).tolist()}
+    body = {"inputs": images(1).tolist()}
     before = calls(tfs, "Predict", code)
     peer.set(fail=code, message=f"the peer says {code.lower()}")
     try:
@@ -201,7 +193,7 @@ def test_deadline_exceeded_is_a_504(cnn_tfs) -> None:
     peer.set(delay_ms=1500)
     try:
         start = time.monotonic()
-        r = tfs.post("/invocations", {"inputs": models.images(1).tolist()})
+        r = tfs.post("/invocations", {"inputs": images(1).tolist()})
         seconds = time.monotonic() - start
     finally:
         peer.set()
@@ -214,7 +206,7 @@ def test_deadline_exceeded_is_a_504(cnn_tfs) -> None:
 
 def test_tf_serving_going_away_and_coming_back(cnn_tfs) -> None:
     peer, tfs = cnn_tfs
-    body = {"inputs": models.images(1).tolist()}
+    body = {"inputs": images(1).tolist()}
     assert tfs.get("/ping").status_code == 200
     peer.stop()
     try:
@@ -247,7 +239,7 @@ def test_readiness_follows_the_model_status(tmp_path: Path, cnn_dir: Path) -> No
         assert server.get("/ping").json()["message"].startswith("the model is still loading")
         export(cnn_dir, base, 1)
         server.wait_ready(timeout=60)
-        body = {"inputs": models.images(1).tolist()}
+        body = {"inputs": images(1).tolist()}
         assert server.post("/invocations", body).status_code == 200
         # version 2 appears; TF Serving's default policy unloads the pinned version 1
         export(cnn_dir, base, 2)
@@ -272,9 +264,11 @@ def test_readiness_follows_the_model_status(tmp_path: Path, cnn_dir: Path) -> No
         ),
     ],
 )
-def test_a_mismatch_stops_start_up_in_one_line(cnn_tfs, multi_dir, tmp_path, extra, says):
+def test_a_mismatch_stops_start_up_in_one_line(
+    cnn_tfs, multi_dir, tf_models, tmp_path, extra, says
+):
     peer, _ = cnn_tfs
-    model = multi_dir if not extra else models.save_cnn(tmp_path / "cnn")
+    model = multi_dir if not extra else tf_models.save_cnn(tmp_path / "cnn")
     server = Server(model, tmp_path / "serve.log", args=forward(peer, *extra))
     try:
         assert server.proc.wait(timeout=120) != 0
@@ -306,6 +300,8 @@ def test_tfserving_needs_a_target(cnn_dir: Path) -> None:
 
 @pytest.fixture
 def stubs(cnn_tfs):
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
     peer, _ = cnn_tfs
     with grpc.insecure_channel(peer.target) as channel:
         yield (
@@ -315,6 +311,10 @@ def stubs(cnn_tfs):
 
 
 def _predict(stub, name: str = "cnn", **inputs: np.ndarray) -> grpc.RpcError:
+    from tensorflow_serving.apis import predict_pb2
+
+    from mlreg.serving.tensor_proto import to_proto
+
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
     for key, value in inputs.items():
@@ -325,8 +325,10 @@ def _predict(stub, name: str = "cnn", **inputs: np.ndarray) -> grpc.RpcError:
 
 
 def test_peer_status_codes_and_messages(stubs) -> None:
+    from tensorflow_serving.apis import get_model_status_pb2
+
     predict, status = stubs
-    x = models.images(1)
+    x = images(1)
     e = _predict(predict, "nope", x=x)
     assert (e.code(), e.details()) == (
         grpc.StatusCode.NOT_FOUND,

@@ -1,10 +1,17 @@
+"""TensorFlow, Keras, mlreg.tensorflow and the zoo reach these tests through fixtures.
+
+They take seconds to import and the fast selection runs without them: a fixture imports
+them when the first (slow) test that needs them runs, never while collecting.
+"""
+
 from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
-
-from mlreg.tensorflow import save_model
-from tests.tensorflow.zoo import reference_cnn
 
 
 @pytest.fixture(scope="session")
@@ -13,12 +20,14 @@ def images() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def cnn():
-    return reference_cnn()
+def cnn(zoo: ModuleType) -> Any:
+    return zoo.reference_cnn()
 
 
 @pytest.fixture(scope="session")
-def cnn_dir(tmp_path_factory, cnn, images):
+def cnn_dir(
+    tmp_path_factory: pytest.TempPathFactory, mlreg_tf: ModuleType, cnn: Any, images: np.ndarray
+) -> Path:
     path = tmp_path_factory.mktemp("cnn") / "model"
-    save_model(cnn, path, input_example=images[:2])
+    mlreg_tf.save_model(cnn, path, input_example=images[:2])
     return path

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import mlreg
-import mlreg.tensorflow
 from mlreg import pyfunc
 from mlreg.errors import InvalidInput
 from mlreg.registry import default_client
 from mlreg.tracking import RunStatus, fluent
-from tests.tensorflow.zoo import reference_cnn
 
-pytestmark = pytest.mark.usefixtures("tracking_home")
+# TensorFlow, Keras, mlreg.tensorflow and the zoo come from fixtures (see conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracking_home")]
 
 
 @pytest.fixture
-def autolog():
-    yield mlreg.tensorflow.autolog
-    mlreg.tensorflow.autolog(disable=True)
+def autolog(mlreg_tf):
+    yield mlreg_tf.autolog
+    mlreg_tf.autolog(disable=True)
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +32,27 @@ def data():
     return rng.uniform(size=[20, 28, 28, 3]).astype(np.float32), rng.integers(2, size=20)
 
 
-def compiled(lr: float = 0.001) -> keras.Model:
-    model = reference_cnn()
-    model.compile(
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        optimizer=keras.optimizers.Adam(lr),
-        metrics=[keras.metrics.SparseCategoricalAccuracy()],
-    )
-    return model
+@pytest.fixture
+def compiled(keras, zoo) -> Callable[..., Any]:
+    """A fresh reference CNN, compiled to train."""
+
+    def make(lr: float = 0.001) -> Any:
+        model = zoo.reference_cnn()
+        model.compile(
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            optimizer=keras.optimizers.Adam(lr),
+            metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        )
+        return model
+
+    return make
 
 
 def history(run_id: str, key: str) -> list[float]:
     return [m.value for m in fluent.client().get_metric_history(run_id, key)]
 
 
-def test_reference_docs_example_is_logged_completely(autolog, data):
+def test_reference_docs_example_is_logged_completely(autolog, data, compiled):
     x, y = data
     autolog()
     with mlreg.start_run() as run:
@@ -78,7 +83,7 @@ def test_reference_docs_example_is_logged_completely(autolog, data):
     assert mlreg.get_run(run.info.run_id).info.status is RunStatus.FINISHED
 
 
-def test_without_an_active_run_one_is_started_and_ended(autolog, data):
+def test_without_an_active_run_one_is_started_and_ended(autolog, data, compiled):
     x, y = data
     autolog(registered_model_name="auto-mnist", log_input_examples=True)
     compiled().fit(x, y, epochs=1, verbose=0)
@@ -92,7 +97,7 @@ def test_without_an_active_run_one_is_started_and_ended(autolog, data):
     assert model.predict(model.input_example).shape == (5, 2)
 
 
-def test_early_stopping_is_logged_and_still_stops_training(autolog, data):
+def test_early_stopping_is_logged_and_still_stops_training(autolog, data, keras, compiled):
     x, y = data
     autolog(log_models=False)
     stop = keras.callbacks.EarlyStopping(
@@ -109,7 +114,7 @@ def test_early_stopping_is_logged_and_still_stops_training(autolog, data):
     assert not (Path(r.info.artifact_uri) / "model").exists()
 
 
-def test_every_n_steps(autolog, data):
+def test_every_n_steps(autolog, data, compiled):
     x, y = data
     autolog(log_models=False, log_every_n_steps=2)
     with mlreg.start_run() as run:
@@ -119,7 +124,7 @@ def test_every_n_steps(autolog, data):
     assert len(history(run.info.run_id, "loss")) == 2
 
 
-def test_tf_data_input(autolog, data):
+def test_tf_data_input(autolog, data, tf, compiled):
     x, y = data
     autolog(log_models=True)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(5)
@@ -132,7 +137,7 @@ def test_tf_data_input(autolog, data):
     assert sig.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 28, 28, 3]
 
 
-def test_a_failing_fit_marks_the_run_failed(autolog):
+def test_a_failing_fit_marks_the_run_failed(autolog, compiled):
     autolog()
     model = compiled()
     with pytest.raises(ValueError):
@@ -141,7 +146,7 @@ def test_a_failing_fit_marks_the_run_failed(autolog):
     assert [r.info.status for r in runs] == [RunStatus.FAILED]
 
 
-def test_logging_errors_never_break_training(autolog, data, caplog):
+def test_logging_errors_never_break_training(autolog, data, caplog, compiled):
     x, y = data
     autolog(log_models=False)
     with mlreg.start_run() as run:
@@ -153,7 +158,7 @@ def test_logging_errors_never_break_training(autolog, data, caplog):
     assert len(history(run.info.run_id, "loss")) == 2  # metrics still logged
 
 
-def test_disable_restores_fit(autolog, data):
+def test_disable_restores_fit(autolog, data, keras, compiled):
     x, y = data
     autolog()
     autolog(disable=True)
@@ -167,18 +172,18 @@ def test_autolog_argument_errors(autolog):
         autolog(log_every_n_steps=0)
 
 
-def test_mlreg_autolog_is_the_same(data):
+def test_mlreg_autolog_is_the_same(data, mlreg_tf, compiled):
     x, y = data
     mlreg.autolog(log_models=False)
     try:
         with mlreg.start_run() as run:
             compiled().fit(x, y, epochs=1, verbose=0)
     finally:
-        mlreg.tensorflow.autolog(disable=True)
+        mlreg_tf.autolog(disable=True)
     assert "loss" in mlreg.get_run(run.info.run_id).data.metrics
 
 
-def test_explicit_callback(data):
+def test_explicit_callback(data, mlreg_tf, compiled):
     x, y = data
     with mlreg.start_run() as run:
         compiled().fit(
@@ -187,17 +192,17 @@ def test_explicit_callback(data):
             batch_size=10,
             epochs=3,
             verbose=0,
-            callbacks=[mlreg.tensorflow.MlregCallback(run)],
+            callbacks=[mlreg_tf.MlregCallback(run)],
         )
     assert len(history(run.info.run_id, "loss")) == 3
     assert mlreg.get_run(run.info.run_id).data.params == {}  # the callback logs metrics only
 
 
-def test_log_model_registers_in_one_step(data):
+def test_log_model_registers_in_one_step(data, keras, mlreg_tf, compiled):
     x, _ = data
     model = compiled()
     with mlreg.start_run() as run:
-        info = mlreg.tensorflow.log_model(
+        info = mlreg_tf.log_model(
             model, name="cnn", input_example=x[:2], registered_model_name="mnist"
         )
     assert info.model_uri == f"runs:/{run.info.run_id}/cnn"
@@ -206,7 +211,7 @@ def test_log_model_registers_in_one_step(data):
     np.testing.assert_allclose(
         pyfunc.load_model("models:/mnist/1").predict(x[:4]), model(x[:4]).numpy(), rtol=1e-5
     )
-    native = mlreg.tensorflow.load_model(info.model_uri)
+    native = mlreg_tf.load_model(info.model_uri)
     assert isinstance(native, keras.Model)
     with pytest.raises(InvalidInput, match="expected runs:/<run_id>/<artifact path>"):
         pyfunc.load_model(f"runs:/{run.info.run_id}")

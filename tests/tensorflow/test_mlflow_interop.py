@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import json
+from types import ModuleType
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mlreg import pyfunc
 from mlreg.errors import SchemaError
-from mlreg.models import Model, infer_signature
-from mlreg.tensorflow import save_model
-from tests.tensorflow.zoo import Scaler, reference_cnn, two_in_two_out
+from mlreg.models import Model
 
-mlflow = pytest.importorskip("mlflow")
-mlflow_tf = pytest.importorskip("mlflow.tensorflow")
-
-pytestmark = pytest.mark.mlflow
+# TensorFlow, mlreg.tensorflow and the zoo come from fixtures (see conftest.py); so does
+# mlflow.tensorflow, which imports TensorFlow too.
+pytestmark = [pytest.mark.slow, pytest.mark.mlflow]
 
 
-def test_mlflow_opens_a_model_saved_by_mlreg(cnn, cnn_dir, images):
+@pytest.fixture(scope="module")
+def mlflow() -> ModuleType:
+    return pytest.importorskip("mlflow")
+
+
+@pytest.fixture(scope="module")
+def mlflow_tf(mlflow: ModuleType, tf: ModuleType) -> ModuleType:
+    return pytest.importorskip("mlflow.tensorflow")
+
+
+def test_mlflow_opens_a_model_saved_by_mlreg(cnn, cnn_dir, images, mlflow, mlflow_tf):
     native = mlflow_tf.load_model(str(cnn_dir))
     np.testing.assert_allclose(native(images).numpy(), cnn(images).numpy(), rtol=1e-5)
     meta = mlflow.models.Model.load(str(cnn_dir))
@@ -30,15 +37,15 @@ def test_mlflow_opens_a_model_saved_by_mlreg(cnn, cnn_dir, images):
     assert meta.saved_input_example_info["serving_input_path"] == "serving_input_example.json"
 
 
-def test_mlflow_opens_a_tf_module_saved_by_mlreg(tmp_path):
-    save_model(Scaler(), tmp_path / "m")
+def test_mlflow_opens_a_tf_module_saved_by_mlreg(tmp_path, tf, zoo, mlreg_tf, mlflow_tf):
+    mlreg_tf.save_model(zoo.Scaler(), tmp_path / "m")
     native = mlflow_tf.load_model(str(tmp_path / "m"))
     out = native(tf.constant([[1.0, 2.0, 3.0]]))["y"].numpy()
     np.testing.assert_allclose(out, [[3, 6, 9]])
 
 
-def test_mlreg_opens_an_mlflow_keras_model(tmp_path, images):
-    model = reference_cnn()
+def test_mlreg_opens_an_mlflow_keras_model(tmp_path, images, zoo, mlflow, mlflow_tf):
+    model = zoo.reference_cnn()
     mlflow_tf.save_model(model, str(tmp_path / "m"), input_example=images[:2])
     loaded = pyfunc.load_model(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict(images), model(images).numpy(), rtol=1e-5)
@@ -48,8 +55,8 @@ def test_mlreg_opens_an_mlflow_keras_model(tmp_path, images):
         loaded.predict(np.zeros((1, 3), np.float32))
 
 
-def test_mlreg_opens_an_mlflow_multi_io_keras_model(tmp_path):
-    model = two_in_two_out()
+def test_mlreg_opens_an_mlflow_multi_io_keras_model(tmp_path, zoo, mlflow_tf):
+    model = zoo.two_in_two_out()
     x = {"a": np.ones((2, 3), np.float32), "b": np.ones((2, 2), np.float32)}
     mlflow_tf.save_model(model, str(tmp_path / "m"), input_example=x)
     out = pyfunc.load_model(tmp_path / "m").predict(x)
@@ -58,26 +65,18 @@ def test_mlreg_opens_an_mlflow_multi_io_keras_model(tmp_path):
         np.testing.assert_allclose(out[key], expected[key].numpy(), rtol=1e-5)
 
 
-def test_mlreg_opens_an_mlflow_tf2_module(tmp_path):
+def test_mlreg_opens_an_mlflow_tf2_module(tmp_path, zoo, mlflow, mlflow_tf):
     x = np.ones((2, 3), np.float32)
     mlflow_tf.save_model(
-        Scaler(), str(tmp_path / "m"), signature=mlflow.models.infer_signature(x, x * 3)
+        zoo.Scaler(), str(tmp_path / "m"), signature=mlflow.models.infer_signature(x, x * 3)
     )
     out = pyfunc.load_model(tmp_path / "m").predict(x)
     np.testing.assert_allclose(out, x * 3)
 
 
-def test_unknown_mlflow_keys_survive_an_mlreg_rewrite(tmp_path, images):
-    mlflow_tf.save_model(reference_cnn(), str(tmp_path / "m"), input_example=images[:1])
+def test_unknown_mlflow_keys_survive_an_mlreg_rewrite(tmp_path, images, zoo, mlflow, mlflow_tf):
+    mlflow_tf.save_model(zoo.reference_cnn(), str(tmp_path / "m"), input_example=images[:1])
     Model.load(tmp_path / "m").save(tmp_path / "m")
     reread = mlflow.models.Model.load(str(tmp_path / "m"))
     assert reread.mlflow_version == mlflow.__version__
     assert pyfunc.load_model(tmp_path / "m").predict(images).shape == (4, 2)
-
-
-def test_signature_json_is_byte_identical_to_mlflows():
-    x = {"a": np.ones((2, 3), np.float32), "b": np.ones((2,), np.int64)}
-    params = {"k": 3, "names": ["a"]}
-    ours = infer_signature(x, x["a"], params=params).to_dict()
-    theirs = mlflow.models.infer_signature(x, x["a"], params=params).to_dict()
-    assert ours == theirs

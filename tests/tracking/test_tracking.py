@@ -13,8 +13,8 @@ import yaml
 from PIL import Image
 
 import mlreg
-from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound
-from mlreg.registry import RegistrySettings
+from mlreg.errors import AlreadyExists, ArtifactNotFound, InvalidInput
+from mlreg.store import StoreSettings
 from mlreg.tracking import RunStatus, TrackingClient, fluent
 from mlreg.tracking.search import parse_filter
 
@@ -205,7 +205,7 @@ def test_artifact_paths_cannot_escape_the_run(tmp_path):
         for bad in ("../../evil.txt", "/etc/x", "a/../../b", "%2e%2e/x"):
             with pytest.raises(InvalidInput, match="unsafe path"):
                 mlreg.log_text("x", bad)
-        with pytest.raises(ModelNotFound, match="no such file"):
+        with pytest.raises(ArtifactNotFound, match="no such file"):
             mlreg.log_artifact(str(tmp_path / "missing.txt"))
 
 
@@ -294,8 +294,8 @@ def test_bad_order_by():
 # --- the same on PostgreSQL --------------------------------------------------------------
 
 
-def test_tracking_on_each_database(backend, tmp_path):
-    with TrackingClient(RegistrySettings(backend, tmp_path / "art", "eve")) as client:
+def test_tracking_on_each_database(migrated_backend, tmp_path):
+    with TrackingClient(StoreSettings(migrated_backend, tmp_path / "art", "eve")) as client:
         exp = client.create_experiment("db")
         run = client.create_run(exp, run_name="r")
         client.log_batch(

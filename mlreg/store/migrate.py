@@ -1,4 +1,7 @@
-"""Schema migrations with Alembic, driven from code (``mlreg db upgrade``)."""
+"""Schema migrations with Alembic, driven from code (``mlreg db upgrade``).
+
+One chain for the whole database (registry and tracking tables alike).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from mlreg.errors import StoreError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _config(engine: Engine | None = None) -> Config:
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -59,7 +62,7 @@ def ensure_schema(engine: Engine) -> None:
         if tables - {"alembic_version"}:
             raise StoreError(
                 f"the database at {engine.url.render_as_string(hide_password=True)} has tables "
-                "but no mlreg schema version; point MLREG_REGISTRY_URI at an mlreg database"
+                "but no mlreg schema version; point MLREG_TRACKING_URI at an mlreg database"
             )
         upgrade(engine)
         return

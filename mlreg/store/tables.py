@@ -1,7 +1,7 @@
-"""The registry's tables (SQLAlchemy 2 declarative). Migrations in ``migrations/`` create them.
+"""Every table mlreg keeps (SQLAlchemy 2 declarative): the registry's and tracking's.
 
-Tracking (experiments, runs) will share this database; its tables join the same
-metadata and migration chain.
+One ``Base`` and one migration chain (``migrations/``) for the whole database, so the
+registry and tracking share it without importing each other.
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
+    Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -105,6 +108,15 @@ class ModelVersionTagRow(Base):
 
 class AliasRow(Base):
     __tablename__ = "registered_model_aliases"
+    __table_args__ = (
+        # An alias always points at a version that exists (deleting the version removes it).
+        ForeignKeyConstraint(
+            ["model_id", "version"],
+            ["model_versions.model_id", "model_versions.version"],
+            ondelete="CASCADE",
+            name="fk_registered_model_aliases_version",
+        ),
+    )
 
     model_id: Mapped[int] = mapped_column(
         ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
@@ -125,3 +137,107 @@ class StageTransitionRow(Base):
     to_stage: Mapped[str] = mapped_column(String(20), nullable=False)
     user: Mapped[str] = mapped_column(String(256), nullable=False)
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- tracking: experiments, runs and what they log ------------------------------------------
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True, nullable=False)
+    artifact_location: Mapped[str] = mapped_column(Text, nullable=False)
+    creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ExperimentTagRow(Base):
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    run_name: Mapped[str] = mapped_column(String(250), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    start_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    end_time: Mapped[int | None] = mapped_column(BigInteger)
+    parent_run_id: Mapped[str | None] = mapped_column(String(32))
+    artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class ParamRow(Base):
+    __tablename__ = "params"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class MetricRow(Base):
+    """Every logged value: the full history per key."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_run_key", "run_id", "key", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(250), nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL holds NaN (SQLite has no NaN)
+    timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    step: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class LatestMetricRow(Base):
+    """The last value per key, for search and ordering without scanning the history."""
+
+    __tablename__ = "latest_metrics"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL holds NaN (SQLite has no NaN)
+    timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    step: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class RunTagRow(Base):
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# --- writes that clients may retry ----------------------------------------------------------
+
+
+class AppliedRequestRow(Base):
+    """A client-chosen request id of a write already applied, and what it returned.
+
+    Written in the same transaction as the write, so a retry after a lost answer finds it
+    and gets the first answer instead of a second version or a doubled metric.
+    """
+
+    __tablename__ = "applied_requests"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,11 +1,10 @@
-"""Alembic environment: runs on the connection mlreg hands over (see registry/migrate.py)."""
+"""Alembic environment: runs on the connection mlreg hands over (see mlreg/store/migrate.py)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from mlreg.registry.schema import Base
-from mlreg.tracking import schema as _tracking_schema  # noqa: F401  (its tables join Base)
+from mlreg.store.tables import Base
 
 config = context.config
 connection = config.attributes["connection"]

@@ -1,4 +1,4 @@
-"""Logging for the server: plain text or one JSON object per line (``MLREG_LOG_FORMAT``)."""
+"""Logging for mlreg's servers: plain text or one JSON object per line (``MLREG_LOG_FORMAT``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 
-ACCESS_LOGGER = "mlreg.serving.access"
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -57,9 +56,7 @@ def configure_logging(log_format: str, level: str) -> None:
 def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
     """A logging dictConfig for gunicorn's own logger in the same format as ours."""
     formatter: dict[str, Any] = (
-        {"()": "mlreg.serving.logs.JsonFormatter"}
-        if log_format == "json"
-        else {"format": TEXT_FORMAT}
+        {"()": "mlreg.web.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
     )
     return {
         "version": 1,
@@ -81,7 +78,6 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "ACCESS_LOGGER",
     "JsonFormatter",
     "configure_logging",
     "gunicorn_logconfig",

@@ -1,0 +1,253 @@
+"""The route table: each route declares its method, path, permission, summary and schemas.
+
+Handlers stay thin: the declared JSON Schema checks the body before the handler runs (an
+error names the field and what was expected), query parameters are read with the helpers
+below, and the OpenAPI document and the permission tests are generated from this table.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from mlreg.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from mlreg.server.permissions import Permission
+from mlreg.web.http import JSON, json_response
+
+Handler = Callable[..., Response]
+ROUTES_KEY = "mlreg.server.routes"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    #: Flask rule relative to the API prefix, e.g. ``/models/<name>``.
+    rule: str
+    handler: Handler
+    permission: Permission
+    summary: str
+    #: OpenAPI tag (the group the route is listed under).
+    tag: str
+    #: JSON Schema of the request body; None when the route takes no JSON body.
+    body: dict[str, Any] | None = None
+    #: Query parameters: name -> JSON Schema.
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: JSON Schema (or ``$ref``) of a successful answer.
+    response: dict[str, Any] | None = None
+    #: The body is a raw byte stream (uploads), of this media type.
+    raw_body: str | None = None
+    #: The answer is a raw byte stream (downloads).
+    raw_response: bool = False
+    #: Status of a successful answer.
+    status: int = 200
+
+
+class Api:
+    """Collects routes with their declarations, then registers them on a blueprint."""
+
+    def __init__(self, prefix: str, max_json_bytes: Callable[[], int]) -> None:
+        self.prefix = prefix
+        self.routes: list[Route] = []
+        self._max_json_bytes = max_json_bytes
+
+    def route(
+        self,
+        method: str,
+        rule: str,
+        *,
+        permission: Permission,
+        summary: str,
+        tag: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, dict[str, Any]] | None = None,
+        response: dict[str, Any] | None = None,
+        raw_body: str | None = None,
+        raw_response: bool = False,
+        status: int = 200,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            wrapped = self._with_body(handler, body) if body is not None else handler
+            self.routes.append(
+                Route(
+                    method,
+                    rule,
+                    wrapped,
+                    permission,
+                    summary,
+                    tag,
+                    body,
+                    query or {},
+                    response,
+                    raw_body,
+                    raw_response,
+                    status,
+                )
+            )
+            return handler
+
+        return register
+
+    def _with_body(self, handler: Handler, schema: dict[str, Any]) -> Handler:
+        validator = Draft202012Validator(schema)
+
+        @functools.wraps(handler)
+        def parse_then_handle(**kwargs: Any) -> Response:
+            return handler(body=json_body(validator, self._max_json_bytes()), **kwargs)
+
+        return parse_then_handle
+
+    @staticmethod
+    def endpoint(route: Route) -> str:
+        return f"{route.method.lower()}_{route.handler.__name__}"
+
+    def blueprint(self, name: str) -> Blueprint:
+        bp = Blueprint(name, __name__, url_prefix=self.prefix or None)
+        for r in self.routes:
+            bp.add_url_rule(r.rule, self.endpoint(r), r.handler, methods=[r.method])
+        return bp
+
+    def mount(self, app: Flask, name: str) -> None:
+        """Register the routes on ``app`` and record each endpoint's declaration, so a
+        request's permission is found by its endpoint (see :func:`declared_route`)."""
+        app.register_blueprint(self.blueprint(name))
+        table: dict[str, Route] = app.extensions.setdefault(ROUTES_KEY, {})
+        for r in self.routes:
+            table[f"{name}.{self.endpoint(r)}"] = r
+
+    def find(self, method: str, rule: str) -> Route:
+        """The route declared for ``method`` and the Flask ``rule`` (with the prefix)."""
+        for r in self.routes:
+            if r.method == method and self.prefix + r.rule == rule:
+                return r
+        raise KeyError(f"{method} {rule}")
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+def json_body(validator: Draft202012Validator, limit: int) -> Any:
+    """The request's JSON body, checked against the route's schema."""
+    if request.mimetype != JSON:
+        got = f"'{request.mimetype}'" if request.mimetype else "none"
+        raise UnsupportedMediaType(f"expected Content-Type {JSON}, got {got}")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge.body(length, limit, "MLREG_MAX_REQUEST_BYTES")
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise PayloadTooLarge.body(len(raw), limit, "MLREG_MAX_REQUEST_BYTES")
+    if not raw.strip():
+        raise InvalidInput("empty request body; expected a JSON object")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"malformed JSON: {e}") from None
+    error = best_match(validator.iter_errors(doc))
+    if error is not None:
+        raise InvalidInput(describe(error))
+    return doc
+
+
+def describe(error: ValidationError) -> str:
+    """A schema violation as "field 'a.b': expected ..., got ..." (the field, then what)."""
+    where = ".".join(str(p) for p in error.absolute_path)
+    subject = f"field '{where}'" if where else "the body"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        field_prefix = f"{where}." if where else ""
+        names = ", ".join(f"'{field_prefix}{name}'" for name in extra)
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"unknown field {names}; expected: {allowed}"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        field_prefix = f"{where}." if where else ""
+        return f"missing field '{field_prefix}{missing}'"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"{subject}: expected {_article(expected)}, got {_json_type(error.instance)}"
+    if error.validator == "enum":
+        choices = ", ".join(repr(c) for c in error.validator_value)
+        return f"{subject}: expected one of {choices}, got {error.instance!r}"
+    if error.validator in ("maxLength", "minLength"):
+        bound = "at most" if error.validator == "maxLength" else "at least"
+        got = len(error.instance)
+        return f"{subject}: expected {bound} {error.validator_value} characters, got {got}"
+    return f"{subject}: {error.message}"
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+# --- query parameters -----------------------------------------------------------------------
+
+
+def query_str(name: str, default: str | None = None) -> str | None:
+    value = request.args.get(name)
+    return default if value is None or value == "" else value
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"query parameter '{name}': expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"query parameter '{name}': expected {low}-{high}, got {value}")
+    return value
+
+
+def query_bool(name: str) -> bool:
+    raw = (request.args.get(name) or "").lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise InvalidInput(f"query parameter '{name}': expected true or false, got {raw!r}")
+
+
+def query_tags(name: str = "tag") -> dict[str, str]:
+    """Repeated ``tag=key=value`` parameters."""
+    tags = {}
+    for pair in request.args.getlist(name):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"query parameter '{name}': expected KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    return tags
+
+
+def declared_route() -> Route | None:
+    """The declaration of the route answering this request (None: no route matched)."""
+    if request.endpoint is None:
+        return None
+    return current_app.extensions[ROUTES_KEY].get(request.endpoint)
+
+
+def ok(doc: Any, status: int = 200) -> Response:
+    return json_response(orjson.dumps(doc), status)

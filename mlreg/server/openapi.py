@@ -1,0 +1,210 @@
+"""The OpenAPI 3.1 document of ``/api/v1``, generated from the route table (so it cannot drift)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mlreg.errors import MlregError
+from mlreg.server.api import Api, Route
+from mlreg.server.permissions import Level
+from mlreg.version import __version__
+
+_PARAM = re.compile(r"<(?:(?P<conv>\w+):)?(?P<name>\w+)>")
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TEXT = {"type": ["string", "null"]}
+
+COMPONENTS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+        "required": ["error_code", "message"],
+    },
+    "RegisteredModel": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "description": NULLABLE_TEXT,
+            "tags": STRING_MAP,
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "latest_version": {"type": ["integer", "null"]},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "ModelVersion": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "integer"},
+            "stage": {"enum": ["None", "Staging", "Production", "Archived"]},
+            "status": {"enum": ["PENDING_REGISTRATION", "READY", "FAILED_REGISTRATION"]},
+            "status_message": NULLABLE_TEXT,
+            "source": {"type": "string"},
+            "run_id": NULLABLE_TEXT,
+            "description": NULLABLE_TEXT,
+            "tags": STRING_MAP,
+            "aliases": {"type": "array", "items": {"type": "string"}},
+            "signature": {"type": ["object", "null"]},
+            "digest": {"type": ["string", "null"], "description": "sha256 of the files"},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "Transition": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "integer"},
+            "from_stage": {"type": "string"},
+            "to_stage": {"type": "string"},
+            "user": {"type": "string"},
+            "timestamp": TIME,
+        },
+    },
+    "Experiment": {
+        "type": "object",
+        "properties": {
+            "experiment_id": {"type": "string"},
+            "name": {"type": "string"},
+            "artifact_location": {"type": "string"},
+            "tags": STRING_MAP,
+            "creation_time": {"type": "integer", "description": "ms since the epoch"},
+        },
+    },
+    "Run": {
+        "type": "object",
+        "properties": {
+            "run_id": {"type": "string"},
+            "experiment_id": {"type": "string"},
+            "run_name": {"type": "string"},
+            "status": {"enum": ["RUNNING", "FINISHED", "FAILED", "KILLED"]},
+            "start_time": {"type": "integer"},
+            "end_time": {"type": ["integer", "null"]},
+            "parent_run_id": NULLABLE_TEXT,
+            "artifact_uri": {"type": "string"},
+            "params": STRING_MAP,
+            "metrics": {"type": "object", "description": "latest value per key"},
+            "tags": STRING_MAP,
+        },
+    },
+    "Metric": {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "value": {"oneOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]},
+            "timestamp": {"type": "integer"},
+            "step": {"type": "integer"},
+        },
+    },
+    "File": {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string"},
+            "is_dir": {"type": "boolean"},
+            "size": {"type": ["integer", "null"]},
+        },
+    },
+}
+
+ERRORS = {
+    "400": "Bad input: the message names the field and what was expected",
+    "404": "Not found: the message says what exists",
+    "409": "Conflicts with the current state (e.g. a version that is not READY)",
+    "413": "Body over the limit",
+    "415": "Wrong Content-Type",
+    "503": "The database is unavailable",
+}
+
+
+def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """A Flask rule as an OpenAPI path, with its path parameters."""
+    params = []
+    for m in _PARAM.finditer(rule):
+        schema: dict[str, Any] = {"type": "string"}
+        if m["conv"] == "path":
+            schema["description"] = "may contain '/'"
+        params.append({"name": m["name"], "in": "path", "required": True, "schema": schema})
+    return _PARAM.sub(lambda m: "{" + m["name"] + "}", rule), params
+
+
+def operation(route: Route) -> dict[str, Any]:
+    _, path_params = openapi_path(route.rule)
+    query = [{"name": n, "in": "query", "schema": s} for n, s in route.query.items()]
+    op: dict[str, Any] = {
+        "operationId": route.handler.__name__,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "x-mlreg-permission": {
+            "level": route.permission.level.name,
+            "resource": route.permission.resource.value,
+        },
+        "parameters": path_params + query,
+        "responses": {
+            str(route.status): {"description": "OK", "content": _content(route)},
+            **{
+                code: {
+                    "description": text,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+                for code, text in ERRORS.items()
+            },
+        },
+    }
+    if route.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": route.body}},
+        }
+    elif route.raw_body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {route.raw_body: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    if route.permission.level is not Level.NONE:
+        op["security"] = [{"basic": []}, {"bearer": []}, {}]
+    return op
+
+
+def _content(route: Route) -> dict[str, Any]:
+    if route.raw_response:
+        return {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {"application/json": {"schema": route.response or {"type": "object"}}}
+
+
+def document(api: Api) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in api.routes:
+        path, _ = openapi_path(api.prefix + route.rule)
+        paths.setdefault(path, {})[route.method.lower()] = operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mlreg server",
+            "version": __version__,
+            "description": "Registry and tracking server of mlreg. Errors are "
+            '{"error_code", "message"}; error codes: '
+            + ", ".join(sorted({c.error_code for c in _error_classes()})),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": COMPONENTS,
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def _error_classes() -> list[type[MlregError]]:
+    found, todo = [], [MlregError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found

@@ -1,0 +1,68 @@
+"""What the server's routes call: the registry and tracking services on the server's store.
+
+Built once per worker process (after gunicorn forks). Each request acts as a user (who
+moved a stage, who started a run): :meth:`Services.registry_as` and
+:meth:`Services.tracking_as` hand out the services with that user, sharing the stores.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlreg.registry.client import MlregClient
+from mlreg.registry.service import RegistryService
+from mlreg.store.settings import StoreSettings
+from mlreg.tracking.client import TrackingClient
+from mlreg.tracking.service import TrackingService
+
+STAGING_DIR = "staging"
+
+
+@dataclass
+class Services:
+    registry: MlregClient
+    tracking: TrackingClient
+    #: Uploads land here before they are stored (same machine as the worker).
+    staging: Path
+
+    @classmethod
+    def open(cls, store: StoreSettings) -> Services:
+        """Open the database and artifact stores named by ``store`` (StoreError if unusable)."""
+        registry = MlregClient(store)
+        try:
+            tracking = TrackingClient(store)
+        except BaseException:
+            registry.close()
+            raise
+        staging = store.home / STAGING_DIR
+        staging.mkdir(parents=True, exist_ok=True)
+        return cls(registry, tracking, staging)
+
+    def close(self) -> None:
+        self.tracking.close()
+        self.registry.close()
+
+    def registry_as(self, user: str) -> RegistryService:
+        service = copy.copy(self.registry)
+        service.user = user
+        return service
+
+    def tracking_as(self, user: str) -> TrackingService:
+        service = copy.copy(self.tracking)
+        service.user = user
+        return service
+
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A fresh directory under the staging area, removed afterwards."""
+        path = Path(tempfile.mkdtemp(prefix="upload-", dir=self.staging))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
