@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "runs": ("mlreg.cli.tracking:runs", "Tracked runs."),
     "experiments": ("mlreg.cli.tracking:experiments", "Experiments."),
+    "predict": (
+        "mlreg.cli.predict:predict",
+        "Score a CSV, JSON, JSON Lines or Parquet file with a model, in bounded memory.",
+    ),
     "serve": (
         "mlreg.cli.serve:serve",
         "Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict.",
