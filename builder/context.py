@@ -12,6 +12,7 @@ A context is a plain directory anyone can ``docker build``::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -190,17 +191,48 @@ SOURCE_PARTS = (
 
 
 def mlreg_wheel(dest: Path) -> Path:
-    """Build mlreg's own wheel (the image installs the exact mlreg that built it).
+    """Put mlreg's own wheel into ``dest`` (the image installs the exact mlreg that built it).
 
-    It is built from a clean copy of the sources: setuptools reuses a ``build/`` folder in
-    the source tree, which can hold modules that no longer exist.
+    The wheel is built once per state of the sources and kept in ``$XDG_CACHE_HOME/mlreg``
+    (``~/.cache/mlreg``): building it takes seconds. It is built from a clean copy of the
+    sources, because setuptools reuses a ``build/`` folder in the source tree, which can hold
+    modules that no longer exist.
     """
     source = Path(__file__).resolve().parents[1]
     if not (source / "setup.cfg").is_file():
         raise InvalidInput(
             "cannot find mlreg's source to build its wheel; put an mlreg wheel in --wheelhouse"
         )
-    with tempfile.TemporaryDirectory(prefix="mlreg-source-") as tmp:
+    cache = _wheel_cache() / _source_digest(source)
+    wheels = sorted(cache.glob(f"mlreg-{__version__}-*.whl"))
+    if not wheels:
+        _build_wheel(source, cache)
+        wheels = sorted(cache.glob(f"mlreg-{__version__}-*.whl"))
+    target = dest / wheels[-1].name
+    _link_or_copy(wheels[-1], target)
+    return target
+
+
+def _wheel_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlreg" / "wheels"
+
+
+def _source_digest(source: Path) -> str:
+    """SHA-256 over the files the wheel is built from (their paths and contents)."""
+    h = hashlib.sha256()
+    for part in SOURCE_PARTS:
+        path = source / part
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(f.relative_to(source).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _build_wheel(source: Path, cache: Path) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlreg-source-", dir=cache.parent) as tmp:
         clean = Path(tmp) / "mlreg"
         clean.mkdir()
         for part in SOURCE_PARTS:
@@ -210,6 +242,7 @@ def mlreg_wheel(dest: Path) -> Path:
                 )
             else:
                 shutil.copy2(source / part, clean / part)
+        out = Path(tmp) / "wheel"
         result = subprocess.run(
             [
                 sys.executable,
@@ -219,17 +252,21 @@ def mlreg_wheel(dest: Path) -> Path:
                 "--no-deps",
                 "--quiet",
                 "-w",
-                str(dest),
+                str(out),
                 str(clean),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
-    wheels = sorted(dest.glob(f"mlreg-{__version__}-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise BuildError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
-    return wheels[-1]
+        built = sorted(out.glob(f"mlreg-{__version__}-*.whl"))
+        if result.returncode != 0 or not built:
+            raise BuildError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
+        try:
+            out.rename(cache)  # whole or not at all; another process may have won
+        except OSError:
+            if not any(cache.glob(f"mlreg-{__version__}-*.whl")):
+                raise
 
 
 def model_labels(model: ResolvedModel, mlmodel: Model, extra: dict[str, str]) -> dict[str, str]:

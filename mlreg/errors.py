@@ -221,5 +221,12 @@ class RegistrationFailed(MlregError):
     error_code = "REGISTRATION_FAILED"
 
 
+class MissingDependency(MlregError):
+    """An optional package a feature needs is not installed (the message names the extra)."""
+
+    exit_code = 15
+    error_code = "MISSING_DEPENDENCY"
+
+
 class InternalError(MlregError):
     """A bug: something that should not happen did (the message names it)."""

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiments": ("mlreg.cli.tracking:experiments", "Experiments: list, create."),
     "runs": ("mlreg.cli.tracking:runs", "Tracked runs: list, show, delete, restore."),
     "artifacts": ("mlreg.cli.tracking:artifacts", "A run's artifacts: list, download."),
+    "predict": ("mlreg.cli.predict:predict", "Score a CSV, JSON or Parquet file with a model."),
     "serve": ("mlreg.cli.serve:serve", "Serve a model over HTTP (MLflow and TF Serving APIs)."),
     "server": ("mlreg.cli.server:server", "Run the registry and tracking server a team shares."),
     "wheelhouse": (
