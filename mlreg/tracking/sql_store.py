@@ -319,11 +319,18 @@ def _loaded(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+#: Experiment ids are the database's 32-bit integer keys.
+MAX_EXPERIMENT_ID = 2**31 - 1
+
+
 def _int_id(experiment_id: str | int) -> int:
     try:
-        return int(experiment_id)
+        number = int(experiment_id)
     except (TypeError, ValueError):
-        raise InvalidInput(f"invalid experiment id {experiment_id!r}") from None
+        number = -1
+    if not 0 <= number <= MAX_EXPERIMENT_ID:
+        raise InvalidInput(f"invalid experiment id {experiment_id!r}")
+    return number
 
 
 _OPS = {
