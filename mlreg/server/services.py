@@ -13,8 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+from mlreg.registry.artifacts import Leftover
 from mlreg.registry.client import MlregClient
 from mlreg.registry.service import RegistryService
 from mlreg.store.settings import StoreSettings
@@ -22,6 +24,7 @@ from mlreg.tracking.client import TrackingClient
 from mlreg.tracking.service import TrackingService
 
 STAGING_DIR = "staging"
+SCRATCH_PREFIX = "upload-"
 
 
 @dataclass
@@ -61,8 +64,40 @@ class Services:
     @contextmanager
     def scratch(self) -> Iterator[Path]:
         """A fresh directory under the staging area, removed afterwards."""
-        path = Path(tempfile.mkdtemp(prefix="upload-", dir=self.staging))
+        path = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.staging))
         try:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def leftovers(self) -> list[Leftover]:
+        """What interrupted registrations left: temporary copies in the artifact store, and
+        uploads a killed worker left in the staging area (dated by their newest file, so
+        an upload still arriving is never old)."""
+        staged = [
+            Leftover(str(path), datetime.fromtimestamp(_newest_mtime(path), timezone.utc))
+            for path in sorted(self.staging.glob(f"{SCRATCH_PREFIX}*"))
+            if path.is_dir()
+        ]
+        return self.registry.artifacts.leftovers() + staged
+
+    def discard(self, location: str) -> None:
+        """Remove one leftover that :meth:`leftovers` lists (anything else is left alone)."""
+        for item in self.leftovers():
+            if item.location != location:
+                continue
+            if Path(location).parent == self.staging:
+                shutil.rmtree(location, ignore_errors=True)
+            else:
+                self.registry.artifacts.discard(item)
+            return
+
+
+def _newest_mtime(root: Path) -> float:
+    newest = root.stat().st_mtime
+    for path in root.rglob("*"):
+        try:
+            newest = max(newest, path.stat().st_mtime)
+        except FileNotFoundError:  # removed while we looked
+            continue
+    return newest

@@ -585,8 +585,8 @@ def resolve() -> Response:
     "GET",
     "/leftovers",
     permission=perm.ADMIN,
-    summary="Temporary copies that interrupted registrations left in the artifact store "
-    "(what `mlreg gc` removes).",
+    summary="Temporary copies that interrupted registrations left in the artifact store and "
+    "the server's staging area (what `mlreg gc` removes).",
     tag=TAG,
     response=_obj(
         {
@@ -598,7 +598,7 @@ def resolve() -> Response:
     ),
 )
 def leftovers() -> Response:
-    items = services().registry.artifacts.leftovers()
+    items = services().leftovers()
     return ok(
         {
             "leftovers": [
@@ -618,9 +618,5 @@ def leftovers() -> Response:
     response=_obj({}),
 )
 def discard_leftover(body: dict[str, Any]) -> Response:
-    artifacts = services().registry.artifacts
-    for item in artifacts.leftovers():
-        if item.location == body["location"]:
-            artifacts.discard(item)
-            break
+    services().discard(body["location"])
     return ok({})
