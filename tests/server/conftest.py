@@ -31,7 +31,7 @@ class PgDatabase:
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[PgDatabase]:
     """A fresh, empty PostgreSQL database for one module (the server creates the schema)."""
-    admin = create_engine(postgres_admin_uri(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres_admin_uri(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"mlreg_s_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -124,7 +124,7 @@ class ServerProcess:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = create_engine(self.database)
+            self._engine = create_engine(self.database, pool_pre_ping=True)
         return self._engine
 
     def snapshot(self) -> Snapshot:

@@ -88,6 +88,27 @@ def log_steadily(url: str, home: str, run_id: str, batches: int) -> None:
             time.sleep(0.05)
 
 
+def wait_until_logging(server: ServerProcess, run_ids: list[str], points: int) -> None:
+    """Until every run has ``points`` stored: all clients are mid-way through their batches."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with server.engine().connect() as conn:
+            counts = (
+                conn.execute(
+                    select(func.count())
+                    .select_from(MetricRow)
+                    .where(MetricRow.run_id.in_(run_ids))
+                    .group_by(MetricRow.run_id)
+                )
+                .scalars()
+                .all()
+            )
+        if len(counts) == len(run_ids) and min(counts) >= points:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the clients did not start logging")
+
+
 @pytest.mark.postgres
 def test_postgres_restart_under_logging_clients_is_503_then_exact_counts(
     pg_server, pg_database, tmp_path
@@ -96,13 +117,13 @@ def test_postgres_restart_under_logging_clients_is_503_then_exact_counts(
     with TrackingClient(settings_for(pg_server.url, tmp_path / "setup")) as tracking:
         run_ids = [tracking.create_run(None).info.run_id for _ in range(4)]
     before = status_counts(pg_server)
-    batches = 80
+    batches = 120
     with ProcessPoolExecutor(4, mp_context=SPAWN) as pool:
         futures = [
             pool.submit(log_steadily, pg_server.url, str(tmp_path / f"c{i}"), run_id, batches)
             for i, run_id in enumerate(run_ids)
         ]
-        time.sleep(4)  # the clients are logging
+        wait_until_logging(pg_server, run_ids, points=1000)
         try:
             subprocess.run(
                 ["pg_ctlcluster", version, cluster, "restart", "-m", "fast"],
