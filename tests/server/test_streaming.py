@@ -67,6 +67,7 @@ def uploaded(server: ServerProcess, big_file, tmp_path_factory):
 def test_upload_keeps_the_workers_memory_bounded(uploaded, server):
     _, _, baseline, peaks = uploaded
     growth = {pid: (peaks[pid] - baseline[pid]) * 1024 for pid in baseline}
+    print(f"worker RSS growth during the upload: {sorted(growth.values())} bytes")
     assert max(growth.values()) < MEMORY_BOUND, growth
     stored = server.artifacts.rglob("weights.bin")
     assert [p.stat().st_size for p in stored] == [SIZE]
