@@ -15,6 +15,7 @@ from mlreg.store import migrate
 from tests.server.process import MLREG, start_server
 
 OLD_REVISION = "0003"
+pytestmark = pytest.mark.slow  # a gunicorn start or two per test
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
