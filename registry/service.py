@@ -8,6 +8,7 @@ SQL one without touching anything here.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,9 +19,12 @@ from mlreg.errors import (
     InvalidInput,
     MlregError,
     ModelNotFound,
+    NotFound,
     RegistrationFailed,
+    StoreError,
     VersionConflict,
 )
+from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
 from mlreg.registry.artifacts import ArtifactStore
 from mlreg.registry.entities import (
@@ -124,9 +128,7 @@ class RegistryService:
             stored = self.artifacts.put_version(directory, name, number)
         except BaseException as e:
             reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
-            self.store.finish_model_version(
-                name, number, VersionStatus.FAILED_REGISTRATION, message=reason
-            )
+            self._record_failure(name, number, reason)
             if isinstance(e, MlregError | OSError | shutil.Error):
                 raise RegistrationFailed(
                     f"registration of {name!r} version {number} failed; {reason}"
@@ -139,18 +141,34 @@ class RegistryService:
                 f"the files arrived different from what was sent (sha256 {stored.digest[:12]}… "
                 f"received, {expected_digest[:12]}… sent)"
             )
+            self._record_failure(name, number, reason)
+            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
+        try:
+            self.store.finish_model_version(
+                name,
+                number,
+                VersionStatus.READY,
+                digest=stored.digest,
+                storage_location=stored.location,
+            )
+        except (NotFound, StoreError) as e:
+            # The row went away (gc judged it stale) or the database failed: the copy is
+            # nobody's now. Remove it, so no files outlive their version.
+            if stored.location is not None:
+                self.artifacts.delete(stored.location)
+            raise RegistrationFailed(
+                f"registration of {name!r} version {number} failed after its files were "
+                f"copied; {e.message}"
+            ) from e
+        return self.store.get_model_version(name, number)
+
+    def _record_failure(self, name: str, number: int, reason: str) -> None:
+        """Mark the version FAILED_REGISTRATION with ``reason``, unless it is gone already
+        (gc removed it) or the database cannot take it (gc removes it later)."""
+        with contextlib.suppress(NotFound, StoreError):
             self.store.finish_model_version(
                 name, number, VersionStatus.FAILED_REGISTRATION, message=reason
             )
-            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
-        self.store.finish_model_version(
-            name,
-            number,
-            VersionStatus.READY,
-            digest=stored.digest,
-            storage_location=stored.location,
-        )
-        return self.store.get_model_version(name, number)
 
     # --- registered models ---------------------------------------------------------------
 
@@ -360,38 +378,60 @@ class RegistryService:
         resolved = self.resolve_any(uri)
         if dest.exists() and any(dest.iterdir()):
             raise InvalidInput(f"destination {dest} exists and is not empty")
-        shutil.copytree(resolved.path, dest, dirs_exist_ok=True)
+        copy_model_files(resolved.path, dest)
         return dest
 
     # --- garbage collection --------------------------------------------------------------
 
     def gc(self, older_than: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
-        """Remove FAILED versions, PENDING ones older than ``older_than``, and temp copies."""
+        """Remove FAILED versions, PENDING ones older than ``older_than``, and every copy of
+        files no version needs.
+
+        Staleness comes from the registry's own timestamps (when a version was created), not
+        from file times. A copy is kept while a version needs it: the stored copy of a READY
+        version (whatever the model is called now), any copy of a PENDING version younger
+        than ``older_than`` (its registration may still be running). Only directories the
+        store itself names as its own are ever looked at.
+        """
         report = GcReport()
         cutoff = datetime.now(timezone.utc) - older_than
-        for status in (VersionStatus.FAILED_REGISTRATION, VersionStatus.PENDING_REGISTRATION):
-            offset: int | None = 0
-            stale: list[ModelVersion] = []
-            while offset is not None:
-                page = self.store.search_model_versions(
-                    status=status, order_by="created ASC", max_results=MAX_PAGE, offset=offset
-                )
-                stale += [
-                    v
-                    for v in page.items
-                    if status is VersionStatus.FAILED_REGISTRATION or v.created_at < cutoff
-                ]
-                offset = page.next_offset
-            for v in stale:
+        versions = self._all_versions()
+        for v in versions:
+            if v.status is VersionStatus.FAILED_REGISTRATION or (
+                v.status is VersionStatus.PENDING_REGISTRATION and v.created_at < cutoff
+            ):
                 report.versions.append(f"{v.name}/{v.version} ({v.status.value})")
                 if not dry_run:
                     self.delete_model_version(v.name, v.version)
+        in_use = {v.storage_location for v in versions if v.status is VersionStatus.READY}
+        running = {
+            (v.name, v.version)
+            for v in versions
+            if v.status is VersionStatus.PENDING_REGISTRATION and v.created_at >= cutoff
+        }
         for leftover in self.artifacts.leftovers():
-            if leftover.modified < cutoff:
-                report.temp_dirs.append(leftover.location)
-                if not dry_run:
-                    self.artifacts.discard(leftover)
+            if leftover.location in in_use:
+                continue
+            if leftover.name is not None and leftover.version is not None:
+                if (leftover.name, leftover.version) in running:
+                    continue
+            elif leftover.modified >= cutoff:
+                continue  # not attributed to a version: judged by its age
+            report.temp_dirs.append(leftover.location)
+            if not dry_run:
+                self.artifacts.discard(leftover)
         return report
+
+    def _all_versions(self) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.store.search_model_versions(
+                order_by="created ASC", max_results=MAX_PAGE, offset=offset
+            )
+            found += page.items
+            offset = page.next_offset
+        return found
 
 
 def _stage_order(item: tuple[Stage, list[int]]) -> int:

@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlreg.cli.server:server",
         "Run the registry and tracking server (a team's shared MLREG_TRACKING_URI).",
     ),
+    "wheelhouse": (
+        "mlreg.cli.build:wheelhouse_command",
+        "Download every wheel the image for MODEL installs, with this machine's pip settings.",
+    ),
     "generate-dockerfile": (
         "mlreg.cli.build:generate_dockerfile",
         "Write a complete build context for MODEL into DIRECTORY (then: docker build DIRECTORY).",

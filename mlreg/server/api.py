@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -22,6 +22,7 @@ from mlreg.server.permissions import Permission
 from mlreg.web.http import JSON, json_response
 
 Handler = Callable[..., Response]
+ROUTES_KEY = "mlreg.server.routes"
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,24 @@ class Api:
 
         return parse_then_handle
 
+    @staticmethod
+    def endpoint(route: Route) -> str:
+        return f"{route.method.lower()}_{route.handler.__name__}"
+
     def blueprint(self, name: str) -> Blueprint:
-        bp = Blueprint(name, __name__, url_prefix=self.prefix)
+        bp = Blueprint(name, __name__, url_prefix=self.prefix or None)
         bp.before_request(refuse_nul_in_path_and_query)
         for r in self.routes:
-            endpoint = f"{r.method.lower()}_{r.handler.__name__}"
-            bp.add_url_rule(r.rule, endpoint, r.handler, methods=[r.method])
+            bp.add_url_rule(r.rule, self.endpoint(r), r.handler, methods=[r.method])
         return bp
+
+    def mount(self, app: Flask, name: str) -> None:
+        """Register the routes on ``app`` and record each endpoint's declaration, so a
+        request's permission is found by its endpoint (see :func:`declared_route`)."""
+        app.register_blueprint(self.blueprint(name))
+        table: dict[str, Route] = app.extensions.setdefault(ROUTES_KEY, {})
+        for r in self.routes:
+            table[f"{name}.{self.endpoint(r)}"] = r
 
     def find(self, method: str, rule: str) -> Route:
         """The route declared for ``method`` and the Flask ``rule`` (with the prefix)."""
@@ -285,6 +297,13 @@ def query_tags(name: str = "tag") -> dict[str, str]:
             raise InvalidInput(f"query parameter '{name}': expected KEY=VALUE, got {pair!r}")
         tags[key] = value
     return tags
+
+
+def declared_route() -> Route | None:
+    """The declaration of the route answering this request (None: no route matched)."""
+    if request.endpoint is None:
+        return None
+    return current_app.extensions[ROUTES_KEY].get(request.endpoint)
 
 
 def ok(doc: Any, status: int = 200) -> Response:

@@ -34,8 +34,8 @@ def create_app(
     app.extensions["mlreg.server"] = services or Services.open(settings.store)
     app.extensions["mlreg.server.metrics"] = metrics
     app.extensions["mlreg.server.settings"] = settings
-    app.register_blueprint(api.blueprint("api_v1"))
-    app.register_blueprint(meta.bp)
+    api.mount(app, "api_v1")
+    meta.ops.mount(app, "ops")
     install(
         app,
         HttpConfig(

@@ -16,9 +16,16 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
+from mlreg.credentials import redact
 from mlreg.errors import StoreError
 from mlreg.store import migrate
 from mlreg.store.tables import AppliedRequestRow
@@ -27,12 +34,22 @@ SQLITE_BUSY_TIMEOUT_S = 60
 
 
 def make_engine(uri: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    StoreError (one line) for a URL SQLAlchemy cannot use, a driver that is not installed, or
+    a SQLite file whose directory cannot be made.
+    """
     if uri.startswith("sqlite"):
         path = uri.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"cannot create the registry database at {path}: {e.strerror}; point "
+                    "MLREG_HOME (or MLREG_TRACKING_URI) at a writable place"
+                ) from None
+        engine = _create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -50,7 +67,19 @@ def make_engine(uri: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(uri, pool_pre_ping=True)
+    return _create_engine(uri, pool_pre_ping=True)
+
+
+def _create_engine(uri: str, **kwargs: Any) -> Engine:
+    try:
+        return create_engine(uri, **kwargs)
+    except (NoSuchModuleError, ImportError) as e:
+        raise StoreError(
+            f"{redact(uri)!r} needs a database driver that is not installed ({e}); install it "
+            "(for PostgreSQL: pip install 'psycopg[binary]')"
+        ) from None
+    except (ArgumentError, ValueError) as e:
+        raise StoreError(f"{redact(uri)!r} is not a database URL SQLAlchemy can use: {e}") from None
 
 
 def describe(engine: Engine) -> str:

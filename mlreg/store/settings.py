@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlreg.errors import StoreError
+from mlreg.credentials import redact
+from mlreg.errors import InvalidInput, StoreError
 
 HOME_VAR = "MLREG_HOME"
 URI_VARS = ("MLREG_TRACKING_URI", "MLREG_REGISTRY_URI")
@@ -23,6 +25,8 @@ S3_SCHEME = "s3://"
 #: Artifact roots that are URIs of remote storage, not local paths.
 REMOTE_ROOTS = (S3_SCHEME,)
 DEFAULT_HOME = ".mlreg"
+MAX_UPLOAD_VAR = "MLREG_MAX_UPLOAD_BYTES"
+DEFAULT_MAX_UPLOAD_BYTES = 20 << 30
 CACHE_DIR = "cache"
 
 
@@ -39,6 +43,8 @@ class StoreSettings:
     user: str
     home: Path = Path(DEFAULT_HOME)
     s3_endpoint_url: str | None = None
+    #: Largest model version (all its files) or artifact the stores take.
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     def __post_init__(self) -> None:
         root = str(self.artifact_root)
@@ -73,6 +79,8 @@ class StoreSettings:
             raise StoreError(
                 f"{' and '.join(given)} name different stores; set one of them (they mean the same)"
             )
+        for var, value in given.items():
+            check_store_uri(var, value)
         uri = next(iter(given.values()), None) or f"sqlite:///{home / 'registry.db'}"
         return cls(
             uri=uri,
@@ -80,6 +88,7 @@ class StoreSettings:
             user=env.get(USER_VAR) or _os_user(),
             home=home,
             s3_endpoint_url=env.get(S3_ENDPOINT_VAR) or None,
+            max_upload_bytes=_size(env, MAX_UPLOAD_VAR),
         )
 
     @classmethod
@@ -87,6 +96,36 @@ class StoreSettings:
         """The embedded layout under one directory (handy for tests and scripts)."""
         home = Path(home).absolute()
         return cls(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"), user, home)
+
+
+#: What MLREG_TRACKING_URI may name: a SQLAlchemy database URL, or an mlreg server.
+_STORE_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9]*)(?:\+[A-Za-z0-9_]+)?://.")
+_SCHEMES = frozenset(["sqlite", "postgresql", "postgres", "mysql", "mariadb", "http", "https"])
+
+
+def check_store_uri(source: str, uri: str) -> None:
+    """Raise StoreError (one line, naming ``source``: the variable or flag) unless ``uri`` is a
+    database URL or an http(s) server URL."""
+    match = _STORE_URI.match(uri)
+    if match is None or match["scheme"].lower() not in _SCHEMES:
+        raise StoreError(
+            f"{source}: {redact(uri)!r} is not a store URI; expected sqlite:///path/registry.db, "
+            "postgresql+psycopg://user:password@host/database, or http(s)://host:port of an "
+            "mlreg server"
+        )
+
+
+def _size(env: Mapping[str, str], var: str) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return DEFAULT_MAX_UPLOAD_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InvalidInput(f"{var}: expected a number of bytes > 0, got {raw!r}")
+    return value
 
 
 def _os_user() -> str:

@@ -10,14 +10,13 @@ held in memory beyond one chunk.
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from mlreg.errors import InvalidInput, PayloadTooLarge
+from mlreg.models.files import model_files
 from mlreg.store.files import CHUNK
 from mlreg.store.validation import safe_relpath
 
@@ -25,28 +24,9 @@ BLOCK = tarfile.BLOCKSIZE
 MEDIA_TYPE = "application/x-tar"
 
 
-def source_files(root: Path) -> list[tuple[str, Path]]:
-    """Every regular file below ``root`` as (relative POSIX path, path), sorted; InvalidInput
-    naming the first symlink or special file (they are never followed or copied)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath, name)
-            mode = path.lstat().st_mode
-            rel = path.relative_to(root).as_posix()
-            if stat.S_ISLNK(mode):
-                raise InvalidInput(f"{rel} in {root} is a symbolic link; models hold files only")
-            if stat.S_ISREG(mode):
-                out.append((rel, path))
-            elif not stat.S_ISDIR(mode):
-                raise InvalidInput(f"{rel} in {root} is not a regular file")
-        dirnames.sort()
-    return sorted(out)
-
-
 def iter_tar(root: Path) -> Iterator[bytes]:
     """The regular files below ``root`` as a POSIX (pax) tar stream, in chunks."""
-    for rel, path in source_files(root):
+    for rel, path in model_files(root):
         info = tarfile.TarInfo(rel)
         st = path.stat()
         info.size = st.st_size

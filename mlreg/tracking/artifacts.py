@@ -12,6 +12,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from mlreg.errors import AlreadyExists, ArtifactNotFound, InvalidInput
+from mlreg.models.files import copy_model_files
 from mlreg.store.files import FileInfo, Stream, list_local, open_local
 from mlreg.store.validation import safe_relpath
 from mlreg.tracking.entities import RunInfo
@@ -61,10 +62,10 @@ class LocalRunArtifacts:
             f"{artifact_path}/{local_file.name}" if artifact_path else local_file.name,
         )
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(local_file, dest / local_file.name)
+        shutil.copyfile(local_file, dest / local_file.name)
 
     def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
-        shutil.copytree(local_dir, self._target(run, artifact_path), dirs_exist_ok=True)
+        copy_model_files(local_dir, self._target(run, artifact_path))
 
     def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:
         return list_local(self.root(run), self.local_path(run, path), recursive=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlreg.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
+from mlreg.models.files import model_files
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.http import Http, open_remote, release
 from mlreg.store.pages import Page, page_token
@@ -182,9 +183,9 @@ class RestRunArtifacts:
         )
 
     def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
-        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            parent = path.parent.relative_to(local_dir).as_posix()
-            parts = [p for p in (artifact_path, "" if parent == "." else parent) if p]
+        for rel, path in model_files(local_dir):
+            parent = rel.rpartition("/")[0]
+            parts = [p for p in (artifact_path, parent) if p]
             self.log_file(run, path, "/".join(parts) or None)
 
     def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:

@@ -224,8 +224,10 @@ class TrackingService:
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
         source = Path(local_path)
-        if not source.is_file():
+        if not source.exists():
             raise ArtifactNotFound(f"cannot log artifact {source}: no such file")
+        if not source.is_file():
+            raise InvalidInput(f"cannot log artifact {source}: not a regular file")
         path = safe_relpath(artifact_path) if artifact_path else None
         self.artifacts.log_file(self._run_info(run_id), source, path)
 

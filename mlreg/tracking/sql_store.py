@@ -376,6 +376,7 @@ def _filter_clause(f: Filter) -> Any:
         "status": RunRow.status,
         "run_name": RunRow.run_name,
         "start_time": RunRow.start_time,
+        "end_time": RunRow.end_time,
     }[f.key]
     return op(column, f.value)
 

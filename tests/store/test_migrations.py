@@ -39,7 +39,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.db.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0004"
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0005"
     finally:
         store.close()
 
@@ -51,8 +51,8 @@ def test_old_schema_says_to_upgrade_and_db_upgrade_fixes_it(backend):
     with pytest.raises(StoreError) as e:
         SqlRegistryStore(backend)
     assert e.value.message == (
-        "the registry database is at schema revision 0001 but this mlreg needs 0004; "
-        "run `mlreg db upgrade`"
+        "the registry database is at schema revision 0001 but this mlreg needs "
+        f"{migrate.head_revision()}; run `mlreg db upgrade`"
     )
     engine = make_engine(backend)
     migrate.upgrade(engine)
