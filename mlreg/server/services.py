@@ -18,7 +18,9 @@ from pathlib import Path
 
 from mlreg.registry.artifacts import Leftover
 from mlreg.registry.client import MlregClient
+from mlreg.registry.entities import ModelVersion, VersionStatus
 from mlreg.registry.service import RegistryService
+from mlreg.store.pages import MAX_PAGE
 from mlreg.store.settings import StoreSettings
 from mlreg.tracking.client import TrackingClient
 from mlreg.tracking.service import TrackingService
@@ -71,15 +73,31 @@ class Services:
             shutil.rmtree(path, ignore_errors=True)
 
     def leftovers(self) -> list[Leftover]:
-        """What interrupted registrations left: temporary copies in the artifact store, and
-        uploads a killed worker left in the staging area (dated by their newest file, so
-        an upload still arriving is never old)."""
+        """What ``mlreg gc`` may weigh: the artifact store's copies that no READY version
+        stores its files in (a client cannot tell: it never sees where the server keeps
+        them), and uploads a killed worker left in the staging area (dated by their newest
+        file, so an upload still arriving is never old)."""
+        in_use = {v.storage_location for v in self._ready_versions()}
+        copies = [
+            item for item in self.registry.artifacts.leftovers() if item.location not in in_use
+        ]
         staged = [
             Leftover(str(path), datetime.fromtimestamp(_newest_mtime(path), timezone.utc))
             for path in sorted(self.staging.glob(f"{SCRATCH_PREFIX}*"))
             if path.is_dir()
         ]
-        return self.registry.artifacts.leftovers() + staged
+        return copies + staged
+
+    def _ready_versions(self) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.registry.store.search_model_versions(
+                status=VersionStatus.READY, max_results=MAX_PAGE, offset=offset
+            )
+            found += page.items
+            offset = page.next_offset
+        return found
 
     def discard(self, location: str) -> None:
         """Remove one leftover that :meth:`leftovers` lists (anything else is left alone)."""

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from mlreg.registry import MlregClient
 from mlreg.registry.artifacts import dir_digest
+from mlreg.registry.entities import VersionStatus
 from mlreg.store import StoreSettings
 from mlreg.store.tables import MetricRow, ModelVersionRow
 from mlreg.store.tarstream import iter_tar
@@ -226,6 +227,34 @@ def test_killed_mid_upload_leaves_no_ready_version_and_gc_cleans_up(tmp_path):
         assert again.stdout.strip().splitlines()[-1] == "Removed 0 versions and 0 temporary copies"
     finally:
         server.stop()
+
+
+def test_gc_through_the_server_keeps_the_files_of_ready_versions(own_server, tmp_path):
+    """gc removes what no version needs; the stored copy of a READY version is needed, even
+    though a REST client never sees where the server keeps it."""
+    settings = settings_for(own_server.url, tmp_path / "client")
+    with MlregClient(settings) as client:
+        ready = client.register_model(str(make_model_dir(tmp_path / "model")), "kept")
+        failed = client.begin_version("kept", "s", None, None, None, None)
+        client.store.finish_model_version("kept", failed.version, VersionStatus.FAILED_REGISTRATION)
+    stored = sorted(p for p in own_server.artifacts.rglob("*") if p.is_file())
+    assert stored
+    env = {**os.environ, "MLREG_TRACKING_URI": own_server.url, "MLREG_HOME": str(tmp_path / "gc")}
+    out = subprocess.run(
+        [str(MLREG), "gc", "--older-than", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "Removed version kept/2 (FAILED_REGISTRATION)",
+        "Removed 1 versions and 0 temporary copies",
+    ]
+    assert sorted(p for p in own_server.artifacts.rglob("*") if p.is_file()) == stored
+    with MlregClient(settings_for(own_server.url, tmp_path / "other-client")) as client:
+        assert dir_digest(client.resolve("models:/kept/1").path) == ready.digest
 
 
 def test_gc_leaves_an_upload_that_is_still_arriving(own_server, tmp_path):

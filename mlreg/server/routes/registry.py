@@ -585,24 +585,36 @@ def resolve() -> Response:
     "GET",
     "/leftovers",
     permission=perm.ADMIN,
-    summary="Temporary copies that interrupted registrations left in the artifact store and "
-    "the server's staging area (what `mlreg gc` removes).",
+    summary="Copies of version files that no READY version needs (with the version each was "
+    "made for, if any) and uploads interrupted in the staging area: what `mlreg gc` weighs.",
     tag=TAG,
     response=_obj(
         {
             "leftovers": {
                 "type": "array",
-                "items": _obj({"location": {"type": "string"}, "modified": {"type": "string"}}),
+                "items": _obj(
+                    {
+                        "location": {"type": "string"},
+                        "modified": {"type": "string"},
+                        "name": TEXT,
+                        "version": {"type": ["integer", "null"]},
+                    }
+                ),
             }
         }
     ),
 )
 def leftovers() -> Response:
-    items = services().leftovers()
     return ok(
         {
             "leftovers": [
-                {"location": item.location, "modified": item.modified.isoformat()} for item in items
+                {
+                    "location": item.location,
+                    "modified": item.modified.isoformat(),
+                    "name": item.name,
+                    "version": item.version,
+                }
+                for item in services().leftovers()
             ]
         }
     )
