@@ -372,12 +372,13 @@ def finish_version(name: str, version: str, body: dict[str, Any]) -> Response:
             VersionStatus.FAILED_REGISTRATION,
             message=(body.get("message") or "the client gave up")[:2000],
         )
-    elif current.status is not VersionStatus.READY or current.digest != body.get("digest"):
+        return ok({"model_version": service.get_model_version(name, current.version).to_dict()})
+    if current.status is not VersionStatus.READY or current.digest != body.get("digest"):
         raise VersionConflict(
             f"version {current.version} of {name!r} is {current.status.value}; upload its "
             "files (PUT .../content) before confirming it READY with their digest"
         )
-    return ok({"model_version": service.get_model_version(name, current.version).to_dict()})
+    return ok({"model_version": current.to_dict()})  # confirmed as it is: nothing to re-read
 
 
 @api.route(
