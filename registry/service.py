@@ -39,6 +39,7 @@ from mlreg.store.pages import MAX_PAGE, Page, check_paging
 from mlreg.store.validation import (
     validate_alias,
     validate_description,
+    validate_key,
     validate_name,
     validate_tags,
     validate_version,
@@ -238,7 +239,7 @@ class RegistryService:
         self.store.set_registered_model_tag(name, key, tags[key])
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
-        self.store.set_registered_model_tag(name, key, None)
+        self.store.set_registered_model_tag(name, validate_key("tag", key), None)
 
     # --- versions ------------------------------------------------------------------------
 
@@ -279,6 +280,11 @@ class RegistryService:
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         tags = validate_tags({key: value})
         self.store.set_model_version_tag(name, validate_version(version), key, tags[key])
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self.store.set_model_version_tag(
+            name, validate_version(version), validate_key("tag", key), None
+        )
 
     def delete_model_version(self, name: str, version: int | str) -> None:
         location = self.store.delete_model_version(name, validate_version(version))

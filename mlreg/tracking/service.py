@@ -229,7 +229,7 @@ class TrackingService:
             )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        return self.store.get_metric_history(run_id, key)
+        return self.store.get_metric_history(run_id, validate_key("metric", key))
 
     # --- artifacts -----------------------------------------------------------------------
 
