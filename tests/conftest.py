@@ -40,7 +40,6 @@ AWS_VARS = (
 )
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist workers run under execnet, whose __main__ has neither __spec__ nor __file__;
     # pyspark.sql.connect (which mlflow imports to recognise Spark frames) takes that for a
