@@ -1,0 +1,261 @@
+"""Experiments and their runs: the runs table (chosen columns, sorting, MLflow's filter syntax,
+paging) and the comparison of selected runs (charts of metric histories, params side by side)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from flask import Response, request
+
+from mlreg.errors import InvalidInput
+from mlreg.server import permissions as perm
+from mlreg.server.api import ok
+from mlreg.server.permissions import Level
+from mlreg.server.routes.tracking import tracking
+from mlreg.server.ui.pages import page, render, start_param
+from mlreg.tracking.entities import Metric, Run
+from mlreg.tracking.service import USER_TAG
+
+RUNS_PER_PAGE = 100
+EXPERIMENTS_PER_PAGE = 100
+#: Columns shown when the user has chosen none: the first metrics and params (by name).
+DEFAULT_METRICS = 8
+DEFAULT_PARAMS = 6
+KINDS = ("metrics", "params", "tags")
+ATTRIBUTES = {"run_name": "Run", "start_time": "Started", "status": "Status"}
+MAX_COMPARE = 100
+#: Points per series sent to a chart: longer histories are thinned evenly (the last kept).
+MAX_POINTS = 2000
+X_AXES = ("step", "relative", "wall")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A chosen column of the runs table: ``metrics.loss``, ``params.lr``, ``tags.team``."""
+
+    kind: str
+    key: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}.{self.key}"
+
+    def order(self, descending: bool) -> str:
+        return f"{self.kind}.`{self.key}` {'DESC' if descending else 'ASC'}"
+
+    def value(self, run: Run) -> object:
+        data = getattr(run.data, self.kind)
+        return data.get(self.key)
+
+
+def parse_column(spec: str) -> Column:
+    kind, sep, key = spec.partition(".")
+    if not sep or kind not in KINDS or not key:
+        raise InvalidInput(
+            f"column {spec!r}: expected metrics.KEY, params.KEY or tags.KEY"
+        )
+    return Column(kind, key)
+
+
+def parse_order(text: str) -> tuple[str, bool]:
+    """``metrics.`loss` DESC`` -> (``metrics.loss``, True), to mark the sorted column."""
+    words = text.rsplit(" ", 1)
+    descending = len(words) == 2 and words[1].upper() == "DESC"
+    spec = words[0] if len(words) == 2 and words[1].upper() in ("ASC", "DESC") else text
+    kind, _, key = spec.partition(".")
+    return f"{kind}.{key.strip('`')}" if key else spec, descending
+
+
+@page(
+    "/experiments",
+    permission=perm.server(Level.READ),
+    summary="Experiments, with their tags (filter by name).",
+)
+def experiments() -> Response:
+    query = (request.args.get("q") or "").strip()
+    offset = start_param()
+    found = tracking().search_experiments(
+        f"%{query}%" if query else None, EXPERIMENTS_PER_PAGE, offset
+    )
+    return render(
+        "experiments.html",
+        section="experiments",
+        experiments=found.items,
+        query=query,
+        start=offset,
+        next_start=found.next_offset,
+        prev_start=max(offset - EXPERIMENTS_PER_PAGE, 0) if offset else None,
+    )
+
+
+@page(
+    "/experiments/<experiment_id>",
+    permission=perm.experiment(Level.READ),
+    summary="The runs of an experiment: chosen param/metric/tag columns, sorting, MLflow's "
+    "filter syntax, 100 runs a page; select runs to compare them.",
+)
+def experiment(experiment_id: str) -> Response:
+    service = tracking()
+    exp = service.get_experiment(experiment_id)
+    filter_text = (request.args.get("filter") or "").strip()
+    order = (request.args.get("order_by") or "").strip()
+    chosen = request.args.getlist("col")
+    custom = request.args.get("cols") == "1" or bool(chosen)
+    error = None
+    runs: list[Run] = []
+    next_start = None
+    offset = 0
+    columns: list[Column] = []
+    try:
+        offset = start_param()
+        columns = [parse_column(c) for c in dict.fromkeys(chosen)]
+        found = service.search_runs_page(
+            [experiment_id], filter_text or None, [order] if order else None, RUNS_PER_PAGE, offset
+        )
+        runs, next_start = found.items, found.next_offset
+    except InvalidInput as e:
+        error = e.message
+    available = {kind: sorted({k for r in runs for k in getattr(r.data, kind)}) for kind in KINDS}
+    if not custom:
+        columns = [Column("metrics", k) for k in available["metrics"][:DEFAULT_METRICS]]
+        columns += [Column("params", k) for k in available["params"][:DEFAULT_PARAMS]]
+    for column in columns:  # a chosen column stays offered even when this page lacks it
+        if column.key not in available[column.kind]:
+            available[column.kind] = sorted([*available[column.kind], column.key])
+    sorted_by, descending = parse_order(order) if order else ("attributes.start_time", True)
+    return render(
+        "experiment.html",
+        400 if error else 200,
+        section="experiments",
+        experiment=exp,
+        runs=runs,
+        columns=columns,
+        chosen={c.spec for c in columns},
+        available=available,
+        filter_text=filter_text,
+        order=order,
+        sorted_by=sorted_by,
+        descending=descending,
+        error=error,
+        start=offset,
+        next_start=next_start,
+        prev_start=max(offset - RUNS_PER_PAGE, 0) if offset else None,
+        attributes=ATTRIBUTES,
+        user_tag=USER_TAG,
+    )
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def selected_runs(experiment_id: str) -> list[Run]:
+    """The runs named by ``?run=`` (in that order, each once), all of this experiment."""
+    ids = list(dict.fromkeys(r for r in request.args.getlist("run") if r))
+    if not ids:
+        raise InvalidInput("select the runs to compare (query parameter 'run', repeatable)")
+    if len(ids) > MAX_COMPARE:
+        raise InvalidInput(f"compare at most {MAX_COMPARE} runs at once, got {len(ids)}")
+    service = tracking()
+    runs = []
+    for run_id in ids:
+        run = service.get_run(run_id)
+        if run.info.experiment_id != experiment_id:
+            raise InvalidInput(
+                f"run {run_id} belongs to experiment {run.info.experiment_id}, not "
+                f"{experiment_id}; compare runs of one experiment at a time"
+            )
+        runs.append(run)
+    return runs
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    values: list[str | None]
+
+    @property
+    def differs(self) -> bool:
+        return len(set(self.values)) > 1
+
+
+def side_by_side(runs: list[Run], kind: str) -> list[Row]:
+    keys = sorted({k for r in runs for k in getattr(r.data, kind)})
+    return [Row(k, [getattr(r.data, kind).get(k) for r in runs]) for k in keys]
+
+
+@page(
+    "/experiments/<experiment_id>/compare",
+    permission=perm.experiment(Level.READ),
+    summary="Compare runs: metric histories overlaid (one chart per metric; step or time on x; "
+    "log scale), params and latest metrics side by side with differences highlighted.",
+)
+def compare(experiment_id: str) -> Response:
+    exp = tracking().get_experiment(experiment_id)
+    x = request.args.get("x", "step")
+    if x not in X_AXES:
+        raise InvalidInput(f"query parameter 'x': expected one of {', '.join(X_AXES)}, got {x!r}")
+    runs = selected_runs(experiment_id)
+    params = side_by_side(runs, "params")
+    only_differences = request.args.get("diff") == "1"
+    metric_keys = sorted({k for r in runs for k in r.data.metrics})
+    return render(
+        "compare.html",
+        section="experiments",
+        experiment=exp,
+        runs=runs,
+        params=[p for p in params if p.differs] if only_differences else params,
+        differing=sum(p.differs for p in params),
+        only_differences=only_differences,
+        metric_keys=metric_keys,
+        metrics={k: [r.data.metrics.get(k) for r in runs] for k in metric_keys},
+        x=x,
+        log=request.args.get("log") == "1",
+        x_axes=X_AXES,
+    )
+
+
+def thin(history: list[Metric], limit: int = MAX_POINTS) -> list[Metric]:
+    """At most ``limit`` points, evenly spaced, always keeping the last."""
+    if len(history) <= limit:
+        return history
+    stride = math.ceil(len(history) / limit)
+    kept = history[::stride]
+    return kept if kept[-1] is history[-1] else [*kept, history[-1]]
+
+
+def series(history: list[Metric]) -> dict[str, list]:
+    """A metric history as columns for a chart (NaN as null: a gap in the line)."""
+    points = thin(history)
+    return {
+        "step": [m.step for m in points],
+        "time": [m.timestamp for m in points],
+        "value": [None if math.isnan(m.value) else m.value for m in points],
+    }
+
+
+@page(
+    "/experiments/<experiment_id>/compare/metric.json",
+    permission=perm.experiment(Level.READ),
+    summary="JSON: one metric's history for each selected run (what a compare chart draws).",
+)
+def compare_metric(experiment_id: str) -> Response:
+    key = request.args.get("key") or ""
+    if not key:
+        raise InvalidInput("query parameter 'key': expected a metric key")
+    service = tracking()
+    runs = selected_runs(experiment_id)
+    return ok(
+        {
+            "key": key,
+            "runs": [
+                {
+                    "run_id": r.info.run_id,
+                    "name": r.info.run_name,
+                    "start_time": r.info.start_time,
+                    **series(service.get_metric_history(r.info.run_id, key)),
+                }
+                for r in runs
+            ],
+        }
+    )
