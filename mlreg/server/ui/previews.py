@@ -42,6 +42,8 @@ class Preview:
     size: int
     text: str = ""
     truncated: bool = False
+    #: The text as it is in the file (``text`` may be reformatted, e.g. indented JSON).
+    raw: str = ""
     #: For the MLmodel file: flavors, signature and example, parsed.
     model: Model | None = None
     #: Why the file is not shown as what its name says (e.g. invalid JSON).
@@ -90,7 +92,8 @@ def preview(path: str, open_range: Opener) -> Preview:
         return _mlmodel(path, text, size, truncated)
     if ext == "json" and not truncated:
         try:
-            return Preview(path, "json", size, json.dumps(json.loads(text), indent=2))
+            pretty = json.dumps(json.loads(text), indent=2)
+            return Preview(path, "json", size, pretty, raw=text)
         except (ValueError, RecursionError):
             return Preview(path, "text", size, text, note="not valid JSON; shown as text")
     if ext in ("yaml", "yml"):

@@ -83,7 +83,8 @@ class Commands:
     serve: str
     build: str
     fetch_example: str | None
-    curl: str
+    #: None when the version saved no serving example.
+    curl: str | None
 
 
 def commands(version: ModelVersion, base: str, example: str | None) -> Commands:
@@ -97,10 +98,10 @@ def commands(version: ModelVersion, base: str, example: str | None) -> Commands:
     )
     post = ["curl", "-s", "-X", "POST", "http://127.0.0.1:8080/invocations"]
     post += ["-H", "Content-Type: application/json"]
-    fetch = None
+    fetch = curl = None
     if example is not None and len(example) <= INLINE_EXAMPLE:
         curl = shell(*post, "-d", example.strip())
-    else:
+    elif example is not None:
         url = f"{base}/api/v1/models/{version.name}/versions/{version.version}/files/"
         fetch = shell("curl", "-s", "-o", SERVING_EXAMPLE, url + SERVING_EXAMPLE)
         curl = shell(*post, "-d", f"@{SERVING_EXAMPLE}")
@@ -166,7 +167,7 @@ def version(name: str, version: str) -> Response:
         params=spec_rows(signature.get("params")),
         run=run,
         run_note=run_note,
-        commands=commands(found, server_url(), serving.text if serving else None),
+        commands=commands(found, server_url(), (serving.raw or serving.text) if serving else None),
         server_url=server_url(),
         stages=[s.value for s in Stage],
         VersionStatus=VersionStatus,
