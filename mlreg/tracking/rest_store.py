@@ -126,6 +126,18 @@ class RestTrackingStore:
         )
         return [Metric.from_dict(m) for m in doc["metrics"]]
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        # One request per run: the server's pages call its SQL store, which asks once.
+        found = {}
+        for run_id in run_ids:
+            try:
+                history = self.get_metric_history(run_id, key)
+            except RunNotFound:
+                continue
+            if history:
+                found[run_id] = history
+        return found
+
     def search_runs(
         self,
         *,

@@ -215,6 +215,12 @@ class TrackingService:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self.store.get_metric_history(run_id, key)
 
+    def get_metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[Metric]]:
+        """``key``'s history for each of ``run_ids`` in one question to the store (runs that
+        logged none are absent)."""
+        validate_key("metric", key)
+        return self.store.get_metric_histories(run_ids, key) if run_ids else {}
+
     # --- artifacts -----------------------------------------------------------------------
 
     def _run_info(self, run_id: str) -> RunInfo:

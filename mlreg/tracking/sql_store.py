@@ -283,6 +283,21 @@ class SqlTrackingStore:
             ).all()
             return [Metric(k, _loaded(v), ts, step) for k, v, ts, step in rows]
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        with self._session() as session:
+            rows = session.execute(
+                select(
+                    MetricRow.run_id, MetricRow.key, MetricRow.value, MetricRow.timestamp,
+                    MetricRow.step,
+                )
+                .where(MetricRow.run_id.in_(list(run_ids)), MetricRow.key == key)
+                .order_by(MetricRow.run_id, MetricRow.step, MetricRow.timestamp, MetricRow.id)
+            ).all()  # fmt: skip
+        found: dict[str, list[Metric]] = {}
+        for run_id, k, v, ts, step in rows:
+            found.setdefault(run_id, []).append(Metric(k, _loaded(v), ts, step))
+        return found
+
     # --- search --------------------------------------------------------------------------
 
     def search_runs(
@@ -334,6 +349,7 @@ _OPS = {
     ">": lambda c, v: c > v,
     ">=": lambda c, v: c >= v,
     "LIKE": lambda c, v: c.like(v),
+    "IN": lambda c, v: c.in_(v),
 }
 
 
@@ -354,6 +370,7 @@ def _filter_clause(f: Filter) -> Any:
             select(RunTagRow.run_id).where(RunTagRow.key == f.key, op(RunTagRow.value, f.value))
         )
     column = {
+        "run_id": RunRow.run_id,
         "status": RunRow.status,
         "run_name": RunRow.run_name,
         "start_time": RunRow.start_time,
@@ -382,6 +399,7 @@ def _order_column(o: OrderBy) -> Any:
             .scalar_subquery()
         )
     return {
+        "run_id": RunRow.run_id,
         "start_time": RunRow.start_time,
         "end_time": RunRow.end_time,
         "run_name": RunRow.run_name,

@@ -68,6 +68,10 @@ class TrackingStore(Protocol):
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for ``key``, by step then time; RunNotFound."""
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        """Every value each run logged for ``key``, by step then time; a run that logged none
+        (or does not exist) is absent from the answer."""
+
     def search_runs(
         self,
         *,

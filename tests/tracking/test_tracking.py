@@ -269,6 +269,32 @@ def test_search_filters_and_ordering():
     assert _names(mlreg.search_runs(order_by="metrics.val_loss", max_results=2)) == ["b", "a"]
 
 
+def test_search_by_a_list_of_run_ids_and_values():
+    ids = _runs_with_losses()
+    listed = f"attributes.run_id IN ('{ids['c']}', '{ids['a']}', 'no-such-run')"
+    assert _names(mlreg.search_runs(filter_string=listed, order_by="attributes.run_name")) == [
+        "a",
+        "c",
+    ]
+    assert _names(mlreg.search_runs(filter_string="params.optimizer in ('sgd')")) == ["b"]
+    both = f"{listed} and metrics.val_loss > 0.6"
+    assert _names(mlreg.search_runs(filter_string=both)) == ["c"]
+
+
+def test_metric_histories_of_many_runs_in_one_call():
+    ids = _runs_with_losses()
+    with mlreg.start_run(run_id=ids["a"]):
+        mlreg.log_metric("val_loss", 0.4, step=1)
+    client = fluent.client()
+    found = client.get_metric_histories([ids["a"], ids["b"], "no-such-run"], "val_loss")
+    assert {k: [m.value for m in v] for k, v in found.items()} == {
+        ids["a"]: [0.5, 0.4],
+        ids["b"]: [0.2],
+    }
+    assert client.get_metric_histories([ids["a"]], "other") == {}
+    assert client.get_metric_histories([], "val_loss") == {}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -278,8 +304,21 @@ def test_search_filters_and_ordering():
         ("foo.bar = 'x'", "unknown entity 'foo'"),
         ("attributes.color = 'red'", "unknown attribute 'color'"),
         ("metrics.loss LIKE 1", "LIKE works on strings only"),
+        ("metrics.loss IN ('1')", "IN works on strings only"),
+        ("attributes.run_id IN ()", "cannot parse filter clause"),
+        ("attributes.run_id IN ('a', b)", "cannot parse filter clause"),
     ],
-    ids=["metric-string", "param-number", "no-entity", "entity", "attribute", "like-number"],
+    ids=[
+        "metric-string",
+        "param-number",
+        "no-entity",
+        "entity",
+        "attribute",
+        "like-number",
+        "in-number",
+        "in-empty",
+        "in-unquoted",
+    ],
 )
 def test_bad_filters(text, message):
     with pytest.raises(InvalidInput, match=message):

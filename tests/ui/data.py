@@ -35,13 +35,11 @@ def seed(settings: StoreSettings, scratch: Path, runs: int = 3, steps: int = 20)
             run = tracking.create_run(exp, f"run-{i}", tags={"note": IMG})
             metrics = []
             for step in range(steps):
-                metrics.append(("loss", 1.0 / (step + 1 + i), step, 1_700_000_000_000 + step * 1000))
-                metrics.append(("accuracy", 0.5 + step * 0.02 - i * 0.01, step, 1_700_000_000_000 + step * 1000))
-            tracking.log_batch(
-                run.info.run_id,
-                metrics,
-                params={"lr": str(0.001 * (i + 1)), "optimizer": "adam", "layers": "3", "html": SCRIPT},
-            )
+                at = 1_700_000_000_000 + step * 1000
+                metrics.append(("loss", 1.0 / (step + 1 + i), step, at))
+                metrics.append(("accuracy", 0.5 + step * 0.02 - i * 0.01, step, at))
+            params = {"lr": str(0.001 * (i + 1)), "optimizer": "adam", "layers": "3"}
+            tracking.log_batch(run.info.run_id, metrics, params={**params, "html": SCRIPT})
             seeded.runs.append(run.info.run_id)
         first = seeded.runs[0]
         model_dir = make_model_dir(scratch / "model-src")
@@ -55,7 +53,7 @@ def seed(settings: StoreSettings, scratch: Path, runs: int = 3, steps: int = 20)
         for n in range(3):
             registry.register_model(str(model_dir), "cnn", run_id=seeded.runs[n % runs])
         registry.transition_model_version_stage("cnn", 1, "Production")
-        registry.transition_model_version_stage("cnn", 2, "Production", archive_existing_versions=True)
+        registry.transition_model_version_stage("cnn", 2, "Production", True)
         registry.set_alias("cnn", "champion", 2)
         registry.set_registered_model_tag("cnn", "owner", SCRIPT)
         registry.update_registered_model("cnn", f"A small CNN. {SCRIPT}")

@@ -148,7 +148,7 @@ def test_version_page_shows_signature_lineage_files_and_commands(site):
     assert "mlreg build-docker -m models:/cnn/2 -n cnn:2" in html
     assert "saved no serving example" in html
     assert f'href="/runs/{site.seeded.runs[1]}"' in html  # lineage: version 2 came from run 1
-    assert "<th scope=\"row\">lr</th><td class=\"wrap\">0.002</td>" in html
+    assert '<th scope="row">lr</th><td class="wrap">0.002</td>' in html
     assert "/api/v1/models/cnn/versions/2/files/data/weights.bin" in html
     assert re.search(r"sha256:[0-9a-f]{64}", html)
 
@@ -288,7 +288,7 @@ def test_run_page_shows_min_max_charts_artifacts_and_versions(site):
     ("path", "expected"),
     [
         ("notes.txt", "hello &lt;b&gt;world&lt;/b&gt;"),
-        ("config.json", '{\n  &#34;a&#34;: 1,\n  &#34;b&#34;: [\n    1,\n    2\n  ]\n}'),
+        ("config.json", "{\n  &#34;a&#34;: 1,\n  &#34;b&#34;: [\n    1,\n    2\n  ]\n}"),
         ("config.yaml", "a: 1"),
         ("model/MLmodel", "<dt>Flavors</dt><dd>python_function</dd>"),
         ("model/data/weights.bin", "<code>weights</code>"),
@@ -356,9 +356,12 @@ def test_transition_archives_the_version_in_production_and_the_timeline_shows_it
 
 
 def test_alias_set_and_removed(fresh):
-    assert fresh.post(
-        "/models/cnn/aliases", {"alias": "candidate", "version": "3"}, page="/models/cnn"
-    ).status_code == 303
+    assert (
+        fresh.post(
+            "/models/cnn/aliases", {"alias": "candidate", "version": "3"}, page="/models/cnn"
+        ).status_code
+        == 303
+    )
     assert registry_of(fresh).get_version_by_alias("cnn", "candidate").version == 3
     assert "@candidate" in fresh.get("/models/cnn")[1]
     fresh.post("/models/cnn/aliases/candidate/delete", {}, page="/models/cnn")
@@ -486,9 +489,7 @@ def test_a_csrf_token_from_another_browser_session_is_refused(fresh):
 
 
 def test_the_api_takes_no_csrf_token(fresh):
-    response = fresh.client.post(
-        "/api/v1/models/cnn/versions/3/stage", json={"stage": "Staging"}
-    )
+    response = fresh.client.post("/api/v1/models/cnn/versions/3/stage", json={"stage": "Staging"})
     assert response.status_code == 200
 
 

@@ -4,18 +4,20 @@ paging) and the comparison of selected runs (charts of metric histories, params 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import Response, request
 
-from mlreg.errors import InvalidInput
+from mlreg.errors import InvalidInput, NotFound
 from mlreg.server import permissions as perm
 from mlreg.server.api import ok
 from mlreg.server.permissions import Level
 from mlreg.server.routes.tracking import tracking
 from mlreg.server.ui.pages import page, render, start_param
 from mlreg.tracking.entities import Metric, Run
-from mlreg.tracking.service import USER_TAG
+from mlreg.tracking.service import USER_TAG, TrackingService
 
 RUNS_PER_PAGE = 100
 EXPERIMENTS_PER_PAGE = 100
@@ -28,6 +30,42 @@ MAX_COMPARE = 100
 #: Points per series sent to a chart: longer histories are thinned evenly (the last kept).
 MAX_POINTS = 2000
 X_AXES = ("step", "relative", "wall")
+#: What a run id may look like in a URL (mlreg's are 32 hex digits; imported ones vary).
+RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def find_runs(service: TrackingService, experiment_id: str, ids: Iterable[str]) -> dict[str, Run]:
+    """The runs of ``experiment_id`` among ``ids``, by id, in one search (ids of other
+    experiments, or of no run, are absent)."""
+    wanted = list(dict.fromkeys(ids))
+    for run_id in wanted:
+        if not RUN_ID.fullmatch(run_id):
+            raise InvalidInput(f"run id {run_id!r}: expected letters, digits, '_' or '-'")
+    if not wanted:
+        return {}
+    listed = ", ".join(f"'{run_id}'" for run_id in wanted)
+    page = service.search_runs_page(
+        [experiment_id], f"attributes.run_id IN ({listed})", None, len(wanted)
+    )
+    return {r.info.run_id: r for r in page.items}
+
+
+def runs_anywhere(service: TrackingService, ids: Iterable[str]) -> dict[str, Run]:
+    """Runs by id, whatever their experiments: one lookup finds a run's experiment, one search
+    finds every other wanted run of it (a model's versions come from few experiments)."""
+    remaining = set(ids)
+    found: dict[str, Run] = {}
+    while remaining:
+        probe = remaining.pop()
+        try:
+            run = service.get_run(probe)
+        except NotFound:
+            continue
+        found[probe] = run
+        batch = find_runs(service, run.info.experiment_id, sorted(remaining))
+        found.update(batch)
+        remaining -= batch.keys()
+    return found
 
 
 @dataclass(frozen=True)
@@ -52,9 +90,7 @@ class Column:
 def parse_column(spec: str) -> Column:
     kind, sep, key = spec.partition(".")
     if not sep or kind not in KINDS or not key:
-        raise InvalidInput(
-            f"column {spec!r}: expected metrics.KEY, params.KEY or tags.KEY"
-        )
+        raise InvalidInput(f"column {spec!r}: expected metrics.KEY, params.KEY or tags.KEY")
     return Column(kind, key)
 
 
@@ -157,16 +193,15 @@ def selected_runs(experiment_id: str) -> list[Run]:
     if len(ids) > MAX_COMPARE:
         raise InvalidInput(f"compare at most {MAX_COMPARE} runs at once, got {len(ids)}")
     service = tracking()
-    runs = []
+    found = find_runs(service, experiment_id, ids)
     for run_id in ids:
-        run = service.get_run(run_id)
-        if run.info.experiment_id != experiment_id:
+        if run_id not in found:
+            other = service.get_run(run_id)  # RunNotFound when there is no such run
             raise InvalidInput(
-                f"run {run_id} belongs to experiment {run.info.experiment_id}, not "
+                f"run {run_id} belongs to experiment {other.info.experiment_id}, not "
                 f"{experiment_id}; compare runs of one experiment at a time"
             )
-        runs.append(run)
-    return runs
+    return [found[run_id] for run_id in ids]
 
 
 @dataclass(frozen=True)
@@ -243,8 +278,8 @@ def compare_metric(experiment_id: str) -> Response:
     key = request.args.get("key") or ""
     if not key:
         raise InvalidInput("query parameter 'key': expected a metric key")
-    service = tracking()
     runs = selected_runs(experiment_id)
+    histories = tracking().get_metric_histories([r.info.run_id for r in runs], key)
     return ok(
         {
             "key": key,
@@ -253,7 +288,7 @@ def compare_metric(experiment_id: str) -> Response:
                     "run_id": r.info.run_id,
                     "name": r.info.run_name,
                     "start_time": r.info.start_time,
-                    **series(service.get_metric_history(r.info.run_id, key)),
+                    **series(histories.get(r.info.run_id, [])),
                 }
                 for r in runs
             ],

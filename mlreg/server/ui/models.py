@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from mlreg.errors import InvalidInput, NotFound
+from mlreg.errors import InvalidInput
 from mlreg.registry.entities import ModelVersion, Stage, VersionStatus
 from mlreg.server import permissions as perm
 from mlreg.server.permissions import Level
 from mlreg.server.routes.registry import registry
 from mlreg.server.routes.tracking import tracking
+from mlreg.server.ui.experiments import runs_anywhere
 from mlreg.server.ui.pages import (
     action,
     checkbox,
@@ -101,16 +102,10 @@ def models() -> Response:
 
 def creators(versions: list[ModelVersion]) -> dict[str, str]:
     """Who started the run each version came from (its ``mlreg.user``), by run id."""
-    found: dict[str, str] = {}
-    service = tracking()
-    for run_id in {v.run_id for v in versions if v.run_id}:
-        try:
-            user = service.get_run(run_id).data.tags.get(USER_TAG)
-        except NotFound:
-            continue
-        if user:
-            found[run_id] = user
-    return found
+    runs = runs_anywhere(tracking(), {v.run_id for v in versions if v.run_id})
+    return {
+        run_id: run.data.tags[USER_TAG] for run_id, run in runs.items() if USER_TAG in run.data.tags
+    }
 
 
 @page(

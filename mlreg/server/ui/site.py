@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-
-import jinja2
 from typing import Any
 
+import jinja2
 from flask import Flask, Response, request, url_for
 
 from mlreg.server.permissions import Level, Resource
 from mlreg.server.routes import acting_user
 from mlreg.server.settings import ServerSettings
-from mlreg.server.ui import format as fmt
 from mlreg.server.ui import (  # noqa: F401  (declare the pages)
     experiments,
     home,
@@ -22,9 +20,11 @@ from mlreg.server.ui import (  # noqa: F401  (declare the pages)
     runs,
     versions,
 )
+from mlreg.server.ui import format as fmt
 from mlreg.server.ui.access import allowed, can
 from mlreg.server.ui.pages import BLUEPRINT, TEMPLATES, csrf, link, pages, render
 from mlreg.version import __version__
+
 #: Scripts and styles only from this server (no inline script, no CDN); images also as data:
 #: URIs; nothing may frame a page (clickjacking of its buttons); forms post only here.
 CSP = (

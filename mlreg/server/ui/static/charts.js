@@ -78,7 +78,7 @@
       row.addEventListener("keydown", (e) => {
         if (e.key === "Enter" || e.key === " ") {
           e.preventDefault();
-          row.click();
+          (row.querySelector("th") || row).click();  // uPlot listens on the label cell
           row.setAttribute("aria-pressed", String(!row.classList.contains("u-off")));
         }
       });
