@@ -346,6 +346,11 @@ def test_tracking_on_each_database(migrated_backend, tmp_path):
         client.set_terminated(run.info.run_id)
         found = client.search_runs([exp], "metrics.loss <= 0.25 and params.a = '1'")
         assert [r.info.run_id for r in found] == [run.info.run_id]
+        listed = f"attributes.run_id IN ('{run.info.run_id}', 'other') and params.a IN ('1')"
+        assert [r.info.run_id for r in client.search_runs([exp], listed)] == [run.info.run_id]
+        histories = client.get_metric_histories([run.info.run_id, "other"], "loss")
+        assert [m.value for m in histories[run.info.run_id]] == [0.5, 0.75, 0.25]
+        assert list(histories) == [run.info.run_id]
         assert found[0].data.metrics == {"loss": 0.25}
         assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [
             0.5,

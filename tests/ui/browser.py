@@ -95,7 +95,7 @@ def chromium_paths() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-def open_browser(width: int = 1280, height: int = 900, dark: bool = False) -> Any:
+def open_browser(width: int = 1280, height: int = 900) -> Any:
     """A fresh headless Chromium (its own profile) with its console log kept for reading."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -110,13 +110,7 @@ def open_browser(width: int = 1280, height: int = 900, dark: bool = False) -> An
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='mlreg-chromium-')}")
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
-    if dark:
-        driver.execute_cdp_cmd(
-            "Emulation.setEmulatedMedia",
-            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
-        )
-    return driver
+    return webdriver.Chrome(service=Service(paths[1]), options=options)
 
 
 def console_errors(driver: Any) -> list[str]:

@@ -98,6 +98,12 @@ def all_css(driver, selector: str) -> list:
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
+def dark_mode(browser, on: bool) -> None:
+    """Tell the page the system prefers dark colours (or nothing)."""
+    scheme = [{"name": "prefers-color-scheme", "value": "dark"}] if on else []
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": scheme})
+
+
 def charts_drawn(browser) -> None:
     wait(browser, lambda d: d.execute_script("return document.documentElement.dataset.chartsDrawn"))
 
@@ -279,9 +285,11 @@ def test_keyboard_skip_link_and_chart_legend(world, browser):
     assert legend.get_attribute("aria-pressed") == "true"
 
 
-def test_phone_width_and_dark_mode(world):
+def test_phone_width_and_dark_mode(world, browser):
     s = world.seeded
-    phone = open_browser(width=390, height=844, dark=True)
+    phone = browser
+    phone.set_window_size(390, 844)
+    dark_mode(phone, True)
     try:
         for name, path in {
             "15-phone-dark-model": "/models/mnist-cnn",
@@ -300,7 +308,8 @@ def test_phone_width_and_dark_mode(world):
             )
             assert background == "rgb(15, 19, 23)"  # the dark palette
     finally:
-        phone.quit()
+        dark_mode(phone, False)
+        phone.set_window_size(1280, 900)
 
 
 def test_readme_screenshots_are_taken_by_this_run(world, browser):

@@ -545,3 +545,19 @@ def test_static_files_and_the_vendored_chart_library(site):
             assert response.mimetype == kind
         response.close()
     assert site.client.get("/static/../app.py").status_code == 404
+
+
+def test_every_form_route_checks_its_csrf_token(fresh):
+    """Whatever form is added later: its route refuses a post without the token."""
+    from mlreg.server.api import ROUTES_KEY
+
+    fresh.token("/models/cnn")  # a browser session exists
+    values = {"name": "cnn", "version": "3", "alias": "champion"}
+    posts = [r for e, r in fresh.app.extensions[ROUTES_KEY].items() if e.startswith("ui.post_")]
+    assert len(posts) >= 12
+    for route in posts:
+        path = re.sub(r"<(\w+)>", lambda m: values[m.group(1)], route.rule)
+        response = fresh.client.post(path, data={"confirm": "cnn", "key": "owner"})
+        assert response.status_code == 400, path
+        assert "The CSRF token is missing." in response.get_data(as_text=True), path
+    assert registry_of(fresh).get_registered_model("cnn").tags == {"owner": SCRIPT}
