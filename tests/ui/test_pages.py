@@ -231,18 +231,22 @@ def test_compare_highlights_differing_params_and_lists_charts(site):
     ]
 
 
-def test_compare_data_has_one_series_per_run(site):
+def test_compare_data_has_one_series_per_run_for_each_metric(site):
     s = site.seeded
     response = site.client.get(
-        f"/experiments/{s.experiment_id}/compare/metric.json?key=loss&run={s.runs[0]}"
-        f"&run={s.runs[1]}"
+        f"/experiments/{s.experiment_id}/compare/metrics.json?key=loss&key=accuracy"
+        f"&key=never-logged&run={s.runs[1]}&run={s.runs[0]}"
     )
     assert response.status_code == 200
     doc = response.get_json()
-    assert [r["run_id"] for r in doc["runs"]] == s.runs[:2]
-    first = doc["runs"][0]
-    assert first["step"] == list(range(20))
-    assert first["value"][0] == 1.0 and len(first["time"]) == 20
+    assert [r["run_id"] for r in doc["runs"]] == [s.runs[1], s.runs[0]]
+    assert [r["name"] for r in doc["runs"]] == ["run-1", "run-0"]
+    assert list(doc["metrics"]) == ["loss", "accuracy", "never-logged"]
+    loss = doc["metrics"]["loss"]
+    assert len(loss) == 2  # one series per run, in the runs' order
+    assert loss[1]["step"] == list(range(20)) and len(loss[1]["time"]) == 20
+    assert loss[1]["value"][0] == 1.0 and loss[0]["value"][0] == 0.5  # run-0, then run-1
+    assert doc["metrics"]["never-logged"] == [{"step": [], "time": [], "value": []}] * 2
 
 
 @pytest.mark.parametrize(
@@ -250,17 +254,18 @@ def test_compare_data_has_one_series_per_run(site):
     [
         ("key=loss", 400, "select the runs to compare (query parameter 'run', repeatable)"),
         ("key=loss&run=nope", 404, "run 'nope' does not exist"),
-        ("run={run}", 400, "query parameter 'key': expected a metric key"),
+        ("run={run}", 400, "query parameter 'key': expected a metric key (repeatable)"),
+        ("run={run}&" + "&".join(f"key=k{i}" for i in range(51)), 400, "at most 50 at once"),
     ],
-    ids=["no-runs", "unknown-run", "no-key"],
+    ids=["no-runs", "unknown-run", "no-key", "too-many-keys"],
 )
 def test_compare_data_errors_are_json(site, query, status, message):
     s = site.seeded
     response = site.client.get(
-        f"/experiments/{s.experiment_id}/compare/metric.json?" + query.format(run=s.runs[0])
+        f"/experiments/{s.experiment_id}/compare/metrics.json?" + query.format(run=s.runs[0])
     )
     assert response.status_code == status
-    assert response.get_json()["message"] == message
+    assert message in response.get_json()["message"]
 
 
 def test_compare_refuses_runs_of_another_experiment(fresh):

@@ -30,6 +30,8 @@ MAX_COMPARE = 100
 #: Points per series sent to a chart: longer histories are thinned evenly (the last kept).
 MAX_POINTS = 2000
 X_AXES = ("step", "relative", "wall")
+#: Metrics one chart-data request may ask for (the page asks a few at a time, to draw early).
+MAX_KEYS = 50
 #: What a run id may look like in a URL (mlreg's are 32 hex digits; imported ones vary).
 RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
@@ -233,7 +235,8 @@ def compare(experiment_id: str) -> Response:
     runs = selected_runs(experiment_id)
     params = side_by_side(runs, "params")
     only_differences = request.args.get("diff") == "1"
-    metric_keys = sorted({k for r in runs for k in r.data.metrics})
+    logged = sorted({k for r in runs for k in r.data.metrics})
+    chosen = [k for k in dict.fromkeys(request.args.getlist("metric")) if k in logged]
     return render(
         "compare.html",
         section="experiments",
@@ -242,8 +245,10 @@ def compare(experiment_id: str) -> Response:
         params=[p for p in params if p.differs] if only_differences else params,
         differing=sum(p.differs for p in params),
         only_differences=only_differences,
-        metric_keys=metric_keys,
-        metrics={k: [r.data.metrics.get(k) for r in runs] for k in metric_keys},
+        metric_keys=chosen or logged,
+        logged=logged,
+        chosen=chosen,
+        metrics={k: [r.data.metrics.get(k) for r in runs] for k in logged},
         x=x,
         log=request.args.get("log") == "1",
         x_axes=X_AXES,
@@ -270,27 +275,31 @@ def series(history: list[Metric]) -> dict[str, list]:
 
 
 @page(
-    "/experiments/<experiment_id>/compare/metric.json",
+    "/experiments/<experiment_id>/compare/metrics.json",
     permission=perm.experiment(Level.READ),
-    summary="JSON: one metric's history for each selected run (what a compare chart draws).",
+    summary="JSON: the histories of some metrics (key=, repeatable) for each selected run (what "
+    "the compare charts draw).",
 )
-def compare_metric(experiment_id: str) -> Response:
-    key = request.args.get("key") or ""
-    if not key:
-        raise InvalidInput("query parameter 'key': expected a metric key")
+def compare_metrics(experiment_id: str) -> Response:
+    keys = list(dict.fromkeys(k for k in request.args.getlist("key") if k))
+    if not keys:
+        raise InvalidInput("query parameter 'key': expected a metric key (repeatable)")
+    if len(keys) > MAX_KEYS:
+        raise InvalidInput(f"query parameter 'key': at most {MAX_KEYS} at once, got {len(keys)}")
     runs = selected_runs(experiment_id)
-    histories = tracking().get_metric_histories([r.info.run_id for r in runs], key)
-    return ok(
-        {
-            "key": key,
-            "runs": [
-                {
-                    "run_id": r.info.run_id,
-                    "name": r.info.run_name,
-                    "start_time": r.info.start_time,
-                    **series(histories.get(r.info.run_id, [])),
-                }
-                for r in runs
-            ],
-        }
-    )
+    ids = [r.info.run_id for r in runs]
+    service = tracking()
+    metrics = {}
+    for key in keys:
+        histories = service.get_metric_histories(ids, key)
+        metrics[key] = [series(histories.get(run_id, [])) for run_id in ids]
+    return ok({"runs": chart_runs(runs), "metrics": metrics})
+
+
+def chart_runs(runs: list[Run]) -> list[dict[str, object]]:
+    """What a chart needs to know of each run: its id, its name (the series' label), its
+    start (x axis: time since the run started)."""
+    return [
+        {"run_id": r.info.run_id, "name": r.info.run_name, "start_time": r.info.start_time}
+        for r in runs
+    ]

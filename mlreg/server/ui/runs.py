@@ -18,7 +18,7 @@ from mlreg.server.routes.registry import registry
 from mlreg.server.routes.tracking import tracking
 from mlreg.server.streams import send_stream
 from mlreg.server.ui.access import can
-from mlreg.server.ui.experiments import series
+from mlreg.server.ui.experiments import chart_runs, series
 from mlreg.server.ui.pages import action, done, field, link, page, render
 from mlreg.server.ui.previews import MLMODEL, image_type, preview
 from mlreg.store.files import FileInfo
@@ -84,14 +84,8 @@ def run(run_id: str) -> Response:
         experiment=experiment,
         summaries=summaries,
         charts={
-            "runs": [
-                {
-                    "run_id": run_id,
-                    "name": found.info.run_name,
-                    "start_time": found.info.start_time,
-                }
-            ],
-            "metrics": {k: series(h) for k, h in histories.items()},
+            "runs": chart_runs([found]),
+            "metrics": {k: [series(h)] for k, h in histories.items()},
         },
         artifacts=listing(run_id, None),
         produced=produced,

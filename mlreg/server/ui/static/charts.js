@@ -1,9 +1,12 @@
 // Metric charts with uPlot: one chart per metric, one series per run; step, time since the
 // run started, or wall-clock time on x; a log scale on y. Data comes from the page itself
-// (#chart-data, a run's page) or from each chart's data-src (compare).
+// (#chart-data, a run's page) or from #charts' data-src (compare), a few metrics a request in
+// page order, so the first charts are drawn while the rest still load.
 "use strict";
 (() => {
   const GOLDEN = 137.508;
+  const BATCH = 4; // metrics per request
+  const PARALLEL = 2; // requests at once (the server has two workers by default)
   const plots = {};
   const state = { expected: 0, drawn: 0, failed: 0, plots };
   window.mlregCharts = state;
@@ -35,14 +38,15 @@
     return [xs, ys];
   }
 
-  function draw(figure, doc) {
+  // doc: {runs: [{run_id, name, start_time}], metrics: {key: [one series per run]}}
+  function draw(figure, runs, seriesList) {
     const mode = figure.dataset.x || "step";
     const log = figure.dataset.log === "1";
     const target = figure.querySelector(".plot");
     const old = plots[figure.dataset.key];
     if (old) old.destroy();
     target.textContent = "";
-    const tables = doc.runs.map((run) => columns(run, mode, log));
+    const tables = seriesList.map((s) => columns(s, mode, log));
     const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
     const fg = css("--fg");
     const grid = css("--line");
@@ -58,12 +62,12 @@
       focus: { alpha: 0.35 },
       series: [
         { label: xLabel || "time" },
-        ...doc.runs.map((run, i) => ({
+        ...runs.map((run, i) => ({
           label: run.name,
           stroke: color(i),
           width: 1.5,
           spanGaps: true,
-          points: { show: run.value.length <= 1 ? true : undefined },
+          points: { show: seriesList[i].value.length <= 1 ? true : undefined },
         })),
       ],
     };
@@ -83,47 +87,65 @@
         }
       });
     });
-    figure.dataset.series = String(doc.runs.length);
+    figure.dataset.series = String(runs.length);
   }
 
-  const cache = new Map();
-  async function load(figure, embedded) {
-    const key = figure.dataset.key;
-    if (!cache.has(key)) {
-      if (embedded) {
-        cache.set(key, {
-          key,
-          runs: embedded.runs.map((r) => ({ ...r, ...embedded.metrics[key] })),
-        });
-      } else {
-        const response = await fetch(figure.dataset.src, { headers: { Accept: "application/json" } });
-        if (!response.ok) throw new Error(`${response.status} ${(await response.json()).message}`);
-        cache.set(key, await response.json());
-      }
-    }
-    draw(figure, cache.get(key));
+  let runs = null;
+  const cache = new Map(); // key -> series per run
+
+  function fail(figure, err) {
+    state.failed++;
+    const p = document.createElement("p");
+    p.className = "chart-error";
+    p.textContent = `Could not draw ${figure.dataset.key}: ${err.message}`;
+    figure.querySelector(".plot").replaceChildren(p);
   }
 
-  async function drawAll(figures, embedded) {
+  async function fetchBatch(src, figures) {
+    const url = new URL(src, window.location.href);
+    for (const f of figures) url.searchParams.append("key", f.dataset.key);
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const doc = await response.json();
+    if (!response.ok) throw new Error(`${response.status} ${doc.message}`);
+    runs = doc.runs;
+    for (const [key, list] of Object.entries(doc.metrics)) cache.set(key, list);
+  }
+
+  async function drawAll(figures, embedded, src) {
     state.expected = figures.length;
     state.drawn = 0;
+    if (embedded) {
+      runs = embedded.runs;
+      for (const [key, list] of Object.entries(embedded.metrics)) cache.set(key, list);
+    }
+    const show = (figure) => {
+      try {
+        draw(figure, runs, cache.get(figure.dataset.key));
+        state.drawn++;
+        if (!performance.getEntriesByName("mlreg-first-chart").length) {
+          performance.mark("mlreg-first-chart");
+        }
+      } catch (err) {
+        fail(figure, err);
+      }
+    };
+    const missing = figures.filter((f) => !cache.has(f.dataset.key));
+    figures.filter((f) => cache.has(f.dataset.key)).forEach(show);
+    const batches = [];
+    for (let i = 0; i < missing.length; i += BATCH) batches.push(missing.slice(i, i + BATCH));
     let next = 0;
     const worker = async () => {
-      while (next < figures.length) {
-        const figure = figures[next++];
+      while (next < batches.length) {
+        const batch = batches[next++];
         try {
-          await load(figure, embedded);
-          state.drawn++;
+          await fetchBatch(src, batch);
+          batch.forEach(show);
         } catch (err) {
-          state.failed++;
-          const p = document.createElement("p");
-          p.className = "chart-error";
-          p.textContent = `Could not draw ${figure.dataset.key}: ${err.message}`;
-          figure.querySelector(".plot").replaceChildren(p);
+          batch.forEach((f) => fail(f, err));
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(4, figures.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, batches.length) }, worker));
     performance.mark("mlreg-charts-drawn");
     document.documentElement.dataset.chartsDrawn = String(state.drawn);
   }
@@ -133,15 +155,17 @@
     if (!figures.length || typeof uPlot === "undefined") return;
     const source = document.getElementById("chart-data");
     const embedded = source ? JSON.parse(source.textContent) : null;
+    const src = document.getElementById("charts").dataset.src;
     document.querySelectorAll(".swatch[data-series]").forEach((s) => {
       s.style.background = color(Number(s.dataset.series));
     });
-    drawAll(figures, embedded);
+    drawAll(figures, embedded, src);
 
     // Compare: the x axis and log scale redraw at once, and the URL follows (shareable).
     const options = document.getElementById("chart-options");
     if (options) {
-      options.addEventListener("change", () => {
+      options.addEventListener("change", (event) => {
+        if (event.target.name === "metric") return; // chosen metrics apply with their button
         const x = options.elements.x.value;
         const log = options.elements.log.checked ? "1" : "0";
         for (const f of figures) { f.dataset.x = x; f.dataset.log = log; }
@@ -149,7 +173,7 @@
         url.searchParams.set("x", x);
         if (log === "1") url.searchParams.set("log", "1"); else url.searchParams.delete("log");
         history.replaceState(null, "", url);
-        drawAll(figures, embedded);
+        drawAll(figures, embedded, src);
       });
     }
     // Follow the system's light or dark mode, and the page's width.
@@ -157,7 +181,7 @@
       document.querySelectorAll(".swatch[data-series]").forEach((s) => {
         s.style.background = color(Number(s.dataset.series));
       });
-      drawAll(figures, embedded);
+      drawAll(figures, embedded, src);
     });
     let width = window.innerWidth;
     window.addEventListener("resize", () => {
