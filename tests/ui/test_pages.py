@@ -566,3 +566,18 @@ def test_every_form_route_checks_its_csrf_token(fresh):
         assert response.status_code == 400, path
         assert "The CSRF token is missing." in response.get_data(as_text=True), path
     assert registry_of(fresh).get_registered_model("cnn").tags == {"owner": SCRIPT}
+
+
+def test_a_version_whose_run_is_gone_or_odd_still_shows(fresh, tmp_path):
+    from tests.conftest import make_model_dir
+
+    src = make_model_dir(tmp_path / "odd")
+    registry = registry_of(fresh)
+    registry.register_model(str(src), "cnn", run_id="gone-run")
+    registry.register_model(str(src), "cnn", run_id="odd id with 'quotes'")
+    status, html = fresh.get("/models/cnn")
+    assert status == 200
+    assert 'href="/models/cnn/versions/5">v5</a>' in html
+    status, html = fresh.get("/models/cnn/versions/4")
+    assert status == 200
+    assert "run gone-run no longer exists" in html

@@ -57,7 +57,7 @@ def find_runs(service: TrackingService, experiment_id: str, ids: Iterable[str]) 
 def runs_anywhere(service: TrackingService, ids: Iterable[str]) -> dict[str, Run]:
     """Runs by id, whatever their experiments: one lookup finds a run's experiment, one search
     finds every other wanted run of it (a model's versions come from few experiments)."""
-    remaining = set(ids)
+    remaining = {i for i in ids if RUN_ID.fullmatch(i)}  # anything else names no run we have
     found: dict[str, Run] = {}
     while remaining:
         probe = remaining.pop()
