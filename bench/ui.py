@@ -326,7 +326,7 @@ def time_calls(calls, repeat: int) -> list[float]:
     return samples
 
 
-def bench_mlreg(home: Path, experiment_id: str, runs, keys, repeat: int) -> dict[str, str]:
+def bench_mlreg(home: Path, experiment_id: str, runs, keys, repeat: int) -> dict[str, float]:
     port = free_port()
     log = home.parent / "mlreg-server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLREG_")}
@@ -361,17 +361,15 @@ def bench_mlreg(home: Path, experiment_id: str, runs, keys, repeat: int) -> dict
             since = log_lines(log)
             client = time_get(http, base + path, repeat)
             server = server_times(log, path.split("?")[0], since)[1:]  # without the warm-up
-            results[label] = f"server {stats(server)}  client {stats(client)}"
-            print(f"mlreg   {label:40s} {results[label]}", flush=True)
+            results[label] = statistics.median(client)
+            print(f"mlreg   {label:40s} server {stats(server)}  client {stats(client)}", flush=True)
         compare = base + pages["compare page HTML (50 runs)"]
         for label, url, charts in (
             ("1 metric", compare + "&metric=loss", 1),
             (f"all {len(keys)} metrics", compare, len(keys)),
         ):
-            results[f"browser {label}"] = browser_compare(url, charts)
-            print(
-                f"mlreg   compare of 50 runs, {label}, in Chromium: {results[f'browser {label}']}"
-            )
+            figures = browser_compare(url, charts)
+            print(f"mlreg   compare of 50 runs, {label}, in Chromium: {figures}", flush=True)
     finally:
         stop(process)
     return results
@@ -412,7 +410,9 @@ def browser_compare(url: str, charts: int, loads: int = 5) -> str:
         driver.quit()
 
 
-def bench_mlflow(db: Path, artifacts: Path, experiment_id: str, runs, repeat: int) -> dict:
+def bench_mlflow(
+    db: Path, artifacts: Path, experiment_id: str, runs, repeat: int
+) -> dict[str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     log = db.parent / "mlflow-server.log"
@@ -474,9 +474,10 @@ def bench_mlflow(db: Path, artifacts: Path, experiment_id: str, runs, repeat: in
             ],
         }
         for label, calls in views.items():
-            n = max(3, repeat // 4) if label == "runs page, 50 pages deep" else repeat
-            results[label] = f"client {stats(time_calls(calls, n))}"
-            print(f"MLflow  {label:40s} {results[label]}", flush=True)
+            n = 3 if label == "runs page, 50 pages deep" else repeat
+            samples = time_calls(calls, n)
+            results[label] = statistics.median(samples)
+            print(f"MLflow  {label:40s} client {stats(samples)}", flush=True)
     finally:
         stop(process)
     return results
@@ -512,7 +513,7 @@ def main() -> None:
             f"in mlreg's SQLite: {how} ({size:.1f} GB)",
             flush=True,
         )
-        bench_mlreg(work / "mlreg", experiment_id, runs, keys, args.repeat)
+        ours = bench_mlreg(work / "mlreg", experiment_id, runs, keys, args.repeat)
         if not args.no_mlflow:
             start = time.perf_counter()
             (work / "mlflow").mkdir(exist_ok=True)
@@ -522,7 +523,11 @@ def main() -> None:
             else:
                 mlflow_exp = load_mlflow(db, work / "mlflow" / "artifacts", runs, keys, args.steps)
             print(f"loaded the same into MLflow in {time.perf_counter() - start:.0f} s", flush=True)
-            bench_mlflow(db, work / "mlflow" / "artifacts", mlflow_exp, runs, args.repeat)
+            peer = bench_mlflow(db, work / "mlflow" / "artifacts", mlflow_exp, runs, args.repeat)
+            print("\nround trip, median: MLflow / mlreg")
+            for label, theirs in peer.items():
+                mine = ours[label]
+                print(f"  {label:40s} {theirs:9.1f} / {mine:7.1f} ms = {theirs / mine:6.1f}x")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
