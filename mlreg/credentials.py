@@ -29,3 +29,14 @@ def redact(text: str) -> str:
     """``text`` with every URL credential replaced by ``***`` (safe to print)."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
     return _SECRET_PARAM.sub(lambda m: f"{m['name']}=***", text)
+
+
+# user:password@ right after a URL's scheme (the user is kept, the password is not).
+_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):(?P<password>[^/@\s]+)@")
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password shown as ``***`` and its user kept (``user:***@host``), and
+    secret query parameters masked as :func:`redact` does."""
+    url = _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
+    return _SECRET_PARAM.sub(lambda m: f"{m['name']}=***", url)

@@ -130,4 +130,11 @@ def load_model(model_uri: str | os.PathLike[str]) -> PyFuncModel:
     return PyFuncModel(predictor, metadata, source)
 
 
+def __getattr__(name: str) -> Any:
+    # spark_udf needs pyspark and pyarrow: load them only when it is asked for.
+    if name == "spark_udf":
+        return importlib.import_module("mlreg.batch.spark").spark_udf
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["LOADERS", "PyFuncModel", "load_model"]

@@ -26,7 +26,7 @@ from mlreg.errors import (
 )
 from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
-from mlreg.registry.artifacts import ArtifactStore
+from mlreg.registry.artifacts import ArtifactStore, dir_digest
 from mlreg.registry.entities import (
     ModelVersion,
     RegisteredModel,
@@ -39,11 +39,12 @@ from mlreg.store.pages import MAX_PAGE, Page, check_paging
 from mlreg.store.validation import (
     validate_alias,
     validate_description,
+    validate_key,
     validate_name,
     validate_tags,
     validate_version,
 )
-from mlreg.uris import ResolvedModel, resolve_model_uri
+from mlreg.uris import ResolvedModel, resolve_model_uri, scheme_of
 
 MODELS_SCHEME = "models:/"
 
@@ -81,10 +82,34 @@ class RegistryService:
         resolved = self.resolve_any(source)
         mlmodel = Model.load(resolved.path)
         signature = mlmodel.signature.to_json_dict() if mlmodel.signature else None
+        # A local source is recorded as the absolute directory it was copied from.
+        recorded = str(resolved.path) if scheme_of(source) in ("", "file") else source
         version = self.begin_version(
-            name, source, run_id or mlmodel.run_id, description, tags, signature
+            name, recorded, run_id or mlmodel.run_id, description, tags, signature
         )
         return self.store_files(version, resolved.path)
+
+    def identical_versions(self, name: str, digest: str) -> list[ModelVersion]:
+        """READY versions of ``name`` whose files have ``digest`` (none if ``name`` is new)."""
+        found: list[ModelVersion] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.store.search_model_versions(
+                name=name,
+                status=VersionStatus.READY,
+                order_by="version ASC",
+                max_results=MAX_PAGE,
+                offset=offset,
+            )
+            found += [v for v in page.items if v.digest == digest]
+            offset = page.next_offset
+        return found
+
+    def unchanged_version(self, source: str, name: str) -> ModelVersion | None:
+        """The newest READY version of ``name`` with exactly the files at ``source``, if any."""
+        resolved = self.resolve_any(source)
+        same = self.identical_versions(name, resolved.digest or dir_digest(resolved.path))
+        return same[-1] if same else None
 
     def begin_version(
         self,
@@ -214,7 +239,7 @@ class RegistryService:
         self.store.set_registered_model_tag(name, key, tags[key])
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
-        self.store.set_registered_model_tag(name, key, None)
+        self.store.set_registered_model_tag(name, validate_key("tag", key), None)
 
     # --- versions ------------------------------------------------------------------------
 
@@ -258,6 +283,11 @@ class RegistryService:
         tags = validate_tags({key: value})
         self.store.set_model_version_tag(name, validate_version(version), key, tags[key])
 
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self.store.set_model_version_tag(
+            name, validate_version(version), validate_key("tag", key), None
+        )
+
     def delete_model_version(self, name: str, version: int | str) -> None:
         location = self.store.delete_model_version(name, validate_version(version))
         if location:
@@ -289,7 +319,10 @@ class RegistryService:
         self, name: str, version: int | str | None = None
     ) -> list[StageTransition]:
         number = validate_version(version) if version is not None else None
-        return self.store.stage_history(name, number)
+        history = self.store.stage_history(name, number)
+        if number is not None and not history:
+            self.store.get_model_version(name, number)  # a version that never was: not found
+        return history
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
         self.store.set_alias(name, validate_alias(alias), validate_version(version))
@@ -307,6 +340,12 @@ class RegistryService:
         if not uri.startswith(MODELS_SCHEME):
             raise InvalidInput(f"not a registry URI: {uri!r} (expected models:/name/...)")
         rest = uri[len(MODELS_SCHEME) :]
+        if rest.startswith("/"):  # models://name/1: a URL's double slash
+            raise InvalidInput(
+                f"invalid model URI {uri!r}: write models:/<name>/<version|stage|latest> or "
+                f"models:/<name>@<alias>, with one slash after 'models:' (e.g. "
+                f"models:/{rest.strip('/') or 'mnist/1'})"
+            )
         if "@" in rest:
             name, alias = rest.split("@", 1)
             version = self.get_version_by_alias(validate_name(name), alias)
@@ -369,13 +408,10 @@ class RegistryService:
         """Resolve registry URIs against this registry, anything else as mlreg.uris does."""
         return self.resolve(uri) if uri.startswith(MODELS_SCHEME) else resolve_model_uri(uri)
 
-    def download(self, uri: str, dest: Path) -> Path:
-        """Copy the model a URI names into ``dest`` (which must not exist or be empty)."""
-        resolved = self.resolve_any(uri)
-        if dest.exists() and any(dest.iterdir()):
-            raise InvalidInput(f"destination {dest} exists and is not empty")
-        copy_model_files(resolved.path, dest)
-        return dest
+    def download(self, uri: str, dest: Path) -> ResolvedModel:
+        """Copy the model a URI names into ``dest`` (which must not exist or be empty);
+        what the URI resolved to (the version of a stage or an alias)."""
+        return copy_model(self.resolve_any(uri), dest)
 
     # --- garbage collection --------------------------------------------------------------
 
@@ -428,6 +464,14 @@ class RegistryService:
             found += page.items
             offset = page.next_offset
         return found
+
+
+def copy_model(resolved: ResolvedModel, dest: Path) -> ResolvedModel:
+    """Copy a resolved model's files into ``dest`` (which must not exist or be empty)."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidInput(f"destination {dest} exists and is not empty")
+    copy_model_files(resolved.path, dest)
+    return resolved
 
 
 def _stage_order(item: tuple[Stage, list[int]]) -> int:

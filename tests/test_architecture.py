@@ -69,6 +69,16 @@ ALLOWED: dict[str, set[str]] = {
         "mlreg.uris",
         "mlreg.version",
     },
+    # Batch scoring stands on pyfunc, reuses the server's payload decoding and the registry's
+    # directory digest (to ship a model to Spark executors and check it there).
+    "mlreg.batch": {
+        "mlreg.errors",
+        "mlreg.models",
+        "mlreg.pyfunc",
+        "mlreg.registry",
+        "mlreg.serving",
+        "mlreg.uris",
+    },
     # The command line stands on everything.
     "mlreg.cli": {"*"},
     "mlreg": {"mlreg.version"},

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from mlreg.errors import MLmodelError, ModelNotFound
-from mlreg.models.signature import ModelSignature
+from mlreg.models.signature import ModelSignature, ParamSchema, Schema
 from mlreg.version import __version__
 
 MLMODEL_FILE = "MLmodel"
@@ -97,6 +97,17 @@ class Model:
 
     def get_input_example_info(self) -> dict[str, Any] | None:
         return self.saved_input_example_info
+
+    # MLflow's accessors of the signature's parts (None when the model has no signature).
+
+    def get_input_schema(self) -> Schema | None:
+        return self.signature.inputs if self.signature is not None else None
+
+    def get_output_schema(self) -> Schema | None:
+        return self.signature.outputs if self.signature is not None else None
+
+    def get_params_schema(self) -> ParamSchema | None:
+        return self.signature.params if self.signature is not None else None
 
     # --- (de)serialisation ---
 

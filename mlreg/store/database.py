@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     ArgumentError,
@@ -80,6 +80,32 @@ def _create_engine(uri: str, **kwargs: Any) -> Engine:
         ) from None
     except (ArgumentError, ValueError) as e:
         raise StoreError(f"{redact(uri)!r} is not a database URL SQLAlchemy can use: {e}") from None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a SQLite URI (None for other databases and in-memory SQLite)."""
+    if not uri.startswith("sqlite"):
+        return None
+    path = uri.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" and "///" in uri else None
+
+
+def database_exists(uri: str) -> bool:
+    """Whether mlreg's database at ``uri`` has been created, found without creating anything:
+    a SQLite file that exists, or a database that has mlreg's schema table. StoreError when
+    the database cannot be reached."""
+    path = sqlite_path(uri)
+    if uri.startswith("sqlite"):
+        return path is not None and path.is_file()
+    engine = make_engine(uri)
+    try:
+        return inspect(engine).has_table("alembic_version")
+    except (OperationalError, InterfaceError) as e:
+        raise StoreError(
+            f"cannot open the registry database {describe(engine)}: {_first_line(e)}"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def describe(engine: Engine) -> str:

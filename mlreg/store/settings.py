@@ -12,8 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from mlreg.credentials import redact
+from mlreg.credentials import mask_password, redact
 from mlreg.errors import InvalidInput, StoreError
 
 HOME_VAR = "MLREG_HOME"
@@ -68,13 +69,25 @@ class StoreSettings:
             return "/".join([self.artifact_root.rstrip("/"), *parts])
         return str(Path(self.artifact_root, *parts))
 
+    @property
+    def described(self) -> str:
+        """The store's URI with any password masked (for messages and ``mlreg info``)."""
+        return mask_password(self.uri)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StoreSettings:
         """Read ``MLREG_HOME``, ``MLREG_TRACKING_URI`` (or ``MLREG_REGISTRY_URI``),
-        ``MLREG_ARTIFACT_ROOT`` and ``MLREG_USER``; raise StoreError if they disagree."""
+        ``MLREG_ARTIFACT_ROOT`` and ``MLREG_USER``; raise StoreError if they disagree.
+
+        A URI given to :func:`set_tracking_uri` in this process wins over the variables.
+        """
         env = os.environ if environ is None else environ
         home = Path(env.get(HOME_VAR) or DEFAULT_HOME).expanduser().absolute()
+        if isinstance(_override, Path):  # a directory: the embedded layout there
+            home = _override
         given = {var: env[var].strip() for var in URI_VARS if env.get(var, "").strip()}
+        if _override is not None:
+            given = {"set_tracking_uri()": str(_override)} if isinstance(_override, str) else {}
         if len(set(given.values())) > 1:
             raise StoreError(
                 f"{' and '.join(given)} name different stores; set one of them (they mean the same)"
@@ -96,6 +109,60 @@ class StoreSettings:
         """The embedded layout under one directory (handy for tests and scripts)."""
         home = Path(home).absolute()
         return cls(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"), user, home)
+
+
+# --- set_tracking_uri: this process's choice, over MLREG_TRACKING_URI (as in MLflow) ----------
+
+#: None: the environment decides; a str: a store URI; a Path: a directory (embedded layout).
+_override: str | Path | None = None
+#: Bumped by every set_tracking_uri, so process-wide clients know to rebuild themselves.
+_generation = 0
+
+
+def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Point this process at another store: a database URI (``sqlite:///…``,
+    ``postgresql+psycopg://…``), an mlreg server (``http(s)://…``), or a directory (a path or
+    ``file://`` URI) that holds ``registry.db`` and ``artifacts/``. None goes back to the
+    ``MLREG_*`` variables. StoreError names what is accepted."""
+    global _override, _generation
+    if uri is None:
+        _override = None
+    else:
+        text = os.fspath(uri).strip()
+        if not text:
+            raise StoreError("set_tracking_uri: the URI is empty")
+        if isinstance(uri, os.PathLike) or text.startswith("file:") or "://" not in text:
+            _override = _directory(text)
+        else:
+            check_store_uri("set_tracking_uri", text)
+            _override = text
+    _generation += 1
+
+
+def _directory(text: str) -> Path:
+    if text.startswith("file:"):
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise StoreError(f"set_tracking_uri: {text!r} names a remote host; use a local path")
+        text = unquote(parsed.path)
+    path = Path(text).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise StoreError(
+            f"set_tracking_uri: {text!r} is a file; expected a directory (it will hold "
+            "registry.db and artifacts/), sqlite:///path/registry.db, or another store URI"
+        )
+    return path
+
+
+def get_tracking_uri() -> str:
+    """The store this process uses: what :func:`set_tracking_uri` chose, else the
+    ``MLREG_*`` variables (a directory reads as its SQLite database's URI)."""
+    return StoreSettings.from_env().uri
+
+
+def tracking_uri_generation() -> int:
+    """Changes whenever :func:`set_tracking_uri` is called (clients built before are stale)."""
+    return _generation
 
 
 #: What MLREG_TRACKING_URI may name: a SQLAlchemy database URL, or an mlreg server.

@@ -141,6 +141,10 @@ class StageTransitionRow(Base):
 
 # --- tracking: experiments, runs and what they log ------------------------------------------
 
+#: Lifecycle stages of runs: deleted ones are kept (and can be restored) but left out of
+#: searches unless asked for.
+ACTIVE = "active"
+
 
 class ExperimentRow(Base):
     __tablename__ = "experiments"
@@ -174,6 +178,9 @@ class RunRow(Base):
     end_time: Mapped[int | None] = mapped_column(BigInteger)
     parent_run_id: Mapped[str | None] = mapped_column(String(32))
     artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    lifecycle_stage: Mapped[str] = mapped_column(
+        String(32), nullable=False, default=ACTIVE, server_default=ACTIVE
+    )
 
 
 class ParamRow(Base):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -359,3 +364,24 @@ def test_without_tensorflow(light_model, tmp_path):
             tmp_path / "e",
             ctx.BuildOptions(without_tensorflow=True, gpu=True),
         )
+
+
+def test_generate_dockerfile_says_what_it_does_on_a_terminal(light_model, tmp_path):
+    """Building mlreg's wheel takes seconds: a person at a terminal is told (logs are not)."""
+    main_fd, tty_fd = pty.openpty()
+    out = tmp_path / "ctx"
+    mlreg_bin = Path(sys.executable).with_name("mlreg")
+    with os.fdopen(main_fd, "rb", buffering=0) as terminal:
+        done = subprocess.run(
+            [str(mlreg_bin), "generate-dockerfile", "-m", str(light_model), "-d", str(out)],
+            stderr=tty_fd,
+            stdout=subprocess.DEVNULL,
+            timeout=300,
+        )
+        os.close(tty_fd)
+        seen = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal is drained
+            while chunk := terminal.read(4096):
+                seen += chunk
+    assert done.returncode == 0
+    assert f"Writing the build context into {out} (building mlreg's wheel)...".encode() in seen
