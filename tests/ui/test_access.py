@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mlreg.server.api import ROUTES_KEY
-from mlreg.server.permissions import Level, Resource
+from mlreg.server.permissions import Level, Permission, Resource
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui.access import set_policy
 
@@ -56,15 +56,16 @@ def test_every_page_needs_read_except_sign_in_and_static_files(site):
 
 
 class Recorder:
-    """A policy that grants ``levels`` and records what it was asked."""
+    """A policy that grants ``levels`` and records what it was asked (user, level, resource
+    kind, resource name)."""
 
     def __init__(self, levels: set[Level]) -> None:
         self.levels = levels
-        self.asked: set[tuple[Level, Resource, str | None]] = set()
+        self.asked: set[tuple[str, Level, Resource, str | None]] = set()
 
-    def __call__(self, level: Level, resource: Resource, name: str | None) -> bool:
-        self.asked.add((level, resource, name))
-        return level in self.levels
+    def __call__(self, user: str, permission: Permission, resource: str | None) -> bool:
+        self.asked.add((user, permission.level, permission.resource, resource))
+        return permission.level in self.levels
 
 
 @pytest.fixture
@@ -123,10 +124,15 @@ VERSION_FORMS = {
 )
 def test_a_page_shows_exactly_the_actions_the_user_may_take(site, policy, granted, path, expected):
     recorder = policy(granted)
+    if Level.READ not in granted:
+        status, html = site.get(path)
+        assert status == 403
+        assert "anonymous needs READ on model &#39;cnn&#39;" in html
+        return
     shown = forms_on(site, path)
     assert shown == set().union(*(forms for level, forms in expected.items() if level in granted))
-    # Every question named the model by its name.
-    assert {(r, n) for _, r, n in recorder.asked} == {(Resource.MODEL, "cnn")}
+    # Every question named the acting user and the model by its name.
+    assert {(u, r, n) for u, _, r, n in recorder.asked} == {("anonymous", Resource.MODEL, "cnn")}
 
 
 def test_register_is_offered_only_with_edit_on_the_target_model(site, policy):
@@ -137,7 +143,7 @@ def test_register_is_offered_only_with_edit_on_the_target_model(site, policy):
     assert "You may not register versions of cnn." in site.get(path)[1]
     recorder = policy({Level.READ, Level.EDIT})
     assert forms_on(site, path) == {"/models/cnn/register"}
-    assert (Level.EDIT, Resource.MODEL, "cnn") in recorder.asked
+    assert ("anonymous", Level.EDIT, Resource.MODEL, "cnn") in recorder.asked
 
 
 def test_registering_from_a_run_the_user_may_not_read_is_refused(fresh):
@@ -145,12 +151,13 @@ def test_registering_from_a_run_the_user_may_not_read_is_refused(fresh):
     run = fresh.seeded.run_with_model
     page = f"/runs/{run}/register?artifact=model&name=cnn"
     token_form = {"csrf_token": fresh.token(page), "run_id": run, "artifact": "model"}
-    set_policy(fresh.app, lambda level, resource, name: resource is not Resource.RUN)
+    set_policy(fresh.app, lambda user, permission, resource: permission.resource != Resource.RUN)
     response = fresh.client.post("/models/cnn/register", data=token_form)
     assert response.status_code == 403
-    assert f"registering from run {run} needs READ on its experiment" in response.get_data(
-        as_text=True
-    )
+    assert (
+        f"registering from run {run}: anonymous needs READ on the experiment of run "
+        f"&#39;{run}&#39; (to read its files)"
+    ) in response.get_data(as_text=True)
     names = [v.version for v in fresh.app.extensions["mlreg.server"].registry.search_model_versions(
         name="cnn").items]  # fmt: skip
     assert names == [3, 2, 1]
@@ -158,6 +165,46 @@ def test_registering_from_a_run_the_user_may_not_read_is_refused(fresh):
 
 def test_without_a_policy_everyone_may_do_everything(site):
     assert forms_on(site, "/models/cnn") == set().union(*MODEL_FORMS.values())
+
+
+#: Each form of the model and version pages, with a body the handler would accept.
+POSTS = [
+    ("/models/cnn/transition", {"version": "2", "stage": "Production"}, "PROMOTE"),
+    ("/models/cnn/aliases", {"alias": "x", "version": "2"}, "PROMOTE"),
+    ("/models/cnn/aliases/champion/delete", {}, "PROMOTE"),
+    ("/models/cnn/description", {"description": "changed"}, "EDIT"),
+    ("/models/cnn/tags", {"key": "k", "value": "v"}, "EDIT"),
+    ("/models/cnn/tags/delete", {"key": "team"}, "EDIT"),
+    ("/models/cnn/delete", {"confirm": "cnn"}, "MANAGE"),
+    ("/models/cnn/versions/2/description", {"description": "changed"}, "EDIT"),
+    ("/models/cnn/versions/2/tags", {"key": "k", "value": "v"}, "EDIT"),
+    ("/models/cnn/versions/2/delete", {"confirm": "2"}, "MANAGE"),
+]
+
+
+@pytest.mark.parametrize(("path", "data", "level"), POSTS, ids=[p for p, _, _ in POSTS])
+@pytest.mark.parametrize("with_token", [True, False], ids=["token", "no-token"])
+def test_a_form_posted_by_a_user_not_offered_it_is_403_and_changes_nothing(
+    fresh, path, data, level, with_token
+):
+    """A READ-only user is shown no form; posting one anyway (with a CSRF token of their own
+    session, or none) is refused before the form runs, naming the permission missing."""
+    services = fresh.app.extensions["mlreg.server"]
+    before = services.registry.get_registered_model("cnn")
+    versions = services.registry.search_model_versions(name="cnn").items
+    token = fresh.token("/models/cnn") if with_token else ""  # taken while allowed
+    set_policy(fresh.app, lambda user, permission, resource: permission.level <= Level.READ)
+    try:
+        assert forms_on(fresh, "/models/cnn") == set()
+        response = fresh.client.post(
+            path, data={"csrf_token": token, **data}, headers={"Accept": "text/html"}
+        )
+        assert response.status_code == 403
+        assert f"anonymous needs {level} on model &#39;cnn&#39;" in response.get_data(as_text=True)
+    finally:
+        set_policy(fresh.app, None)
+    assert services.registry.get_registered_model("cnn") == before
+    assert services.registry.search_model_versions(name="cnn").items == versions
 
 
 def auth_available() -> bool:

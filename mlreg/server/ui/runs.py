@@ -13,11 +13,12 @@ from mlreg.errors import InvalidInput, NotFound, PermissionDenied
 from mlreg.models.model import Model
 from mlreg.registry.entities import RegisteredModel
 from mlreg.server import permissions as perm
-from mlreg.server.permissions import Level, Resource
+from mlreg.server.permissions import Level
+from mlreg.server.routes import acting_user
 from mlreg.server.routes.registry import registry
 from mlreg.server.routes.tracking import tracking
 from mlreg.server.streams import send_stream
-from mlreg.server.ui.access import can
+from mlreg.server.ui.access import can, denied
 from mlreg.server.ui.experiments import chart_runs, series
 from mlreg.server.ui.pages import action, done, field, link, page, render
 from mlreg.server.ui.previews import MLMODEL, image_type, preview
@@ -235,8 +236,11 @@ def register(name: str) -> Response:
     run_id = field("run_id")
     artifact = safe_relpath(field("artifact"))
     # The route's declaration covers the model; reading the run's files needs READ on it too.
-    if not can(Level.READ, Resource.RUN, run_id):
-        raise PermissionDenied(f"registering from run {run_id} needs READ on its experiment")
+    user, reading = acting_user(), perm.run(Level.READ)
+    if not can(user, reading, run_id):
+        raise PermissionDenied(
+            f"registering from run {run_id}: {denied(user, reading, run_id)} (to read its files)"
+        )
     validate_name(name)
     local = tracking().artifact_path(run_id, artifact)
     model = Model.load(local)

@@ -10,7 +10,6 @@ from typing import Any
 import jinja2
 from flask import Flask, Response, request, url_for
 
-from mlreg.server.permissions import Level, Resource
 from mlreg.server.routes import acting_user
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui import (  # noqa: F401  (declare the pages)
@@ -21,7 +20,7 @@ from mlreg.server.ui import (  # noqa: F401  (declare the pages)
     versions,
 )
 from mlreg.server.ui import format as fmt
-from mlreg.server.ui.access import allowed, can
+from mlreg.server.ui.access import allowed, check_request
 from mlreg.server.ui.pages import BLUEPRINT, TEMPLATES, csrf, link, pages, render
 from mlreg.version import __version__
 
@@ -58,9 +57,6 @@ def install(app: Flask, settings: ServerSettings) -> None:
     env.trim_blocks = env.lstrip_blocks = True
     env.globals.update(
         allowed=allowed,
-        can=can,
-        Level=Level,
-        Resource=Resource,
         link=link,
         static=lambda path: link("static", filename=path, v=__version__),
         version=__version__,
@@ -77,6 +73,13 @@ def install(app: Flask, settings: ServerSettings) -> None:
         duration=fmt.duration,
     )
     pages.mount(app, BLUEPRINT)
+
+    @app.before_request
+    def _ui_permission() -> None:
+        # The same question the page's buttons were shown by, before a route (or a form's
+        # CSRF check) runs; the authentication work's own check has already run.
+        if request.blueprint == BLUEPRINT:
+            check_request()
 
     @app.after_request
     def _page_headers(response: Response) -> Response:
