@@ -581,3 +581,50 @@ def test_a_version_whose_run_is_gone_or_odd_still_shows(fresh, tmp_path):
     status, html = fresh.get("/models/cnn/versions/4")
     assert status == 200
     assert "run gone-run no longer exists" in html
+
+
+def runs_listed(html: str) -> set[str]:
+    return set(re.findall(r'name="run" value="([0-9a-f]{32})"', html))
+
+
+def test_deleted_runs_are_left_out_and_said_to_be_deleted_where_they_are_named(fresh):
+    """Main's run lifecycle: a deleted run is out of the runs table, the start page and
+    comparisons; its own page, and the model and version it produced, say it is deleted."""
+    s = fresh.seeded
+    gone, kept = s.runs[1], {s.runs[0], s.runs[2]}  # v2 of cnn came from runs[1]
+    fresh.app.extensions["mlreg.server"].tracking.delete_run(gone)
+    status, html = fresh.get(f"/experiments/{s.experiment_id}")
+    assert status == 200 and runs_listed(html) == kept
+    assert f'href="/experiments/{s.experiment_id}?view=deleted"' in html
+    status, html = fresh.get(f"/experiments/{s.experiment_id}?view=deleted")
+    assert status == 200 and runs_listed(html) == {gone}
+    assert "<strong>Deleted runs</strong>" in html
+    assert f'href="/runs/{gone}"' not in fresh.get("/")[1]
+    status, html = fresh.get(f"/experiments/{s.experiment_id}/compare?run={s.runs[0]}&run={gone}")
+    assert status == 400
+    assert f"run {gone} is deleted; restore it (mlreg runs restore {gone}) to compare it" in html
+    charts = fresh.client.get(
+        f"/experiments/{s.experiment_id}/compare/metrics.json?key=loss&run={gone}"
+    )
+    assert charts.status_code == 400
+    assert charts.get_json()["message"].startswith(f"run {gone} is deleted")
+    status, html = fresh.get(f"/runs/{gone}")
+    assert status == 200 and 'id="deleted-run"' in html
+    assert f"<code>mlreg runs restore {gone}</code> brings it back" in html
+    assert 'id="deleted-run"' not in fresh.get(f"/runs/{s.runs[0]}")[1]
+    html = fresh.get("/models/cnn")[1]
+    row = re.search(r'href="/models/cnn/versions/2">v2</a>.*?</tr>', html, re.S).group(0)
+    assert "(deleted)" in row and "alice" in row  # its creator is still known
+    assert html.count("(deleted)") == 1
+    assert "The run is deleted" in fresh.get("/models/cnn/versions/2")[1]
+    assert "The run is deleted" not in fresh.get("/models/cnn/versions/1")[1]
+    fresh.app.extensions["mlreg.server"].tracking.restore_run(gone)
+    assert runs_listed(fresh.get(f"/experiments/{s.experiment_id}")[1]) == kept | {gone}
+
+
+def test_a_runs_table_view_that_does_not_exist_is_named(site):
+    status, html = site.get(f"/experiments/{site.seeded.experiment_id}?view=all")
+    assert status == 400
+    assert (
+        "query parameter &#39;view&#39;: expected one of active, deleted, got &#39;all&#39;" in html
+    )

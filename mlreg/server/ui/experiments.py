@@ -18,7 +18,7 @@ from mlreg.server.permissions import Level
 from mlreg.server.routes.tracking import tracking
 from mlreg.server.ui import format as fmt
 from mlreg.server.ui.pages import link, page, render, start_param
-from mlreg.tracking.entities import Metric, Run
+from mlreg.tracking.entities import Lifecycle, Metric, Run, ViewType
 from mlreg.tracking.service import USER_TAG, TrackingService
 
 RUNS_PER_PAGE = 100
@@ -32,15 +32,22 @@ MAX_COMPARE = 100
 #: Points per series sent to a chart: longer histories are thinned evenly (the last kept).
 MAX_POINTS = 2000
 X_AXES = ("step", "relative", "wall")
+#: Which runs the table lists (``?view=``): deleted ones only when asked, as in MLflow.
+VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY}
 #: Metrics one chart-data request may ask for (the page asks a few at a time, to draw early).
 MAX_KEYS = 50
 #: What a run id may look like in a URL (mlreg's are 32 hex digits; imported ones vary).
 RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
-def find_runs(service: TrackingService, experiment_id: str, ids: Iterable[str]) -> dict[str, Run]:
+def find_runs(
+    service: TrackingService,
+    experiment_id: str,
+    ids: Iterable[str],
+    view: ViewType = ViewType.ACTIVE_ONLY,
+) -> dict[str, Run]:
     """The runs of ``experiment_id`` among ``ids``, by id, in one search (ids of other
-    experiments, or of no run, are absent)."""
+    experiments, of no run, or of runs ``view`` leaves out, are absent)."""
     wanted = list(dict.fromkeys(ids))
     for run_id in wanted:
         if not RUN_ID.fullmatch(run_id):
@@ -49,14 +56,15 @@ def find_runs(service: TrackingService, experiment_id: str, ids: Iterable[str]) 
         return {}
     listed = ", ".join(f"'{run_id}'" for run_id in wanted)
     page = service.search_runs_page(
-        [experiment_id], f"attributes.run_id IN ({listed})", None, len(wanted)
+        [experiment_id], f"attributes.run_id IN ({listed})", None, len(wanted), view=view
     )
     return {r.info.run_id: r for r in page.items}
 
 
 def runs_anywhere(service: TrackingService, ids: Iterable[str]) -> dict[str, Run]:
-    """Runs by id, whatever their experiments: one lookup finds a run's experiment, one search
-    finds every other wanted run of it (a model's versions come from few experiments)."""
+    """Runs by id, whatever their experiments and lifecycle (a version's lineage still names a
+    deleted run): one lookup finds a run's experiment, one search finds every other wanted run
+    of it (a model's versions come from few experiments)."""
     remaining = {i for i in ids if RUN_ID.fullmatch(i)}  # anything else names no run we have
     found: dict[str, Run] = {}
     while remaining:
@@ -66,7 +74,7 @@ def runs_anywhere(service: TrackingService, ids: Iterable[str]) -> dict[str, Run
         except NotFound:
             continue
         found[probe] = run
-        batch = find_runs(service, run.info.experiment_id, sorted(remaining))
+        batch = find_runs(service, run.info.experiment_id, sorted(remaining), ViewType.ALL)
         found.update(batch)
         remaining -= batch.keys()
     return found
@@ -188,6 +196,7 @@ def experiment(experiment_id: str) -> Response:
     filter_text = (request.args.get("filter") or "").strip()
     order = (request.args.get("order_by") or "").strip()
     chosen = request.args.getlist("col")
+    view = request.args.get("view") or "active"
     custom = request.args.get("cols") == "1" or bool(chosen)
     error = None
     runs: list[Run] = []
@@ -196,9 +205,18 @@ def experiment(experiment_id: str) -> Response:
     columns: list[Column] = []
     try:
         offset = start_param()
+        if view not in VIEWS:
+            raise InvalidInput(
+                f"query parameter 'view': expected one of {', '.join(VIEWS)}, got {view!r}"
+            )
         columns = [parse_column(c) for c in dict.fromkeys(chosen)]
         found = service.search_runs_page(
-            [experiment_id], filter_text or None, [order] if order else None, RUNS_PER_PAGE, offset
+            [experiment_id],
+            filter_text or None,
+            [order] if order else None,
+            RUNS_PER_PAGE,
+            offset,
+            view=VIEWS[view],
         )
         runs, next_start = found.items, found.next_offset
     except InvalidInput as e:
@@ -231,6 +249,7 @@ def experiment(experiment_id: str) -> Response:
         prev_start=max(offset - RUNS_PER_PAGE, 0) if offset else None,
         attributes=ATTRIBUTES,
         user_tag=USER_TAG,
+        view=view,
     )
 
 
@@ -249,6 +268,11 @@ def selected_runs(experiment_id: str) -> list[Run]:
     for run_id in ids:
         if run_id not in found:
             other = service.get_run(run_id)  # RunNotFound when there is no such run
+            if other.info.lifecycle_stage is Lifecycle.DELETED:
+                raise InvalidInput(
+                    f"run {run_id} is deleted; restore it (mlreg runs restore {run_id}) to "
+                    "compare it"
+                )
             raise InvalidInput(
                 f"run {run_id} belongs to experiment {other.info.experiment_id}, not "
                 f"{experiment_id}; compare runs of one experiment at a time"

@@ -23,6 +23,7 @@ from mlreg.server.ui.pages import (
     start_param,
 )
 from mlreg.store.validation import validate_version
+from mlreg.tracking.entities import Lifecycle, Run
 from mlreg.tracking.service import USER_TAG
 
 MODELS_PER_PAGE = 50
@@ -100,12 +101,9 @@ def models() -> Response:
     )
 
 
-def creators(versions: list[ModelVersion]) -> dict[str, str]:
-    """Who started the run each version came from (its ``mlreg.user``), by run id."""
-    runs = runs_anywhere(tracking(), {v.run_id for v in versions if v.run_id})
-    return {
-        run_id: run.data.tags[USER_TAG] for run_id, run in runs.items() if USER_TAG in run.data.tags
-    }
+def source_runs(versions: list[ModelVersion]) -> dict[str, Run]:
+    """The runs the versions came from, by id (deleted ones too: lineage outlives them)."""
+    return runs_anywhere(tracking(), {v.run_id for v in versions if v.run_id})
 
 
 @page(
@@ -123,12 +121,14 @@ def model(name: str) -> Response:
     )
     history = service.get_stage_history(name)
     timeline = list(reversed(history[-TIMELINE:]))
+    runs = source_runs(found.items)
     return render(
         "model.html",
         section="models",
         model=registered,
         versions=found.items,
-        creators=creators(found.items),
+        creators={i: r.data.tags[USER_TAG] for i, r in runs.items() if USER_TAG in r.data.tags},
+        deleted_runs={i for i, r in runs.items() if r.info.lifecycle_stage is Lifecycle.DELETED},
         start=offset,
         next_start=found.next_offset,
         prev_start=max(offset - VERSIONS_PER_PAGE, 0) if offset else None,
