@@ -26,6 +26,8 @@ CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    # Containers (CI) often have a small /dev/shm; Chromium's renderers then crash without it.
+    "--disable-dev-shm-usage",
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
@@ -93,6 +95,19 @@ def chromium_paths() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     return (browser, driver) if browser and driver else None
+
+
+def browser_missing() -> str | None:
+    """What the browser tests lack on this machine (None: Chromium, chromedriver and Selenium
+    are all here)."""
+    missing = []
+    if chromium_paths() is None:
+        missing.append("Chromium and chromedriver (bash .ci/chromium.sh installs them)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append('Selenium (pip install -e ".[dev]")')
+    return " and ".join(missing) or None
 
 
 def open_browser(width: int = 1280, height: int = 900) -> Any:
