@@ -628,3 +628,45 @@ def test_a_runs_table_view_that_does_not_exist_is_named(site):
     assert (
         "query parameter &#39;view&#39;: expected one of active, deleted, got &#39;all&#39;" in html
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "status", "message"),
+    [
+        (
+            "/models/cnn/description",
+            {"description": "x" * (2 << 20)},
+            413,
+            "the limit is 1048576 bytes (the web UI&#39;s form limit)",
+        ),
+        (
+            "/models/cnn/description",
+            {"description": "a\x00b"},
+            200,
+            "field &#39;description&#39;: contains a NUL character, which no name or text may hold",
+        ),
+        (
+            "/models/cnn/versions/2/tags",
+            {"key": "k", "value": "v\x00"},
+            200,
+            "field &#39;value&#39;: contains a NUL character, which no name or text may hold",
+        ),
+        (
+            "/models/cnn/description",
+            {"description": "x" * 5001},
+            200,
+            "description longer than 5000 characters",
+        ),
+    ],
+    ids=["huge-body", "nul-description", "nul-tag-value", "long-description"],
+)
+def test_oversized_or_nul_form_input_is_refused_and_changes_nothing(
+    fresh, path, data, status, message
+):
+    before = registry_of(fresh).get_registered_model("cnn")
+    tags = registry_of(fresh).get_model_version("cnn", 2).tags
+    response = fresh.post(path, data, page="/models/cnn", follow=True)
+    assert response.status_code == status
+    assert message in response.get_data(as_text=True)
+    assert registry_of(fresh).get_registered_model("cnn") == before
+    assert registry_of(fresh).get_model_version("cnn", 2).tags == tags

@@ -21,8 +21,8 @@ from typing import Any
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from mlreg.errors import InvalidInput, MlregError
-from mlreg.server.api import Api
+from mlreg.errors import InvalidInput, MlregError, PayloadTooLarge
+from mlreg.server.api import NUL_MESSAGE, Api
 from mlreg.server.permissions import Permission
 from mlreg.store.pages import MAX_OFFSET
 
@@ -34,6 +34,8 @@ TAG = "ui"
 BLUEPRINT = "ui"
 #: Statuses of mistakes a user fixes on the same page (bad input, a state conflict).
 FIXABLE = (400, 409)
+#: The largest form body taken (the longest field, a description, is 5,000 characters).
+FORM_BYTES = 1 << 20
 
 pages = Api("", lambda: current_app.config["MLREG_MAX_REQUEST_BYTES"])
 csrf = CSRFProtect()
@@ -50,6 +52,10 @@ def action(rule: str, *, permission: Permission, summary: str) -> Callable[[Hand
     def register(handler: Handler) -> Handler:
         @functools.wraps(handler)
         def checked(**kwargs: Any) -> Response:
+            length = request.content_length
+            if length is not None and length > FORM_BYTES:
+                raise PayloadTooLarge.body(length, FORM_BYTES, "the web UI's form limit")
+            request.max_content_length = FORM_BYTES  # a body without a length stops there too
             try:
                 csrf.protect()
             except CSRFError as e:
@@ -88,6 +94,8 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 def field(name: str, *, required: bool = True, default: str = "") -> str:
     """A form field, stripped; InvalidInput naming it when it is required and empty."""
     value = (request.form.get(name) or "").strip()
+    if "\x00" in value:  # PostgreSQL's text columns refuse it (the API refuses it too)
+        raise InvalidInput(f"field '{name}': {NUL_MESSAGE}")
     if required and not value:
         raise InvalidInput(f"field '{name}': expected a value, got nothing")
     return value or default
