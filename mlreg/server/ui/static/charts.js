@@ -17,9 +17,10 @@
   const color = (i) => `hsl(${(i * GOLDEN) % 360}, ${dark() ? 75 : 70}%, ${dark() ? 62 : 42}%)`;
 
   // One run's points as [x, y] columns, ascending in x, one value per x (the last logged).
-  function columns(run, mode, log) {
+  // "relative": seconds since the run started (its first point when the start is unknown).
+  function columns(run, mode, log, start) {
     const n = run.value.length;
-    const t0 = run.time.length ? Math.min(...run.time) : 0;
+    const t0 = start ?? (run.time.length ? Math.min(...run.time) : 0);
     const pts = [];
     for (let i = 0; i < n; i++) {
       let x = run.step[i];
@@ -47,7 +48,7 @@
     const old = plots[figure.dataset.key];
     if (old) old.destroy();
     target.textContent = "";
-    const tables = seriesList.map((s) => columns(s, mode, log));
+    const tables = seriesList.map((s, i) => columns(s, mode, log, runs[i].start_time));
     const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
     const fg = css("--fg");
     const grid = css("--line");
