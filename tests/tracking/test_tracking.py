@@ -278,13 +278,13 @@ def test_search_filters_and_ordering():
 def test_search_by_a_list_of_run_ids_and_values():
     ids = _runs_with_losses()
     listed = f"attributes.run_id IN ('{ids['c']}', '{ids['a']}', 'no-such-run')"
-    assert _names(mlreg.search_runs(filter_string=listed, order_by="attributes.run_name")) == [
+    assert _names(search_list(filter_string=listed, order_by="attributes.run_name")) == [
         "a",
         "c",
     ]
-    assert _names(mlreg.search_runs(filter_string="params.optimizer in ('sgd')")) == ["b"]
+    assert _names(search_list(filter_string="params.optimizer in ('sgd')")) == ["b"]
     both = f"{listed} and metrics.val_loss > 0.6"
-    assert _names(mlreg.search_runs(filter_string=both)) == ["c"]
+    assert _names(search_list(filter_string=both)) == ["c"]
 
 
 def test_metric_histories_of_many_runs_in_one_call():
@@ -362,4 +362,49 @@ def test_tracking_on_each_database(migrated_backend, tmp_path):
             0.5,
             0.75,
             0.25,
+        ]
+
+
+def test_long_histories_are_thinned_by_the_store_and_summarised_in_it(settings):
+    """Charts ask for at most max_points a run: every ceil(n/max)-th point and the last, the
+    same points on every store (SQLite, PostgreSQL: a window function; a server: thinned
+    after the fact); summaries count, and take min and max without NaN, in the database."""
+    from mlreg.tracking.entities import MetricSummary, thinned
+
+    with TrackingClient(settings) as client:
+        exp = client.create_experiment("long")
+        long = client.create_run(exp, run_name="long").info.run_id
+        short = client.create_run(exp, run_name="short").info.run_id
+        values = [math.nan if s == 3 else float(s % 7) for s in range(1001)]
+        for start in range(0, 1001, 500):
+            client.log_batch(
+                long,
+                metrics=[
+                    ("loss", values[s], s, 1000 + s) for s in range(start, min(start + 500, 1001))
+                ],
+            )
+        client.log_batch(short, metrics=[("loss", 0.5, s, 1000 + s) for s in range(5)])
+        client.log_metric(short, "acc", math.nan, step=2)
+        full = client.get_metric_histories([long, short], "loss")
+        assert len(full[long]) == 1001
+        for limit in (1, 7, 100, 1000, 1001, 5000):
+            got = client.get_metric_histories([long, short, "no-such-run"], "loss", limit)
+            assert set(got) == {long, short}
+            for run_id in (long, short):
+                want = thinned(full[run_id], limit)
+                assert [(m.step, m.timestamp) for m in got[run_id]] == [
+                    (m.step, m.timestamp) for m in want
+                ], (limit, run_id)
+                assert got[run_id][-1].step == full[run_id][-1].step  # the last point is kept
+        assert [m.step for m in client.get_metric_histories([long], "loss", 100)[long][:3]] == [
+            0,
+            11,
+            22,
+        ]
+        with pytest.raises(InvalidInput, match="max_points must be at least 1, got 0"):
+            client.get_metric_histories([long], "loss", 0)
+        assert client.get_metric_summaries(long) == [MetricSummary("loss", 1001, 0.0, 6.0, 1000)]
+        assert client.get_metric_summaries(short) == [
+            MetricSummary("acc", 1, None, None, 2),
+            MetricSummary("loss", 5, 0.5, 0.5, 4),
         ]

@@ -18,7 +18,7 @@ from mlreg.server.permissions import Level
 from mlreg.server.routes.tracking import tracking
 from mlreg.server.ui import format as fmt
 from mlreg.server.ui.pages import link, page, render, start_param
-from mlreg.tracking.entities import Lifecycle, Metric, Run, ViewType
+from mlreg.tracking.entities import Lifecycle, Metric, Run, ViewType, thinned
 from mlreg.tracking.service import USER_TAG, TrackingService
 
 RUNS_PER_PAGE = 100
@@ -329,18 +329,10 @@ def compare(experiment_id: str) -> Response:
     )
 
 
-def thin(history: list[Metric], limit: int = MAX_POINTS) -> list[Metric]:
-    """At most ``limit`` points, evenly spaced, always keeping the last."""
-    if len(history) <= limit:
-        return history
-    stride = math.ceil(len(history) / limit)
-    kept = history[::stride]
-    return kept if kept[-1] is history[-1] else [*kept, history[-1]]
-
-
 def series(history: list[Metric]) -> dict[str, list]:
-    """A metric history as columns for a chart (NaN as null: a gap in the line)."""
-    points = thin(history)
+    """A metric history (thinned by the store to MAX_POINTS) as columns for a chart (NaN as
+    null: a gap in the line)."""
+    points = thinned(history, MAX_POINTS)
     return {
         "step": [m.step for m in points],
         "time": [m.timestamp for m in points],
@@ -365,7 +357,7 @@ def compare_metrics(experiment_id: str) -> Response:
     service = tracking()
     metrics = {}
     for key in keys:
-        histories = service.get_metric_histories(ids, key)
+        histories = service.get_metric_histories(ids, key, MAX_POINTS)
         metrics[key] = [series(histories.get(run_id, [])) for run_id in ids]
     return ok({"runs": chart_runs(runs), "metrics": metrics})
 

@@ -3,7 +3,6 @@ versions it produced — and registering one of its models from the browser."""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,12 +18,11 @@ from mlreg.server.routes.registry import registry
 from mlreg.server.routes.tracking import tracking
 from mlreg.server.streams import send_stream
 from mlreg.server.ui.access import can, denied
-from mlreg.server.ui.experiments import chart_runs, series
+from mlreg.server.ui.experiments import MAX_POINTS, chart_runs, series
 from mlreg.server.ui.pages import action, done, field, link, page, render
 from mlreg.server.ui.previews import MLMODEL, image_type, preview
 from mlreg.store.files import FileInfo
 from mlreg.store.validation import safe_relpath, validate_name
-from mlreg.tracking.entities import Metric
 from mlreg.tracking.service import RUNS_SCHEME, USER_TAG
 
 #: How far below the artifact root a model directory is looked for, and how many directories
@@ -34,25 +32,15 @@ MODEL_SEARCH_LISTINGS = 200
 
 
 @dataclass(frozen=True)
-class MetricSummary:
+class MetricRow:
+    """A row of a run's metrics table: the latest value next to the history's summary."""
+
     key: str
     latest: float
     minimum: float | None
     maximum: float | None
     steps: int
     last_step: int | None
-
-
-def summarise(key: str, latest: float, history: list[Metric]) -> MetricSummary:
-    values = [m.value for m in history if not math.isnan(m.value)]
-    return MetricSummary(
-        key,
-        latest,
-        min(values) if values else None,
-        max(values) if values else None,
-        len(history),
-        history[-1].step if history else None,
-    )
 
 
 def listing(run_id: str, path: str | None) -> list[FileInfo]:
@@ -75,8 +63,16 @@ def run(run_id: str) -> Response:
     service = tracking()
     found = service.get_run(run_id)
     experiment = service.get_experiment(found.info.experiment_id)
-    histories = {key: service.get_metric_history(run_id, key) for key in sorted(found.data.metrics)}
-    summaries = [summarise(k, found.data.metrics[k], h) for k, h in histories.items()]
+    # Min, max and counts from the database; the charts get at most MAX_POINTS a metric.
+    summaries = [
+        MetricRow(s.key, found.data.metrics[s.key], s.minimum, s.maximum, s.count, s.last_step)
+        for s in service.get_metric_summaries(run_id)
+        if s.key in found.data.metrics
+    ]
+    histories = {
+        s.key: service.get_metric_histories([run_id], s.key, MAX_POINTS).get(run_id, [])
+        for s in summaries
+    }
     produced = registry().search_model_versions(run_id=run_id, max_results=100).items
     return render(
         "run.html",
