@@ -73,13 +73,10 @@ def install(app: Flask, settings: ServerSettings) -> None:
         duration=fmt.duration,
     )
     pages.mount(app, BLUEPRINT)
-
-    @app.before_request
-    def _ui_permission() -> None:
-        # The same question the page's buttons were shown by, before a route (or a form's
-        # CSRF check) runs; the authentication work's own check has already run.
-        if request.blueprint == BLUEPRINT:
-            check_request()
+    # The same question the page's buttons were shown by, before a route (or a form's CSRF
+    # check) runs, and after the blueprint's own checks (a NUL in the path is refused first);
+    # the authentication work's check, for the whole app, has run before all of them.
+    app.before_request_funcs.setdefault(BLUEPRINT, []).append(check_request)
 
     @app.after_request
     def _page_headers(response: Response) -> Response:
