@@ -298,6 +298,9 @@ def test_phone_width_and_dark_mode(world, browser):
             "16-phone-dark-runs": f"/experiments/{s.experiment_id}",
             "17-phone-dark-compare": f"/experiments/{s.experiment_id}/compare?run={s.runs[0]}"
             f"&run={s.runs[2]}",
+            "20-phone-dark-version": "/models/mnist-cnn/versions/1",
+            "21-phone-dark-run": f"/runs/{world.quickstart_run}",
+            "22-phone-dark-home": "/",
         }.items():
             open_page(phone, world, path, name)
             # Nothing but the tables' own scroll boxes is wider than the phone.
