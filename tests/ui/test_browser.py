@@ -38,6 +38,7 @@ class World:
     server: Server
     seeded: Seeded
     quickstart_run: str
+    wide_run: str
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +63,26 @@ def world(tmp_path_factory) -> Iterator[World]:
     assert result.returncode == 0, result.stderr[-3000:]
     home = work / ".mlreg"
     seeded = seed(StoreSettings.for_home(home, "alice"), work)
-    server = start_server(home)
     from mlreg.tracking.client import TrackingClient
+
+    with TrackingClient(StoreSettings.for_home(home, "alice")) as tracking:
+        wide = tracking.create_run(tracking.create_experiment("wide"), "wide").info.run_id
+        tracking.log_batch(
+            wide,
+            [
+                (f"m{k:02d}", float(k * s), s, 1_700_000_000_000 + s)
+                for k in range(60)
+                for s in range(50)
+            ],
+        )
+    server = start_server(home)
 
     with TrackingClient(StoreSettings.for_home(home)) as tracking:
         quickstart = tracking.get_experiment_by_name("quickstart")
         assert quickstart is not None
         run = tracking.search_runs([quickstart.experiment_id])[0].info.run_id
     try:
-        yield World(server, seeded, run)
+        yield World(server, seeded, run, wide)
     finally:
         server.stop()
 
@@ -396,3 +408,17 @@ def test_a_reader_sees_no_action_and_posting_a_form_anyway_is_403(reader_site, b
     assert all("403" in e for e in errors), errors  # only the page's own status
     screenshot(browser, "19-reader-403")
     assert services.registry.get_model_version("cnn", 2).stage.value == "Production"
+
+
+def test_a_run_with_many_metrics_draws_the_charts_near_the_screen_first(world, browser):
+    """60 charts: those far below the screen wait until scrolled to (the page is not blocked
+    drawing what nobody sees), and each is drawn when it comes near."""
+    open_page(browser, world, f"/runs/{world.wide_run}")
+    figures = all_css(browser, "figure.chart")
+    assert len(figures) == 60
+    drawn = browser.execute_script("return Object.keys(window.mlregCharts.plots).length")
+    assert drawn < 60
+    browser.execute_script("arguments[0].scrollIntoView()", figures[-1])
+    wait(browser, lambda d: d.execute_script("return 'm59' in window.mlregCharts.plots"))
+    assert browser.execute_script("return window.mlregCharts.plots.m59.data[1].length") == 50
+    assert not console_errors(browser)

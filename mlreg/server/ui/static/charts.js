@@ -8,6 +8,9 @@
   const FIRST = 2; // metrics in the first request: the top of the page is drawn soonest
   const BATCH = 4; // metrics per request after that
   const PARALLEL = 2; // requests at once (the server has two workers by default)
+  // A page with more charts than this draws each when it comes near the screen: a run with
+  // hundreds of metrics would otherwise block the page for seconds drawing what is unseen.
+  const LAZY = 12;
   const plots = {};
   const state = { expected: 0, drawn: 0, failed: 0, plots };
   window.mlregCharts = state;
@@ -113,6 +116,26 @@
     for (const [key, list] of Object.entries(doc.metrics)) cache.set(key, list);
   }
 
+  let observer = null;
+
+  // Draw each figure when it comes within a screen of the viewport; resolves once the charts
+  // on screen are drawn (the observer's first answer covers every figure).
+  function drawWhenSeen(figures, show) {
+    if (observer) observer.disconnect();
+    return new Promise((resolve) => {
+      let first = true;
+      observer = new IntersectionObserver((entries) => {
+        for (const entry of entries) {
+          if (!entry.isIntersecting) continue;
+          observer.unobserve(entry.target);
+          show(entry.target);
+        }
+        if (first) { first = false; resolve(); }
+      }, { rootMargin: "100% 0px" });
+      figures.forEach((f) => observer.observe(f));
+    });
+  }
+
   async function drawAll(figures, embedded, src) {
     state.expected = figures.length;
     state.drawn = 0;
@@ -132,7 +155,9 @@
       }
     };
     const missing = figures.filter((f) => !cache.has(f.dataset.key));
-    figures.filter((f) => cache.has(f.dataset.key)).forEach(show);
+    const ready = figures.filter((f) => cache.has(f.dataset.key));
+    if (ready.length > LAZY && "IntersectionObserver" in window) await drawWhenSeen(ready, show);
+    else ready.forEach(show);
     const batches = missing.length ? [missing.slice(0, FIRST)] : [];
     for (let i = FIRST; i < missing.length; i += BATCH) batches.push(missing.slice(i, i + BATCH));
     let next = 0;
