@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import quote
+
 from flask import Response, request
 
 from mlreg.errors import InvalidInput
-from mlreg.registry.entities import ModelVersion, Stage, VersionStatus
+from mlreg.registry.entities import ModelVersion, Stage, StageTransition, VersionStatus
 from mlreg.server import permissions as perm
 from mlreg.server.permissions import Level
 from mlreg.server.routes.registry import registry
 from mlreg.server.routes.tracking import tracking
+from mlreg.server.ui import format as fmt
 from mlreg.server.ui.experiments import runs_anywhere
 from mlreg.server.ui.pages import (
     action,
@@ -101,6 +106,96 @@ def models() -> Response:
     )
 
 
+@dataclass(frozen=True)
+class Moment:
+    """A time as a page shows it: ISO for ``<time>``, UTC to the second, and how long ago."""
+
+    iso: str
+    text: str
+    ago: str
+
+
+def moment(value: datetime | int | None, now: datetime) -> Moment:
+    return Moment(fmt.iso(value), fmt.when(value), fmt.ago(value, now))
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A row of a model's versions table, formatted here once (per-row url_for and template
+    macros were half of a 200-version page's time)."""
+
+    number: int
+    href: str
+    stage: str
+    aliases: list[str]
+    status: str
+    digest: str | None
+    run_id: str | None
+    run_href: str | None
+    run_deleted: bool
+    creator: str | None
+    created: Moment
+
+
+@dataclass(frozen=True)
+class TransitionRow:
+    user: str
+    version: int
+    href: str
+    from_stage: str
+    to_stage: str
+    at: Moment
+
+
+def path_prefix(handler: str, **values: object) -> str:
+    """The URL of ``handler`` up to its last argument, which is given as ``_``: the rest of the
+    page's links are this prefix and a quoted value, built without url_for for each."""
+    url = link(handler, **values)
+    assert url.endswith("/_"), url
+    return url[:-1]
+
+
+def version_rows(name: str, versions: list[ModelVersion], runs: dict[str, Run]) -> list[VersionRow]:
+    now = datetime.now(timezone.utc)
+    to_version = path_prefix("version", name=name, version="_")
+    to_run = path_prefix("run", run_id="_")
+    rows = []
+    for v in versions:
+        run = runs.get(v.run_id) if v.run_id else None
+        rows.append(
+            VersionRow(
+                v.version,
+                f"{to_version}{v.version}",
+                v.stage.value,
+                list(v.aliases),
+                v.status.value,
+                v.digest,
+                v.run_id,
+                f"{to_run}{quote(v.run_id, safe='')}" if v.run_id else None,
+                run is not None and run.info.lifecycle_stage is Lifecycle.DELETED,
+                run.data.tags.get(USER_TAG) if run is not None else None,
+                moment(v.created_at, now),
+            )
+        )
+    return rows
+
+
+def transition_rows(name: str, transitions: list[StageTransition]) -> list[TransitionRow]:
+    now = datetime.now(timezone.utc)
+    to_version = path_prefix("version", name=name, version="_")
+    return [
+        TransitionRow(
+            t.user,
+            t.version,
+            f"{to_version}{t.version}",
+            t.from_stage.value,
+            t.to_stage.value,
+            moment(t.timestamp, now),
+        )
+        for t in transitions
+    ]
+
+
 def source_runs(versions: list[ModelVersion]) -> dict[str, Run]:
     """The runs the versions came from, by id (deleted ones too: lineage outlives them)."""
     return runs_anywhere(tracking(), {v.run_id for v in versions if v.run_id})
@@ -127,12 +222,11 @@ def model(name: str) -> Response:
         section="models",
         model=registered,
         versions=found.items,
-        creators={i: r.data.tags[USER_TAG] for i, r in runs.items() if USER_TAG in r.data.tags},
-        deleted_runs={i for i, r in runs.items() if r.info.lifecycle_stage is Lifecycle.DELETED},
+        rows=version_rows(name, found.items, runs),
         start=offset,
         next_start=found.next_offset,
         prev_start=max(offset - VERSIONS_PER_PAGE, 0) if offset else None,
-        timeline=timeline,
+        timeline=transition_rows(name, timeline),
         older_transitions=max(len(history) - TIMELINE, 0),
         stages=[s.value for s in Stage],
         ready=[v.version for v in found.items if v.status is VersionStatus.READY],
