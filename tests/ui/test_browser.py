@@ -169,10 +169,11 @@ def test_the_quickstarts_model_and_version_are_found(world, browser):
     open_page(browser, world, "/")
     browser.find_element(By.LINK_TEXT, "Models").click()
     browser.find_element(By.LINK_TEXT, "mnist-cnn").click()
-    assert browser.current_url.endswith("/models/mnist-cnn")
+    wait(browser, lambda d: d.current_url.endswith("/models/mnist-cnn"))
     row = by_css(browser, "#versions tbody tr")
     assert "v1" in row.text and "Production" in row.text and "READY" in row.text
     row.find_element(By.LINK_TEXT, "v1").click()
+    wait(browser, lambda d: d.current_url.endswith("/models/mnist-cnn/versions/1"))
     text = by_css(browser, "main").text
     assert "(-1, 28, 28, 3)" in text and "float32" in text
     assert 'pyfunc.load_model("models:/mnist-cnn/1")' in text
@@ -196,9 +197,10 @@ def test_register_transition_to_production_and_the_timeline_updates(world, brows
     name.clear()
     name.send_keys("mnist-cnn")
     by_css(browser, "form.stack button[type=submit]").click()
-    assert "becomes version 2" in by_css(browser, ".confirm").text
+    wait(browser, lambda d: "becomes version 2" in by_css(d, ".confirm").text)
     by_css(browser, ".confirm button[type=submit]").click()
-    assert browser.current_url.endswith("/models/mnist-cnn/versions/2")
+    # A POST answered by a 303: wait for the page it leads to (a click may return before).
+    wait(browser, lambda d: d.current_url.endswith("/models/mnist-cnn/versions/2"))
     assert "Registered runs:/" in by_css(browser, ".flash").text
 
     open_page(browser, world, "/models/mnist-cnn")
