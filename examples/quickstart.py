@@ -80,7 +80,7 @@ def serve_and_predict(uri: str, body: str) -> dict:
                 with urllib.request.urlopen(f"{base}/ping", timeout=2) as r:
                     if r.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"mlreg serve did not become ready (exit code {server.poll()})")

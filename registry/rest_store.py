@@ -156,9 +156,11 @@ class RestRegistryStore:
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         params = [
             ("name", name),
+            ("run_id", run_id),
             ("stage", stage.value if stage else None),
             ("alias", alias),
             ("status", status.value if status else None),

@@ -257,10 +257,12 @@ class RegistryService:
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         check_paging(max_results, offset)
         return self.store.search_model_versions(
             name=name,
+            run_id=run_id,
             stage=Stage.parse(stage) if stage is not None else None,
             alias=alias,
             tags=validate_tags(tags),

@@ -342,11 +342,14 @@ class SqlRegistryStore:
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         with self._session() as session:
             query = select(ModelVersionRow).join(ModelVersionRow.model)
             if name is not None:
                 query = query.where(RegisteredModelRow.name == name)
+            if run_id is not None:
+                query = query.where(ModelVersionRow.run_id == run_id)
             if stage is not None:
                 query = query.where(ModelVersionRow.stage == stage.value)
             if status is not None:

@@ -92,8 +92,10 @@ class RegistryStore(Protocol):
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
-        """A page of versions matching every given filter; InvalidInput on order_by."""
+        """A page of versions matching every given filter (``run_id``: the versions a run
+        produced); InvalidInput on order_by."""
 
     def versions_by_stage(self, name: str) -> dict[Stage, list[int]]:
         """READY version numbers of ``name`` grouped by stage, ascending; ModelNotFound."""

@@ -60,4 +60,5 @@ def server(ctx: click.Context, **flags: object) -> None:
         "threads)",
         err=True,
     )
+    click.echo(f"Open http://{settings.bind}/ in a browser for the web UI.", err=True)
     run(settings)

@@ -8,6 +8,7 @@ from mlreg.server.metrics import ServerMetrics
 from mlreg.server.routes import api, meta, registry, tracking  # noqa: F401  (declare routes)
 from mlreg.server.services import Services
 from mlreg.server.settings import ServerSettings
+from mlreg.server.ui import site
 from mlreg.web.http import HttpConfig, install
 
 ACCESS_LOGGER = "mlreg.server.access"
@@ -23,7 +24,7 @@ def create_app(
     Raises StoreError when the database cannot be used (unreachable, or an old schema: the
     server never upgrades it by itself; ``mlreg db upgrade`` does).
     """
-    app = Flask("mlreg.server")
+    app = Flask("mlreg.server", static_folder=None)  # the UI declares its static route
     # "a//b" must reach the routes as it is (and be refused there), not be answered with a
     # redirect to "a/b" that a client may follow with its upload.
     app.url_map.merge_slashes = False
@@ -36,6 +37,7 @@ def create_app(
     app.extensions["mlreg.server.settings"] = settings
     api.mount(app, "api_v1")
     meta.ops.mount(app, "ops")
+    site.install(app, settings)
     install(
         app,
         HttpConfig(
@@ -44,6 +46,7 @@ def create_app(
             max_request_setting="MLREG_MAX_REQUEST_BYTES",
             quiet_paths=frozenset(["/health", "/ready", "/metrics"]),
             metrics=metrics,
+            error_page=site.error_page,
         ),
     )
     return app

@@ -4,6 +4,7 @@ fork (connections never cross a fork), draining in-flight requests on SIGTERM.""
 from __future__ import annotations
 
 import math
+import secrets
 from typing import Any
 
 from flask import Flask
@@ -41,6 +42,9 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
 def run(settings: ServerSettings) -> None:
     """Serve in the foreground until SIGTERM / SIGINT."""
+    if settings.secret_key is None:
+        # Made here, before the fork, so every worker signs and checks the UI's forms alike.
+        settings = settings.replace(secret_key=secrets.token_urlsafe(32))
 
     def make_app(metrics_dir: str | None) -> Flask:
         configure_logging(settings.log_format, settings.log_level)

@@ -34,6 +34,10 @@ class ServerSettings:
     max_upload_bytes: int = 20 * GiB
     log_format: str = "text"
     log_level: str = "info"
+    #: Signs the web UI's session cookie and its CSRF tokens. Every worker and replica of one
+    #: server needs the same key: unset, ``mlreg server`` makes one at start-up (its workers
+    #: share it; a restart signs everyone's forms anew). Set it behind a load balancer.
+    secret_key: str | None = field(default=None, repr=False)
     #: The database and artifact root the server keeps (never an http:// URI).
     store: StoreSettings = field(default_factory=lambda: StoreSettings.from_env({}))
 
@@ -56,6 +60,11 @@ class ServerSettings:
         config.check(
             "log_level", self.log_level, self.log_level in LOG_LEVELS, config.one_of(LOG_LEVELS)
         )
+        if self.secret_key is not None and len(self.secret_key) < 16:
+            raise InvalidInput(
+                "MLREG_SECRET_KEY: expected at least 16 characters of a random secret (e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         if self.store.uri.startswith(("http://", "https://")):
             raise InvalidInput(
                 f"MLREG_TRACKING_URI: the server keeps the data itself and needs a database URI "

@@ -118,6 +118,28 @@ class Metric:
         )
 
 
+def thinned(history: list[Metric], limit: int | None) -> list[Metric]:
+    """At most ``limit`` points of a history, evenly spaced, always keeping the last (every
+    ``ceil(n / limit)``-th point: what a chart of ``limit`` points can show)."""
+    if limit is None or len(history) <= limit:
+        return history
+    stride = -(-len(history) // limit)
+    kept = history[::stride]
+    return kept if kept[-1] is history[-1] else [*kept, history[-1]]
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """What a run logged for one metric key, without its history."""
+
+    key: str
+    count: int
+    #: None when every value is NaN.
+    minimum: float | None
+    maximum: float | None
+    last_step: int
+
+
 @dataclass(frozen=True)
 class RunInfo:
     run_id: str

@@ -8,6 +8,7 @@ carries an idempotency key: a retry after a lost answer writes nothing twice.
 
 from __future__ import annotations
 
+import math
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -23,10 +24,12 @@ from mlreg.tracking.entities import (
     Experiment,
     Lifecycle,
     Metric,
+    MetricSummary,
     Run,
     RunInfo,
     RunStatus,
     ViewType,
+    thinned,
 )
 from mlreg.tracking.search import Filter, OrderBy, filter_text, order_by_text
 
@@ -147,6 +150,37 @@ class RestTrackingStore:
             "GET", self.http.url("runs", run_id, "metrics", key), not_found=RunNotFound
         )
         return [Metric.from_dict(m) for m in doc["metrics"]]
+
+    def get_metric_histories(
+        self, run_ids: Sequence[str], key: str, max_points: int | None = None
+    ) -> dict[str, list[Metric]]:
+        # One request per run: the server's pages call its SQL store, which asks once.
+        found = {}
+        for run_id in run_ids:
+            try:
+                history = self.get_metric_history(run_id, key)
+            except RunNotFound:
+                continue
+            if history:
+                found[run_id] = thinned(history, max_points)
+        return found
+
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        run = self.get_run(run_id)
+        summaries = []
+        for key in sorted(run.data.metrics):
+            history = self.get_metric_history(run_id, key)
+            values = [m.value for m in history if not math.isnan(m.value)]
+            summaries.append(
+                MetricSummary(
+                    key,
+                    len(history),
+                    min(values) if values else None,
+                    max(values) if values else None,
+                    max((m.step for m in history), default=0),
+                )
+            )
+        return summaries
 
     def search_runs(
         self,

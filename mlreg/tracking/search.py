@@ -1,7 +1,8 @@
 """Run search syntax, as MLflow writes it: filters joined by AND, and order-by clauses.
 
 ``metrics.val_loss < 0.5 and params.optimizer = 'adam' and tags.team = "cv"``
-``attributes.status = 'FINISHED'`` — order by ``metrics.val_loss ASC``.
+``attributes.status = 'FINISHED'``, ``attributes.run_id IN ('a1b2', 'c3d4')`` — order by
+``metrics.val_loss ASC``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ _KINDS = {
     "attribute": "attributes",
     "attr": "attributes",
 }
-_ATTRIBUTES = {"status", "run_name", "start_time", "end_time"}
+_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
 _KEY = r"(?P<kind>\w+)\.(?P<key>`[^`]+`|\"[^\"]+\"|[\w.\-/]+)"
 _VALUE = r"(?P<value>'[^']*'|\"[^\"]*\"|[-+]?[\d.]+(?:[eE][-+]?\d+)?)"
 _CLAUSE = re.compile(_KEY + r"\s*(?P<op><=|>=|!=|=|<|>|(?i:like))\s*" + _VALUE + r"\s*$")
+_STRING = r"'[^']*'|\"[^\"]*\""
+_LIST = r"\s*(?:" + _STRING + r")\s*(?:,\s*(?:" + _STRING + r")\s*)*"
+_IN = re.compile(_KEY + r"\s+(?i:in)\s*\((?P<values>" + _LIST + r")\)\s*$")
 _ORDER = re.compile(_KEY + r"(?:\s+(?P<dir>(?i:asc|desc)))?\s*$")
 
 
@@ -67,6 +71,14 @@ def parse_filter(text: str | None) -> list[Filter]:
         return []
     filters = []
     for clause in re.split(r"\s+(?i:and)\s+", text.strip()):
+        listed = _IN.match(clause.strip())
+        if listed is not None:
+            kind, key = _kind_key(listed, clause)
+            if kind == "metrics" or key in ("start_time", "end_time"):
+                raise InvalidInput(f"in {clause.strip()!r}: IN works on strings only")
+            values = tuple(v[1:-1] for v in re.findall(_STRING, listed["values"]))
+            filters.append(Filter(kind, key, "IN", values))
+            continue
         match = _CLAUSE.match(clause.strip())
         if match is None:
             raise InvalidInput(
@@ -118,6 +130,8 @@ def order_by_text(order: OrderBy) -> str:
 
 
 def _literal(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_literal(v) for v in value) + ")"
     if isinstance(value, str):
         return '"' + value + '"' if "'" in value else "'" + value + "'"
     return repr(float(value))

@@ -42,6 +42,7 @@ from mlreg.tracking.entities import (
     Experiment,
     Lifecycle,
     Metric,
+    MetricSummary,
     Run,
     RunInfo,
     RunStatus,
@@ -230,6 +231,20 @@ class TrackingService:
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self.store.get_metric_history(run_id, validate_key("metric", key))
+
+    def get_metric_histories(
+        self, run_ids: list[str], key: str, max_points: int | None = None
+    ) -> dict[str, list[Metric]]:
+        """``key``'s history for each of ``run_ids`` in one question to the store (runs that
+        logged none are absent), at most ``max_points`` evenly spaced points a run."""
+        validate_key("metric", key)
+        if max_points is not None and max_points < 1:
+            raise InvalidInput(f"max_points must be at least 1, got {max_points}")
+        return self.store.get_metric_histories(run_ids, key, max_points) if run_ids else {}
+
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        """Count, min, max and last step of each metric the run logged, by key."""
+        return self.store.get_metric_summaries(run_id)
 
     # --- artifacts -----------------------------------------------------------------------
 

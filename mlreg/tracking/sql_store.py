@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from mlreg.tracking.entities import (
     Experiment,
     Lifecycle,
     Metric,
+    MetricSummary,
     Run,
     RunData,
     RunInfo,
@@ -317,6 +318,54 @@ class SqlTrackingStore:
             ).all()
             return [Metric(k, _loaded(v), ts, step) for k, v, ts, step in rows]
 
+    def get_metric_histories(
+        self, run_ids: Sequence[str], key: str, max_points: int | None = None
+    ) -> dict[str, list[Metric]]:
+        # The table's columns, not the mapped class: no ORM row processing for thousands of
+        # rows. The order is the index's (run, key, step, then insertion); a stable sort then
+        # puts a step's values in time order, as get_metric_history does.
+        t = MetricRow.__table__.c
+        query = (
+            select(t.run_id, t.value, t.timestamp, t.step)
+            .where(t.run_id.in_(list(run_ids)), t.key == key)
+            .order_by(t.run_id, t.step, t.id)
+        )
+        with self._session() as session:
+            if max_points is not None:
+                counts: dict[str, int] = dict(
+                    session.execute(  # type: ignore[arg-type]
+                        select(t.run_id, func.count())
+                        .where(t.run_id.in_(list(run_ids)), t.key == key)
+                        .group_by(t.run_id)
+                    ).all()
+                )
+                if any(n > max_points for n in counts.values()):
+                    query = _thinned(t, counts, key, max_points)
+            rows = session.execute(query).all()
+        found: dict[str, list[Metric]] = {}
+        for run_id, v, ts, step in rows:
+            found.setdefault(run_id, []).append(Metric(key, _loaded(v), ts, step))
+        for history in found.values():
+            history.sort(key=lambda m: (m.step, m.timestamp))
+        return found
+
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        t = MetricRow.__table__.c
+        with self._session() as session:
+            self._run_row(session, run_id)
+            # SQLite keeps NaN as NULL, which min and max leave out; PostgreSQL keeps NaN,
+            # which it sorts above every number, so there it is filtered out.
+            value = t.value
+            if session.get_bind().dialect.name == "postgresql":
+                value = case((t.value == literal_column("'NaN'::float8"), None), else_=t.value)
+            rows = session.execute(
+                select(t.key, func.count(), func.min(value), func.max(value), func.max(t.step))
+                .where(t.run_id == run_id)
+                .group_by(t.key)
+                .order_by(t.key)
+            ).all()
+        return [MetricSummary(k, n, low, high, last) for k, n, low, high, last in rows]
+
     # --- search --------------------------------------------------------------------------
 
     def search_runs(
@@ -345,6 +394,32 @@ class SqlTrackingStore:
             rows = session.scalars(query.offset(offset).limit(max_results + 1)).all()
             runs = self._runs(session, rows[:max_results])
             return Page(runs, offset + max_results if len(rows) > max_results else None)
+
+
+def _thinned(t: Any, counts: dict[str, int], key: str, max_points: int) -> Any:
+    """The histories' rows, every ``ceil(n / max_points)``-th of each run's and its last, chosen
+    by the database (a window function: SQLite 3.25+, PostgreSQL) so a run of a million steps
+    sends a chart's worth of rows, not a million. ``counts``: each run's number of rows (known
+    up front, the window needs no second pass to count them)."""
+    numbered = (
+        select(
+            t.run_id,
+            t.value,
+            t.timestamp,
+            t.step,
+            (func.row_number().over(partition_by=t.run_id, order_by=(t.step, t.id)) - 1).label("n"),
+        )
+        .where(t.run_id.in_(list(counts)), t.key == key)
+        .subquery()
+    )
+    c = numbered.c
+    stride = case({r: -(-n // max_points) for r, n in counts.items()}, value=c.run_id, else_=1)
+    last = case({r: n - 1 for r, n in counts.items()}, value=c.run_id, else_=-1)
+    return (
+        select(c.run_id, c.value, c.timestamp, c.step)
+        .where(or_(c.n % stride == 0, c.n == last))
+        .order_by(c.run_id, c.n)
+    )
 
 
 def _stored(value: float) -> float | None:
@@ -377,6 +452,7 @@ _OPS = {
     ">": lambda c, v: c > v,
     ">=": lambda c, v: c >= v,
     "LIKE": lambda c, v: c.like(v),
+    "IN": lambda c, v: c.in_(v),
 }
 
 
@@ -397,6 +473,7 @@ def _filter_clause(f: Filter) -> Any:
             select(RunTagRow.run_id).where(RunTagRow.key == f.key, op(RunTagRow.value, f.value))
         )
     column = {
+        "run_id": RunRow.run_id,
         "status": RunRow.status,
         "run_name": RunRow.run_name,
         "start_time": RunRow.start_time,
@@ -425,6 +502,7 @@ def _order_column(o: OrderBy) -> Any:
             .scalar_subquery()
         )
     return {
+        "run_id": RunRow.run_id,
         "start_time": RunRow.start_time,
         "end_time": RunRow.end_time,
         "run_name": RunRow.run_name,

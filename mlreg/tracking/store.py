@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mlreg.store.pages import Page
-from mlreg.tracking.entities import Experiment, Lifecycle, Metric, Run, RunStatus, ViewType
+from mlreg.tracking.entities import (
+    Experiment,
+    Lifecycle,
+    Metric,
+    MetricSummary,
+    Run,
+    RunStatus,
+    ViewType,
+)
 from mlreg.tracking.search import Filter, OrderBy
 
 DEFAULT_EXPERIMENT = "Default"
@@ -72,6 +80,17 @@ class TrackingStore(Protocol):
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for ``key``, by step then time; RunNotFound."""
+
+    def get_metric_histories(
+        self, run_ids: Sequence[str], key: str, max_points: int | None = None
+    ) -> dict[str, list[Metric]]:
+        """Every value each run logged for ``key``, by step then time (at most ``max_points``
+        a run, thinned as :func:`mlreg.tracking.entities.thinned` does); a run that logged none
+        (or does not exist) is absent from the answer."""
+
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        """Per metric key the run logged (by key): how many values, min and max (NaN left
+        out), the last step; RunNotFound."""
 
     def search_runs(
         self,

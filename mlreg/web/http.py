@@ -53,6 +53,9 @@ class HttpConfig:
     #: Extra fields for an error body, from the path and the message (TF Serving's clients
     #: read "error").
     error_fields: Callable[[str, str], dict[str, Any]] = field(default=lambda path, message: {})
+    #: An error as a page for people (status, error code, message), or None for the JSON body:
+    #: a web UI answers its own requests (and browsers lost on its paths) with HTML.
+    error_page: Callable[[int, str, str], Response | None] | None = None
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
@@ -61,6 +64,10 @@ def json_response(body: bytes, status: int = 200) -> Response:
 
 def error_response(status: int, error_code: str, message: str, config: HttpConfig) -> Response:
     g.error = (error_code, message)
+    if config.error_page is not None:
+        page = config.error_page(status, error_code, message)
+        if page is not None:
+            return page
     doc: dict[str, Any] = {"error_code": error_code, "message": message}
     doc.update(config.error_fields(request.path, message))
     response = json_response(orjson.dumps(doc), status)

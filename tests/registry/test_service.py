@@ -147,6 +147,16 @@ def test_search_versions_by_stage_alias_and_tag(client, model_dir):
     ] == [4, 2]
 
 
+def test_search_versions_by_the_run_that_produced_them(client, model_dir):
+    """What a run's page lists: the versions registered from it, across models."""
+    client.register_model(str(model_dir), "a", run_id="run-one")
+    client.register_model(str(model_dir), "b", run_id="run-two")
+    client.register_model(str(model_dir), "b", run_id="run-one")
+    found = client.search_model_versions(run_id="run-one", order_by="name ASC").items
+    assert [(v.name, v.version) for v in found] == [("a", 1), ("b", 2)]
+    assert client.search_model_versions(run_id="run-three").items == []
+
+
 def test_rename_and_delete(client, model_dir, stored):
     v = client.register_model(str(model_dir), "old")
     client.create_registered_model("taken")

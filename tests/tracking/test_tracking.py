@@ -275,6 +275,32 @@ def test_search_filters_and_ordering():
     assert _names(search_list(order_by="metrics.val_loss", max_results=2)) == ["b", "a"]
 
 
+def test_search_by_a_list_of_run_ids_and_values():
+    ids = _runs_with_losses()
+    listed = f"attributes.run_id IN ('{ids['c']}', '{ids['a']}', 'no-such-run')"
+    assert _names(search_list(filter_string=listed, order_by="attributes.run_name")) == [
+        "a",
+        "c",
+    ]
+    assert _names(search_list(filter_string="params.optimizer in ('sgd')")) == ["b"]
+    both = f"{listed} and metrics.val_loss > 0.6"
+    assert _names(search_list(filter_string=both)) == ["c"]
+
+
+def test_metric_histories_of_many_runs_in_one_call():
+    ids = _runs_with_losses()
+    with mlreg.start_run(run_id=ids["a"]):
+        mlreg.log_metric("val_loss", 0.4, step=1)
+    client = fluent.client()
+    found = client.get_metric_histories([ids["a"], ids["b"], "no-such-run"], "val_loss")
+    assert {k: [m.value for m in v] for k, v in found.items()} == {
+        ids["a"]: [0.5, 0.4],
+        ids["b"]: [0.2],
+    }
+    assert client.get_metric_histories([ids["a"]], "other") == {}
+    assert client.get_metric_histories([], "val_loss") == {}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -284,8 +310,21 @@ def test_search_filters_and_ordering():
         ("foo.bar = 'x'", "unknown entity 'foo'"),
         ("attributes.color = 'red'", "unknown attribute 'color'"),
         ("metrics.loss LIKE 1", "LIKE works on strings only"),
+        ("metrics.loss IN ('1')", "IN works on strings only"),
+        ("attributes.run_id IN ()", "cannot parse filter clause"),
+        ("attributes.run_id IN ('a', b)", "cannot parse filter clause"),
     ],
-    ids=["metric-string", "param-number", "no-entity", "entity", "attribute", "like-number"],
+    ids=[
+        "metric-string",
+        "param-number",
+        "no-entity",
+        "entity",
+        "attribute",
+        "like-number",
+        "in-number",
+        "in-empty",
+        "in-unquoted",
+    ],
 )
 def test_bad_filters(text, message):
     with pytest.raises(InvalidInput, match=message):
@@ -313,9 +352,59 @@ def test_tracking_on_each_database(migrated_backend, tmp_path):
         client.set_terminated(run.info.run_id)
         found = client.search_runs([exp], "metrics.loss <= 0.25 and params.a = '1'")
         assert [r.info.run_id for r in found] == [run.info.run_id]
+        listed = f"attributes.run_id IN ('{run.info.run_id}', 'other') and params.a IN ('1')"
+        assert [r.info.run_id for r in client.search_runs([exp], listed)] == [run.info.run_id]
+        histories = client.get_metric_histories([run.info.run_id, "other"], "loss")
+        assert [m.value for m in histories[run.info.run_id]] == [0.5, 0.75, 0.25]
+        assert list(histories) == [run.info.run_id]
         assert found[0].data.metrics == {"loss": 0.25}
         assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [
             0.5,
             0.75,
             0.25,
+        ]
+
+
+def test_long_histories_are_thinned_by_the_store_and_summarised_in_it(settings):
+    """Charts ask for at most max_points a run: every ceil(n/max)-th point and the last, the
+    same points on every store (SQLite, PostgreSQL: a window function; a server: thinned
+    after the fact); summaries count, and take min and max without NaN, in the database."""
+    from mlreg.tracking.entities import MetricSummary, thinned
+
+    with TrackingClient(settings) as client:
+        exp = client.create_experiment("long")
+        long = client.create_run(exp, run_name="long").info.run_id
+        short = client.create_run(exp, run_name="short").info.run_id
+        values = [math.nan if s == 3 else float(s % 7) for s in range(1001)]
+        for start in range(0, 1001, 500):
+            client.log_batch(
+                long,
+                metrics=[
+                    ("loss", values[s], s, 1000 + s) for s in range(start, min(start + 500, 1001))
+                ],
+            )
+        client.log_batch(short, metrics=[("loss", 0.5, s, 1000 + s) for s in range(5)])
+        client.log_metric(short, "acc", math.nan, step=2)
+        full = client.get_metric_histories([long, short], "loss")
+        assert len(full[long]) == 1001
+        for limit in (1, 7, 100, 1000, 1001, 5000):
+            got = client.get_metric_histories([long, short, "no-such-run"], "loss", limit)
+            assert set(got) == {long, short}
+            for run_id in (long, short):
+                want = thinned(full[run_id], limit)
+                assert [(m.step, m.timestamp) for m in got[run_id]] == [
+                    (m.step, m.timestamp) for m in want
+                ], (limit, run_id)
+                assert got[run_id][-1].step == full[run_id][-1].step  # the last point is kept
+        assert [m.step for m in client.get_metric_histories([long], "loss", 100)[long][:3]] == [
+            0,
+            11,
+            22,
+        ]
+        with pytest.raises(InvalidInput, match="max_points must be at least 1, got 0"):
+            client.get_metric_histories([long], "loss", 0)
+        assert client.get_metric_summaries(long) == [MetricSummary("loss", 1001, 0.0, 6.0, 1000)]
+        assert client.get_metric_summaries(short) == [
+            MetricSummary("acc", 1, None, None, 2),
+            MetricSummary("loss", 5, 0.5, 0.5, 4),
         ]

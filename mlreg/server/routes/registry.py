@@ -526,10 +526,12 @@ def _ready(name: str, version: str) -> ModelVersion:
     "GET",
     "/versions",
     permission=perm.server(Level.READ),
-    summary="Search versions by model, stage, alias, tags and status, a page at a time.",
+    summary="Search versions by model, stage, alias, tags, status and the run that produced "
+    "them, a page at a time.",
     tag=TAG,
     query={
         "name": {"type": "string"},
+        "run_id": {"type": "string"},
         "stage": {"type": "string"},
         "alias": {"type": "string"},
         "status": {"enum": [s.value for s in VersionStatus]},
@@ -546,6 +548,7 @@ def search_versions() -> Response:
         raise InvalidInput(f"query parameter 'status': expected one of {choices}, got {status!r}")
     page = registry().search_model_versions(
         name=query_str("name"),
+        run_id=query_str("run_id"),
         stage=query_str("stage"),
         alias=query_str("alias"),
         tags=query_tags(),
