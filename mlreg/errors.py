@@ -114,6 +114,10 @@ class ArtifactNotFound(NotFound):
     """A file or directory: an artifact, or a local file to log."""
 
 
+class TagNotFound(NotFound):
+    """A tag to remove that is not set."""
+
+
 class EndpointNotFound(NotFound):
     """No HTTP route at that path."""
 

@@ -109,6 +109,7 @@ class RestRegistryStore:
         signature: dict[str, Any] | None,
         *,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         doc = self._get(
             "POST",
@@ -119,6 +120,7 @@ class RestRegistryStore:
                 "description": description,
                 "tags": tags,
                 "signature": signature,
+                "model_id": model_id,
             },
             headers={"Idempotency-Key": request_id or uuid.uuid4().hex},
             idempotent=True,
@@ -156,9 +158,11 @@ class RestRegistryStore:
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         params = [
             ("name", name),
+            ("run_id", run_id),
             ("stage", stage.value if stage else None),
             ("alias", alias),
             ("status", status.value if status else None),

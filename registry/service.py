@@ -91,9 +91,13 @@ class RegistryService:
         tags: dict[str, str] | None,
         signature: dict[str, Any] | None,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         """Allocate the next version of ``name`` (PENDING_REGISTRATION until its files are
-        stored); a retried ``request_id`` returns the version it made the first time."""
+        stored); a retried ``request_id`` returns the version it made the first time.
+        ``model_id`` names the logged model (MLflow 3) the files come from, if any."""
+        if model_id is not None and (not isinstance(model_id, str) or not 0 < len(model_id) <= 64):
+            raise InvalidInput(f"invalid model_id {model_id!r}: expected a logged model's id")
         return self.store.create_model_version(
             validate_name(name),
             source,
@@ -102,6 +106,7 @@ class RegistryService:
             validate_tags(tags),
             signature,
             request_id=request_id,
+            model_id=model_id,
         )
 
     def store_files(
@@ -214,6 +219,7 @@ class RegistryService:
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         check_paging(max_results, offset)
         return self.store.search_model_versions(
@@ -225,6 +231,7 @@ class RegistryService:
             order_by=order_by,
             max_results=max_results,
             offset=offset,
+            run_id=run_id,
         )
 
     def update_model_version(

@@ -87,6 +87,7 @@ class SqlRegistryStore:
             status_message=row.status_message,
             created_at=_utc(row.created_at),
             updated_at=_utc(row.updated_at),
+            model_id=row.logged_model_id,
         )
 
     # --- registered models -------------------------------------------------------------
@@ -230,6 +231,7 @@ class SqlRegistryStore:
         signature: dict[str, Any] | None,
         *,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         """Allocate the next number and insert a PENDING_REGISTRATION version.
 
@@ -241,7 +243,7 @@ class SqlRegistryStore:
                 if earlier is not None:
                     return self._version(self._version_row(session, name, int(earlier)))
                 row = self._insert_version(
-                    session, name, source, run_id, description, tags, signature
+                    session, name, source, run_id, description, tags, signature, model_id
                 )
                 record_applied(session, request_id, str(row.version))
                 session.flush()
@@ -265,6 +267,7 @@ class SqlRegistryStore:
         description: str | None,
         tags: dict[str, str],
         signature: dict[str, Any] | None,
+        logged_model_id: str | None,
     ) -> ModelVersionRow:
         now = _now()
         model_id, number = self._next_number(session, name)
@@ -279,6 +282,7 @@ class SqlRegistryStore:
             signature=json.dumps(signature) if signature else None,
             created_at=now,
             updated_at=now,
+            logged_model_id=logged_model_id,
         )
         row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
         session.add(row)
@@ -342,11 +346,14 @@ class SqlRegistryStore:
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         with self._session() as session:
             query = select(ModelVersionRow).join(ModelVersionRow.model)
             if name is not None:
                 query = query.where(RegisteredModelRow.name == name)
+            if run_id is not None:
+                query = query.where(ModelVersionRow.run_id == run_id)
             if stage is not None:
                 query = query.where(ModelVersionRow.stage == stage.value)
             if status is not None:

@@ -63,9 +63,11 @@ class RegistryStore(Protocol):
         signature: dict[str, Any] | None,
         *,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         """Allocate the next number (creating the model if new); the version is PENDING.
-        A ``request_id`` seen before returns the version that request made (a retry)."""
+        A ``request_id`` seen before returns the version that request made (a retry).
+        ``model_id`` records the logged model the version is made from."""
 
     def finish_model_version(
         self,
@@ -92,6 +94,7 @@ class RegistryStore(Protocol):
         order_by: str = "version DESC",
         max_results: int = 100,
         offset: int = 0,
+        run_id: str | None = None,
     ) -> Page:
         """A page of versions matching every given filter; InvalidInput on order_by."""
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from flask import Flask
 
 from mlreg.server.metrics import ServerMetrics
-from mlreg.server.routes import api, meta, registry, tracking  # noqa: F401  (declare routes)
+from mlreg.server.routes import (  # noqa: F401  (declare routes)
+    api,
+    logged_models,
+    meta,
+    registry,
+    tracking,
+)
 from mlreg.server.services import Services
 from mlreg.server.settings import ServerSettings
 from mlreg.web.http import HttpConfig, install

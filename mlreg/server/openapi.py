@@ -15,6 +15,7 @@ _PARAM = re.compile(r"<(?:(?P<conv>\w+):)?(?P<name>\w+)>")
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TEXT = {"type": ["string", "null"]}
+LIFECYCLE = {"enum": ["active", "deleted"]}
 
 COMPONENTS: dict[str, Any] = {
     "Error": {
@@ -49,6 +50,10 @@ COMPONENTS: dict[str, Any] = {
             "aliases": {"type": "array", "items": {"type": "string"}},
             "signature": {"type": ["object", "null"]},
             "digest": {"type": ["string", "null"], "description": "sha256 of the files"},
+            "model_id": {
+                "type": ["string", "null"],
+                "description": "the logged model the version was made from",
+            },
             "created_at": TIME,
             "updated_at": TIME,
         },
@@ -72,6 +77,8 @@ COMPONENTS: dict[str, Any] = {
             "artifact_location": {"type": "string"},
             "tags": STRING_MAP,
             "creation_time": {"type": "integer", "description": "ms since the epoch"},
+            "last_update_time": {"type": "integer", "description": "ms since the epoch"},
+            "lifecycle_stage": LIFECYCLE,
         },
     },
     "Run": {
@@ -85,9 +92,18 @@ COMPONENTS: dict[str, Any] = {
             "end_time": {"type": ["integer", "null"]},
             "parent_run_id": NULLABLE_TEXT,
             "artifact_uri": {"type": "string"},
+            "lifecycle_stage": LIFECYCLE,
             "params": STRING_MAP,
             "metrics": {"type": "object", "description": "latest value per key"},
             "tags": STRING_MAP,
+            "inputs": {
+                "type": "object",
+                "properties": {
+                    "datasets": {"type": "array", "items": {"type": "object"}},
+                    "models": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "outputs": {"type": "array", "items": {"type": "object"}},
         },
     },
     "Metric": {
@@ -97,6 +113,29 @@ COMPONENTS: dict[str, Any] = {
             "value": {"oneOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]},
             "timestamp": {"type": "integer"},
             "step": {"type": "integer"},
+            "model_id": {"type": "string"},
+            "dataset_name": {"type": "string"},
+            "dataset_digest": {"type": "string"},
+        },
+    },
+    "LoggedModel": {
+        "type": "object",
+        "description": "A model logged on its own (MLflow 3), with files under artifact_uri",
+        "properties": {
+            "model_id": {"type": "string"},
+            "experiment_id": {"type": "string"},
+            "name": {"type": "string"},
+            "artifact_uri": {"type": "string"},
+            "status": {"enum": ["PENDING", "READY", "FAILED"]},
+            "status_message": NULLABLE_TEXT,
+            "creation_time": {"type": "integer"},
+            "last_update_time": {"type": "integer"},
+            "source_run_id": NULLABLE_TEXT,
+            "model_type": NULLABLE_TEXT,
+            "lifecycle_stage": LIFECYCLE,
+            "tags": STRING_MAP,
+            "params": STRING_MAP,
+            "metrics": {"type": "array", "items": {"$ref": "#/components/schemas/Metric"}},
         },
     },
     "File": {

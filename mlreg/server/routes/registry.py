@@ -285,6 +285,10 @@ def delete_alias(name: str, alias: str) -> Response:
             "description": TEXT,
             "tags": TAGS,
             "signature": {"type": ["object", "null"]},
+            "model_id": {
+                "type": ["string", "null"],
+                "description": "the logged model the version is made from",
+            },
         },
         ["source"],
     ),
@@ -300,6 +304,7 @@ def create_version(name: str, body: dict[str, Any]) -> Response:
         body.get("tags"),
         body.get("signature"),
         request_id=request_id(),
+        model_id=body.get("model_id"),
     )
     return ok({"model_version": version.to_dict()}, 201)
 
@@ -518,10 +523,11 @@ def _ready(name: str, version: str) -> ModelVersion:
     "GET",
     "/versions",
     permission=perm.server(Level.READ),
-    summary="Search versions by model, stage, alias, tags and status, a page at a time.",
+    summary="Search versions by model, run, stage, alias, tags and status, a page at a time.",
     tag=TAG,
     query={
         "name": {"type": "string"},
+        "run_id": {"type": "string"},
         "stage": {"type": "string"},
         "alias": {"type": "string"},
         "status": {"enum": [s.value for s in VersionStatus]},
@@ -538,6 +544,7 @@ def search_versions() -> Response:
         raise InvalidInput(f"query parameter 'status': expected one of {choices}, got {status!r}")
     page = registry().search_model_versions(
         name=query_str("name"),
+        run_id=query_str("run_id"),
         stage=query_str("stage"),
         alias=query_str("alias"),
         tags=query_tags(),
