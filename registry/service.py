@@ -30,6 +30,7 @@ from mlreg.registry.entities import (
     StageTransition,
     VersionStatus,
 )
+from mlreg.registry.search import parse_model_filter, parse_version_filter
 from mlreg.registry.store import RegistryStore
 from mlreg.store.pages import MAX_PAGE, Page, check_paging
 from mlreg.store.validation import (
@@ -176,7 +177,10 @@ class RegistryService:
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
+        filter_string: str | None = None,
     ) -> Page:
+        """Models by name pattern (SQL LIKE), tags, and MLflow's filter syntax (``name``,
+        ``tags.<key>``)."""
         check_paging(max_results, offset)
         return self.store.search_registered_models(
             name_like=name_like,
@@ -184,6 +188,7 @@ class RegistryService:
             order_by=order_by,
             max_results=max_results,
             offset=offset,
+            filters=parse_model_filter(filter_string),
         )
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
@@ -220,7 +225,10 @@ class RegistryService:
         max_results: int = 100,
         offset: int = 0,
         run_id: str | None = None,
+        filter_string: str | None = None,
     ) -> Page:
+        """Versions by model, stage, alias, tags, status, run, and MLflow's filter syntax
+        (``name``, ``run_id``, ``source_path``, ``version_number``, ``tags.<key>``)."""
         check_paging(max_results, offset)
         return self.store.search_model_versions(
             name=name,
@@ -232,6 +240,7 @@ class RegistryService:
             max_results=max_results,
             offset=offset,
             run_id=run_id,
+            filters=parse_version_filter(filter_string),
         )
 
     def update_model_version(

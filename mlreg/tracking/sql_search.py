@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 
 from mlreg.errors import InvalidInput
+from mlreg.store.sql_search import coalesce, compare
 from mlreg.store.tables import (
     ExperimentRow,
     ExperimentTagRow,
@@ -25,31 +26,6 @@ from mlreg.store.tables import (
     RunTagRow,
 )
 from mlreg.tracking.search import Filter, OrderBy
-
-
-def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    """``column op value`` for the operators the parser accepts."""
-    if op == "=":
-        return column == value
-    if op == "!=":
-        return column != value
-    if op == "<":
-        return column < value
-    if op == "<=":
-        return column <= value
-    if op == ">":
-        return column > value
-    if op == ">=":
-        return column >= value
-    if op == "LIKE":
-        return column.like(value)
-    if op == "ILIKE":
-        return func.lower(column).like(func.lower(value))
-    if op == "IN":
-        return column.in_(list(value))
-    if op == "NOT IN":
-        return column.not_in(list(value))
-    raise InvalidInput(f"unsupported operator {op!r}")  # the parser lets none through
 
 
 def experiment_id_values(value: Any) -> Any:
@@ -130,7 +106,7 @@ _EXPERIMENT_COLUMNS = {
     "experiment_id": ExperimentRow.id,
     "creation_time": ExperimentRow.creation_time,
     # Rows from before revision 0005 have no update time: their creation is the last update.
-    "last_update_time": func.coalesce(ExperimentRow.last_update_time, ExperimentRow.creation_time),
+    "last_update_time": coalesce(ExperimentRow.last_update_time, ExperimentRow.creation_time),
 }
 
 

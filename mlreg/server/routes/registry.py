@@ -87,6 +87,7 @@ def create_model(body: dict[str, Any]) -> Response:
     tag=TAG,
     query={
         "name_like": {"type": "string"},
+        "filter": {"type": "string", "description": "MLflow's syntax: name, tags.<key>"},
         "tag": {"type": "string", "description": "KEY=VALUE, repeatable"},
         "order_by": {"type": "string", "description": "name|created|updated [ASC|DESC]"},
         **PAGING,
@@ -101,6 +102,7 @@ def create_model(body: dict[str, Any]) -> Response:
 def search_models() -> Response:
     page = registry().search_registered_models(
         name_like=query_str("name_like"),
+        filter_string=query_str("filter"),
         tags=query_tags(),
         order_by=query_str("order_by", "name ASC") or "name ASC",
         max_results=query_int("max_results", 100, 1, MAX_PAGE),
@@ -528,6 +530,10 @@ def _ready(name: str, version: str) -> ModelVersion:
     query={
         "name": {"type": "string"},
         "run_id": {"type": "string"},
+        "filter": {
+            "type": "string",
+            "description": "MLflow's syntax: name, run_id, source_path, version_number, tags",
+        },
         "stage": {"type": "string"},
         "alias": {"type": "string"},
         "status": {"enum": [s.value for s in VersionStatus]},
@@ -545,6 +551,7 @@ def search_versions() -> Response:
     page = registry().search_model_versions(
         name=query_str("name"),
         run_id=query_str("run_id"),
+        filter_string=query_str("filter"),
         stage=query_str("stage"),
         alias=query_str("alias"),
         tags=query_tags(),
