@@ -116,6 +116,8 @@ class Metric:
     model_id: str | None = None
     dataset_name: str | None = None
     dataset_digest: str | None = None
+    #: The run that logged it (set where metrics of several runs are listed together).
+    run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -124,7 +126,7 @@ class Metric:
             "timestamp": self.timestamp,
             "step": self.step,
         }
-        for name in ("model_id", "dataset_name", "dataset_digest"):
+        for name in ("model_id", "dataset_name", "dataset_digest", "run_id"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         return doc
@@ -139,6 +141,7 @@ class Metric:
             doc.get("model_id") or None,
             doc.get("dataset_name") or None,
             doc.get("dataset_digest") or None,
+            doc.get("run_id") or None,
         )
 
 
@@ -165,6 +168,8 @@ class RunData:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # latest value per key
     tags: dict[str, str] = field(default_factory=dict)
+    #: The latest value per key with its step and time (what ``metrics`` holds the value of).
+    latest_metrics: dict[str, Metric] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,7 @@ class Run:
             "lifecycle_stage": self.info.lifecycle_stage.value,
             "params": self.data.params,
             "metrics": {k: number_to_json(v) for k, v in self.data.metrics.items()},
+            "latest_metrics": [m.to_dict() for m in self.data.latest_metrics.values()],
             "tags": self.data.tags,
             "inputs": {
                 "datasets": [d.to_dict() for d in self.inputs.datasets],
@@ -277,10 +283,12 @@ class Run:
             parent_run_id=doc.get("parent_run_id"),
             lifecycle_stage=Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE.value),
         )
+        latest = [Metric.from_dict(m) for m in doc.get("latest_metrics") or []]
         data = RunData(
             dict(doc.get("params") or {}),
             {k: number_from_json(v) for k, v in (doc.get("metrics") or {}).items()},
             dict(doc.get("tags") or {}),
+            {m.key: m for m in latest},
         )
         inputs = doc.get("inputs") or {}
         return cls(

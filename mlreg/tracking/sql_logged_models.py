@@ -38,7 +38,7 @@ def loaded(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def metric_of(row: MetricRow) -> Metric:
+def metric_of(row: MetricRow, with_run: bool = False) -> Metric:
     return Metric(
         row.key,
         loaded(row.value),
@@ -47,6 +47,7 @@ def metric_of(row: MetricRow) -> Metric:
         row.model_id,
         row.dataset_name,
         row.dataset_digest,
+        row.run_id if with_run else None,
     )
 
 
@@ -87,7 +88,7 @@ class SqlLoggedModels:
                 .where(MetricRow.model_id.in_(ids))
                 .order_by(MetricRow.key, MetricRow.step, MetricRow.timestamp, MetricRow.id)
             ):
-                metrics[row.model_id].append(metric_of(row))
+                metrics[row.model_id].append(metric_of(row, with_run=True))
         return [
             LoggedModel(
                 model_id=r.model_id,

@@ -230,6 +230,7 @@ class SqlTrackingStore(SqlLoggedModels):
         ids = [r.run_id for r in rows]
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        latest: dict[str, dict[str, Metric]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         datasets: dict[str, list[DatasetInput]] = {i: [] for i in ids}
         models: dict[str, list[str]] = {i: [] for i in ids}
@@ -241,12 +242,12 @@ class SqlTrackingStore(SqlLoggedModels):
                 )
             ):
                 params[rid][k] = v
-            for rid, k, v in session.execute(
-                select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
-                    LatestMetricRow.run_id.in_(ids)
-                )
+            for row in session.scalars(
+                select(LatestMetricRow).where(LatestMetricRow.run_id.in_(ids))
             ):
-                metrics[rid][k] = _loaded(v)
+                value = _loaded(row.value)
+                metrics[row.run_id][row.key] = value
+                latest[row.run_id][row.key] = Metric(row.key, value, row.timestamp, row.step)
             for rid, k, v in session.execute(
                 select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
                     RunTagRow.run_id.in_(ids)
@@ -284,7 +285,7 @@ class SqlTrackingStore(SqlLoggedModels):
                     parent_run_id=r.parent_run_id,
                     lifecycle_stage=Lifecycle(r.lifecycle_stage),
                 ),
-                RunData(params[r.run_id], metrics[r.run_id], tags[r.run_id]),
+                RunData(params[r.run_id], metrics[r.run_id], tags[r.run_id], latest[r.run_id]),
                 RunInputs(datasets[r.run_id], models[r.run_id]),
                 outputs[r.run_id],
             )
