@@ -45,7 +45,10 @@ from mlreg.tensorflow.predictor import Predictor, ports_from_specs
 from mlreg.uris import resolve_model_uri
 
 FLAVOR_NAME = FLAVOR
-LOADER_MODULE = "mlreg.tensorflow"
+#: MLflow's own loader: the files follow its TensorFlow flavor's layout, so
+#: ``mlflow.pyfunc.load_model`` opens an mlreg model without mlreg installed; mlreg.pyfunc reads
+#: this name as its own TensorFlow flavor (mlreg.pyfunc.LOADERS).
+LOADER_MODULE = "mlflow.tensorflow"
 DATA_DIR = "data"
 KERAS_FILE = "model.keras"
 
