@@ -213,5 +213,13 @@ class RegistrationFailed(MlregError):
     error_code = "REGISTRATION_FAILED"
 
 
+class NotSupported(MlregError):
+    """A request for something this server does not do (an MLflow API mlreg leaves out)."""
+
+    status_code = 501
+    exit_code = 2
+    error_code = "NOT_IMPLEMENTED"
+
+
 class InternalError(MlregError):
     """A bug: something that should not happen did (the message names it)."""

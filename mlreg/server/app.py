@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from mlreg.server import mlflow
 from mlreg.server.metrics import ServerMetrics
 from mlreg.server.routes import (  # noqa: F401  (declare routes)
     api,
@@ -39,6 +40,7 @@ def create_app(
     app.extensions["mlreg.server.settings"] = settings
     app.register_blueprint(api.blueprint("api_v1"))
     app.register_blueprint(meta.bp)
+    mlflow.register(app)
     install(
         app,
         HttpConfig(
