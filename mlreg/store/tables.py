@@ -332,6 +332,8 @@ class RunModelRow(Base):
     #: "input" or "output".
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    #: The order the run recorded them in.
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 # --- writes that clients may retry ----------------------------------------------------------

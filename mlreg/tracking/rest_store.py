@@ -194,6 +194,7 @@ class RestTrackingStore:
         tags: dict[str, str] | None = None,
         *,
         request_id: str | None = None,
+        allow_ended: bool = False,
     ) -> None:
         self.http.json(
             "POST",
@@ -202,6 +203,7 @@ class RestTrackingStore:
                 "metrics": [m.to_dict() for m in metrics],
                 "params": params or {},
                 "tags": tags or {},
+                "allow_ended": allow_ended,
             },
             headers={"Idempotency-Key": request_id or uuid.uuid4().hex},
             idempotent=True,

@@ -313,10 +313,13 @@ class TrackingService:
         tags: Mapping[str, Any] | None = None,
         *,
         request_id: str | None = None,
+        allow_ended: bool = False,
     ) -> None:
         """Validate everything first, then write it in one transaction per 1000 metrics.
 
-        With ``request_id`` a retried call writes nothing twice (each chunk remembers it).
+        With ``request_id`` a retried call writes nothing twice (each chunk remembers it). A
+        run that ended takes no more metrics or params, unless ``allow_ended`` (MLflow's
+        clients log to finished runs, and MLflow lets them).
         """
         ts = now_ms()
         clean_metrics = []
@@ -358,6 +361,7 @@ class TrackingService:
                 clean_params if first else None,
                 clean_tags if first else None,
                 request_id=f"{request_id}:{start}" if request_id else None,
+                allow_ended=allow_ended,
             )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:

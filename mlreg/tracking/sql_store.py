@@ -10,7 +10,7 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -266,7 +266,7 @@ class SqlTrackingStore(SqlLoggedModels):
             for link in session.scalars(
                 select(RunModelRow)
                 .where(RunModelRow.run_id.in_(ids))
-                .order_by(RunModelRow.step, RunModelRow.model_id)
+                .order_by(RunModelRow.position, RunModelRow.model_id)
             ):
                 if link.direction == INPUT:
                     models[link.run_id].append(link.model_id)
@@ -355,14 +355,27 @@ class SqlTrackingStore(SqlLoggedModels):
     def _link_models(
         self, session: Session, run_id: str, links: Sequence[ModelOutput], direction: str
     ) -> None:
+        position = session.scalar(
+            select(func.count()).select_from(RunModelRow).where(RunModelRow.run_id == run_id)
+        )
         for link in links:
             if session.get(LoggedModelRow, link.model_id) is None:
                 raise ModelNotFound(f"logged model {link.model_id!r} does not exist")
-            session.merge(
+            known = session.get(RunModelRow, (run_id, link.model_id, direction))
+            if known is not None:
+                known.step = link.step
+                continue
+            session.add(
                 RunModelRow(
-                    run_id=run_id, model_id=link.model_id, direction=direction, step=link.step
+                    run_id=run_id,
+                    model_id=link.model_id,
+                    direction=direction,
+                    step=link.step,
+                    position=position,
                 )
             )
+            position += 1
+            session.flush()
 
     def _dataset_id(self, session: Session, experiment_id: int, dataset: Dataset) -> int:
         """The id of the experiment's dataset with that name and digest (made if new)."""
@@ -399,6 +412,7 @@ class SqlTrackingStore(SqlLoggedModels):
         tags: dict[str, str] | None = None,
         *,
         request_id: str | None = None,
+        allow_ended: bool = False,
     ) -> None:
         """Write metrics, params and tags in one transaction (once per ``request_id``)."""
         params = params or {}
@@ -407,7 +421,7 @@ class SqlTrackingStore(SqlLoggedModels):
             with self._session() as session:
                 if applied_result(session, request_id) is not None:
                     return  # a retry of a batch already written
-                self._write_batch(session, run_id, metrics, params, tags)
+                self._write_batch(session, run_id, metrics, params, tags, allow_ended)
                 record_applied(session, request_id)
         except SqlIntegrityError:
             # A retry that raced its first attempt: the first one wrote the batch.
@@ -422,11 +436,12 @@ class SqlTrackingStore(SqlLoggedModels):
         metrics: Sequence[Metric],
         params: dict[str, str],
         tags: dict[str, str],
+        allow_ended: bool,
     ) -> None:
         row = self._run_row(session, run_id)
         if row.lifecycle_stage != Lifecycle.ACTIVE.value:
             raise InvalidInput(f"run {run_id} is deleted; restore it before logging to it")
-        if row.status != RunStatus.RUNNING.value and (metrics or params):
+        if row.status != RunStatus.RUNNING.value and (metrics or params) and not allow_ended:
             raise InvalidInput(f"run {run_id} is {row.status}; it no longer takes logs")
         if params:
             existing = dict(

@@ -107,9 +107,11 @@ class TrackingStore(Protocol):
         tags: dict[str, str] | None = None,
         *,
         request_id: str | None = None,
+        allow_ended: bool = False,
     ) -> None:
         """Write metrics, params and tags in one transaction, once per ``request_id`` (a
-        retry is a no-op); InvalidInput if the run ended or a param would change; RunNotFound."""
+        retry is a no-op); InvalidInput if a param would change, if the run is deleted, or
+        (unless ``allow_ended``) if it ended; RunNotFound."""
 
     def delete_run_tag(self, run_id: str, key: str) -> None:
         """Remove one tag of a run; RunNotFound, TagNotFound."""

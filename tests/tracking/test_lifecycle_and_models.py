@@ -189,6 +189,20 @@ def test_delete_restore_rename_and_end_a_run(tracking):
         tracking.create_run(exp, start_time=-5)
 
 
+def test_an_ended_run_takes_logs_only_when_allowed(tracking):
+    run = tracking.create_run(tracking.create_experiment("ended")).info.run_id
+    tracking.set_terminated(run, "FINISHED")
+    with pytest.raises(InvalidInput) as refused:
+        tracking.log_batch(run, [Metric("late", 1.0, 1, 0)])
+    assert refused.value.message == f"run {run} is FINISHED; it no longer takes logs"
+    # MLflow's clients may log after the end (MLflow allows it); its API says so.
+    tracking.log_batch(run, [Metric("late", 1.0, 1, 0)], {"p": "1"}, allow_ended=True)
+    assert tracking.get_run(run).data.metrics == {"late": 1.0}
+    tracking.delete_run(run)
+    with pytest.raises(InvalidInput, match="is deleted; restore it before logging to it"):
+        tracking.log_batch(run, [Metric("late", 2.0, 2, 1)], allow_ended=True)
+
+
 def test_delete_a_run_tag(tracking):
     run = tracking.create_run(tracking.create_experiment("tags"), tags={"a": "1", "b": "2"})
     tracking.delete_tag(run.info.run_id, "a")

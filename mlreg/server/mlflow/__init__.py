@@ -28,3 +28,6 @@ def register(app: Flask) -> None:
     for name, prefix in PREFIXES.items():
         app.register_blueprint(mlflow_api.blueprint(name, prefix))
     app.register_blueprint(meta.bp)
+    # MLflow's clients count on the default experiment (id 0) from the start, older than any
+    # they create (it lists last, newest first).
+    app.extensions["mlreg.server"].tracking.default_experiment_id()

@@ -288,23 +288,25 @@ def complete_multipart_upload(artifact_path: str, msg: dict[str, Any]) -> dict[s
             f"upload {msg['upload_id']} has {state['num_parts']} parts; the list names "
             f"{sorted(sent)}"
         )
+    for number in range(1, state["num_parts"] + 1):
+        part = upload_dir / f"part-{number:05d}"
+        if not part.is_file():
+            raise InvalidInput(f"part {number} of upload {msg['upload_id']} never arrived")
+        if sent[number].strip('"') != _etag(part):
+            raise InvalidInput(f"part {number} of upload {msg['upload_id']}: ETag mismatch")
     limit = current_app.config["MLREG_MAX_UPLOAD_BYTES"]
-    joined = upload_dir / "joined" / state["file"]
-    joined.parent.mkdir()
-    size = 0
-    with joined.open("wb") as out:
-        for number in range(1, state["num_parts"] + 1):
-            part = upload_dir / f"part-{number:05d}"
-            if not part.is_file():
-                raise InvalidInput(f"part {number} of upload {msg['upload_id']} never arrived")
-            if sent[number].strip('"') != _etag(part):
-                raise InvalidInput(f"part {number} of upload {msg['upload_id']}: ETag mismatch")
-            size += part.stat().st_size
-            if size > limit:
-                raise PayloadTooLarge.body(size, limit, "MLREG_MAX_UPLOAD_BYTES")
-            with part.open("rb") as f:
-                shutil.copyfileobj(f, out, CHUNK)
-    tracking().log_owner_file(owner, joined, location.path)
+    with services().scratch() as scratch:
+        joined = scratch / state["file"]
+        size = 0
+        with joined.open("wb") as out:
+            for number in range(1, state["num_parts"] + 1):
+                part = upload_dir / f"part-{number:05d}"
+                size += part.stat().st_size
+                if size > limit:
+                    raise PayloadTooLarge.body(size, limit, "MLREG_MAX_UPLOAD_BYTES")
+                with part.open("rb") as f:
+                    shutil.copyfileobj(f, out, CHUNK)
+        tracking().log_owner_file(owner, joined, location.path)
     shutil.rmtree(upload_dir, ignore_errors=True)
     return {}
 

@@ -165,10 +165,11 @@ def model_version(v: ModelVersion) -> dict[str, Any]:
         "status": v.status.value,
         "tags": key_values(v.tags),
         "aliases": list(v.aliases),
+        "description": v.description or "",
         # mlreg's own: the files' SHA-256 (checked on every load)
         "mlreg_digest": v.digest,
     }
-    for name in ("description", "run_id", "status_message", "model_id"):
+    for name in ("run_id", "status_message", "model_id"):
         if getattr(v, name):
             doc[name] = getattr(v, name)
     return doc

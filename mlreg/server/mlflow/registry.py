@@ -66,19 +66,26 @@ def _without_prompt_filter(text: str | None, what: str) -> str | None:
     return " AND ".join(kept) or None
 
 
-def _latest(service: RegistryService, name: str, stages: list[str] | None) -> list[ModelVersion]:
-    """The newest READY version in each stage asked for (every stage when none is)."""
+def _latest(
+    service: RegistryService, name: str, stages: list[str] | None, by_stage_name: bool = False
+) -> list[ModelVersion]:
+    """The newest READY version in each stage asked for (every stage when none is), in
+    version order, or by stage name (as MLflow lists them in searches)."""
     wanted = [Stage.parse(s) for s in stages] if stages else list(Stage)
     by_stage = service.store.versions_by_stage(name)
-    return [
-        service.get_model_version(name, by_stage[stage][-1])
-        for stage in wanted
-        if by_stage.get(stage)
-    ]
+    newest = {stage: by_stage[stage][-1] for stage in wanted if by_stage.get(stage)}
+    order = (
+        sorted(newest, key=lambda s: s.value)
+        if by_stage_name
+        else sorted(newest, key=newest.__getitem__)
+    )
+    return [service.get_model_version(name, newest[stage]) for stage in order]
 
 
-def _registered(service: RegistryService, model: RegisteredModel) -> dict[str, Any]:
-    return convert.registered_model(model, _latest(service, model.name, None))
+def _registered(
+    service: RegistryService, model: RegisteredModel, in_search: bool = False
+) -> dict[str, Any]:
+    return convert.registered_model(model, _latest(service, model.name, None, in_search))
 
 
 def _kv(items: list[dict[str, Any]] | None) -> dict[str, str]:

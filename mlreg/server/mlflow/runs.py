@@ -1,6 +1,8 @@
 """MLflow's run endpoints (``/mlflow/runs/…``, ``/mlflow/metrics/get-history``,
 ``/mlflow/artifacts/list``) over the tracking service.
 
+As in MLflow, a run takes metrics and params after it ended (mlreg's own API refuses them).
+
 MLflow keeps a run's name in the tag ``mlflow.runName`` too: setting that tag renames the run
 here, and the tag is shown from the name. ``mlflow.parentRunId`` makes the run a nested one.
 """
@@ -185,7 +187,7 @@ def restore_run(msg: dict[str, Any]) -> dict[str, Any]:
     ),
 )
 def log_metric(msg: dict[str, Any]) -> dict[str, Any]:
-    tracking().log_batch(run_id_of(msg), [_metric(msg)])
+    tracking().log_batch(run_id_of(msg), [_metric(msg)], allow_ended=True)
     return {}
 
 
@@ -197,7 +199,9 @@ def log_metric(msg: dict[str, Any]) -> dict[str, Any]:
     request_message=message({**RUN_ID, "key": STRING, "value": STRING}, ["key"]),
 )
 def log_param(msg: dict[str, Any]) -> dict[str, Any]:
-    tracking().log_batch(run_id_of(msg), params={msg["key"]: msg.get("value", "")})
+    tracking().log_batch(
+        run_id_of(msg), params={msg["key"]: msg.get("value", "")}, allow_ended=True
+    )
     return {}
 
 
@@ -287,14 +291,11 @@ def search_runs(msg: dict[str, Any]) -> dict[str, Any]:
 )
 def get_metric_history(msg: dict[str, Any]) -> dict[str, Any]:
     required(msg, "metric_key")
-    run_id = run_id_of(msg)
-    history = tracking().get_metric_history(run_id, msg["metric_key"])
+    history = tracking().get_metric_history(run_id_of(msg), msg["metric_key"])
     start = offset_of(msg.get("page_token"))
     size = as_int(msg, "max_results", len(history) or 1, 1, 1_000_000_000)
     page = history[start : start + size]
-    doc: dict[str, Any] = {
-        "metrics": [convert.metric(Metric(**{**m.__dict__, "run_id": run_id})) for m in page]
-    }
+    doc: dict[str, Any] = {"metrics": [convert.metric(m) for m in page]}
     if start + size < len(history):
         doc["next_page_token"] = page_token(start + size)
     return doc
@@ -335,6 +336,7 @@ def log_batch(msg: dict[str, Any]) -> dict[str, Any]:
         [_metric(m) for m in metrics],
         _tags(params),
         _rename_by_tag(service, run_id, _tags(tags)),
+        allow_ended=True,
     )
     return {}
 

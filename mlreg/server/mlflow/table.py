@@ -34,7 +34,7 @@ PREFIXES = {"mlflow_api": "/api/2.0", "mlflow_ajax_api": "/ajax-api/2.0"}
 
 STRING = {"type": "string"}
 #: int64 fields: protobuf's JSON writes them as strings, MLflow's clients as numbers.
-INT64 = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^-?[0-9]+$"}]}
+INT64 = {"type": ["integer", "string"], "pattern": r"^-?[0-9]+$", "description": "an integer"}
 INT32 = INT64
 DOUBLE = {
     "anyOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"]}]

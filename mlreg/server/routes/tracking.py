@@ -370,6 +370,10 @@ def log_outputs(run_id: str, body: dict[str, Any]) -> Response:
             "metrics": {"type": "array", "items": METRIC, "maxItems": 10_000},
             "params": TAGS,
             "tags": TAGS,
+            "allow_ended": {
+                "type": "boolean",
+                "description": "write to a run that ended too (as MLflow allows)",
+            },
         }
     ),
     response=_obj({}),
@@ -388,7 +392,12 @@ def log_batch(run_id: str, body: dict[str, Any]) -> Response:
         for m in body.get("metrics") or []
     ]
     tracking().log_batch(
-        run_id, metrics, body.get("params"), body.get("tags"), request_id=request_id()
+        run_id,
+        metrics,
+        body.get("params"),
+        body.get("tags"),
+        request_id=request_id(),
+        allow_ended=bool(body.get("allow_ended", False)),
     )
     return ok({})
 

@@ -104,6 +104,7 @@ def upgrade() -> None:
         sa.Column("model_id", sa.String(length=64), nullable=False),
         sa.Column("direction", sa.String(length=8), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["model_id"], ["logged_models.model_id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "model_id", "direction"),
