@@ -367,8 +367,9 @@ def logged_models(t: Transcript, run_id: str, work: Path) -> None:
 
 def registry(t: Transcript, run_id: str, work: Path) -> None:
     c = t.client
-    c.log_artifacts(run_id, str(make_model_dir(work / "model")), "model")
-    source = f"{c.get_run(run_id).info.artifact_uri}/model"
+    # Not "model": MLflow 3 would find the run's logged model of that name first.
+    c.log_artifacts(run_id, str(make_model_dir(work / "model")), "registered-model")
+    source = f"{c.get_run(run_id).info.artifact_uri}/registered-model"
     t("create registered model", c.create_registered_model, "cmp-model", {"team": "cv"}, "first")
     t("create the same registered model", c.create_registered_model, "cmp-model")
     t("create undescribed registered model", c.create_registered_model, "cmp-bare")
@@ -409,9 +410,8 @@ def registry(t: Transcript, run_id: str, work: Path) -> None:
     t("search registered models by tag", c.search_registered_models, "tags.owner = 'ann'")
     uri = t("version download uri", c.get_model_version_download_uri, "cmp-model", "2")
     assert uri  # compared through the files instead (KNOWN_DIFFERENCES)
-    fetched = Path(
-        c.download_artifacts(run_id, "model", str(_fresh(work / "by-run")))
-    )  # the source
+    source_files = str(_fresh(work / "by-run"))
+    fetched = Path(c.download_artifacts(run_id, "registered-model", source_files))
     from mlflow.artifacts import download_artifacts
 
     registered = Path(
