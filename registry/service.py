@@ -36,6 +36,7 @@ from mlreg.store.pages import MAX_PAGE, Page, check_paging
 from mlreg.store.validation import (
     validate_alias,
     validate_description,
+    validate_key,
     validate_name,
     validate_tags,
     validate_version,
@@ -253,6 +254,12 @@ class RegistryService:
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         tags = validate_tags({key: value})
         self.store.set_model_version_tag(name, validate_version(version), key, tags[key])
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        """Remove a tag of a version (nothing happens if it is not set)."""
+        self.store.set_model_version_tag(
+            name, validate_version(version), validate_key("tag", key), None
+        )
 
     def delete_model_version(self, name: str, version: int | str) -> None:
         location = self.store.delete_model_version(name, validate_version(version))

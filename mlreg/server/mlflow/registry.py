@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlreg.errors import InvalidInput, NotSupported
+from mlreg.errors import NotSupported
 from mlreg.registry.entities import ModelVersion, RegisteredModel, Stage
 from mlreg.registry.search import parse_model_order_by, parse_version_order_by
 from mlreg.registry.service import RegistryService
@@ -468,10 +468,5 @@ def set_model_version_tag(msg: dict[str, Any]) -> dict[str, Any]:
 )
 def delete_model_version_tag(msg: dict[str, Any]) -> dict[str, Any]:
     required(msg, "name", "version", "key")
-    service = registry()
-    if not msg["key"]:
-        raise InvalidInput("missing value for required field 'key'")
-    service.store.set_model_version_tag(
-        msg["name"], validate_version(msg["version"]), msg["key"], None
-    )
+    registry().delete_model_version_tag(msg["name"], msg["version"], msg["key"])
     return {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlreg.errors import InvalidInput
+from mlreg.errors import ArtifactNotFound, InvalidInput
 from mlreg.server import permissions as perm
 from mlreg.server.mlflow import convert, paths
 from mlreg.server.mlflow.convert import PARENT_RUN_TAG, RUN_NAME_TAG
@@ -34,6 +34,7 @@ from mlreg.server.permissions import Level
 from mlreg.server.routes import acting_as, services
 from mlreg.server.routes.tracking import tracking
 from mlreg.store.pages import offset_of, page_token
+from mlreg.tracking.artifacts import ArtifactOwner
 from mlreg.tracking.entities import (
     Dataset,
     DatasetInput,
@@ -435,12 +436,10 @@ def list_artifacts(msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def listing(
-    service: TrackingService, owner: Any, path: str | None, relative_to_root: bool
+    service: TrackingService, owner: ArtifactOwner, path: str | None, relative_to_root: bool
 ) -> list[dict[str, Any]]:
     """A directory of a run's or logged model's files in MLflow's form: a missing path or a
     file lists as nothing; paths relative to the root or to the listed directory."""
-    from mlreg.errors import ArtifactNotFound
-
     try:
         entries = service.list_owner_artifacts(owner, path)
     except ArtifactNotFound:

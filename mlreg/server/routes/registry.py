@@ -441,8 +441,7 @@ def set_version_tag(name: str, version: str, key: str, body: dict[str, Any]) -> 
     response=_obj({}),
 )
 def delete_version_tag(name: str, version: str, key: str) -> Response:
-    service = registry()
-    service.store.set_model_version_tag(name, validate_version(version), key, None)
+    registry().delete_model_version_tag(name, version, key)
     return ok({})
 
 
