@@ -1,8 +1,8 @@
 """MLflow's TensorFlow clients against ``mlreg server`` (gunicorn): the reference documents'
 tracking, autolog, callback, model and registry examples run unchanged but for the tracking
 URI; what they logged is mlreg's own data (runs in ``mlreg runs list``, versions READY with a
-digest, loaded by mlreg.pyfunc, served by ``mlreg serve``); and a model registered with mlreg
-loads in ``mlflow.pyfunc``."""
+digest, loaded by mlreg.pyfunc, served by ``mlreg serve``, a build context for its image);
+and a model registered with mlreg loads in ``mlflow.pyfunc``."""
 
 from __future__ import annotations
 
@@ -139,6 +139,27 @@ def test_mlreg_loads_and_serves_the_model_mlflow_logged(examples_ran, server, tm
         assert metadata["digest"] == digest
     finally:
         assert serving.stop() == 0
+
+
+def test_mlreg_writes_an_image_build_context_for_it(examples_ran, server, tmp_path):
+    with MlregClient(
+        StoreSettings(server.url, tmp_path / "unused", "tester", home=tmp_path / "home")
+    ) as registry:
+        digest = registry.get_version_for_uri("models:/keras-dense/Production").digest
+    out = _mlreg(
+        server,
+        tmp_path / "home",
+        "generate-dockerfile",
+        "-m",
+        "models:/keras-dense/Production",
+        "-d",
+        str(tmp_path / "image"),
+    )
+    assert out.startswith(f"Wrote build context to {tmp_path / 'image'}")
+    dockerfile = (tmp_path / "image" / "Dockerfile").read_text()
+    assert '"io.mlreg.model.name"="keras-dense"' in dockerfile
+    assert '"io.mlreg.model.stage"="Production"' in dockerfile
+    assert f'"io.mlreg.model.digest"="sha256:{digest}"' in dockerfile
 
 
 def test_mlflow_loads_a_model_registered_with_mlreg(server, tmp_path, mlreg_tf, keras):
