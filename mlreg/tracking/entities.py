@@ -25,18 +25,21 @@ class Lifecycle(str, enum.Enum):
 
 
 class ViewType(str, enum.Enum):
-    """Which lifecycle stages a search returns (MLflow's names)."""
+    """Which lifecycle stages a search returns (MLflow's names; MLflow's numbers 1-3 too)."""
 
     ACTIVE_ONLY = "ACTIVE_ONLY"
     DELETED_ONLY = "DELETED_ONLY"
     ALL = "ALL"
 
     @classmethod
-    def parse(cls, value: str | ViewType | None) -> ViewType:
+    def parse(cls, value: str | int | ViewType | None) -> ViewType:
         if value is None or value == "":
             return cls.ACTIVE_ONLY
         if isinstance(value, ViewType):
             return value
+        numbers = {1: cls.ACTIVE_ONLY, 2: cls.DELETED_ONLY, 3: cls.ALL}
+        if isinstance(value, int) and not isinstance(value, bool) and value in numbers:
+            return numbers[value]
         try:
             return cls(str(value).upper())
         except ValueError:
@@ -281,7 +284,7 @@ class Run:
             end_time=doc.get("end_time"),
             artifact_uri=doc.get("artifact_uri") or "",
             parent_run_id=doc.get("parent_run_id"),
-            lifecycle_stage=Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE.value),
+            lifecycle_stage=Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE),
         )
         latest = [Metric.from_dict(m) for m in doc.get("latest_metrics") or []]
         data = RunData(

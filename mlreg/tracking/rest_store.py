@@ -22,6 +22,7 @@ from mlreg.errors import (
     RunNotFound,
     TagNotFound,
 )
+from mlreg.models.files import model_files
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.http import Http, open_remote, release
 from mlreg.store.pages import Page, page_token
@@ -226,17 +227,19 @@ class RestTrackingStore:
         offset: int = 0,
         view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
+        body: dict[str, Any] = {
+            "experiment_ids": list(experiment_ids),
+            "filter": filter_text(filters) or None,
+            "order_by": [order_by_text(o) for o in order_by],
+            "max_results": max_results,
+            "page_token": page_token(offset) if offset else None,
+        }
+        if view is not ViewType.ACTIVE_ONLY:  # servers before lifecycle stages know no "view"
+            body["view"] = view.value
         doc = self.http.json(
             "POST",
             self.http.url("runs", "search"),
-            json={
-                "experiment_ids": list(experiment_ids),
-                "filter": filter_text(filters) or None,
-                "order_by": [order_by_text(o) for o in order_by],
-                "max_results": max_results,
-                "page_token": page_token(offset) if offset else None,
-                "view": view.value,
-            },
+            json=body,
             idempotent=True,  # a search changes nothing
             not_found=ExperimentNotFound,
         )
@@ -375,9 +378,9 @@ class RestRunArtifacts:
         )
 
     def log_dir(self, run: ArtifactOwner, local_dir: Path, artifact_path: str | None) -> None:
-        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            parent = path.parent.relative_to(local_dir).as_posix()
-            parts = [p for p in (artifact_path, "" if parent == "." else parent) if p]
+        for rel, path in model_files(local_dir):
+            parent = rel.rpartition("/")[0]
+            parts = [p for p in (artifact_path, parent) if p]
             self.log_file(run, path, "/".join(parts) or None)
 
     def list(self, run: ArtifactOwner, path: str | None = None) -> list[FileInfo]:

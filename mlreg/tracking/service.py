@@ -268,7 +268,9 @@ class TrackingService(LoggedModelRules):
         return self.store.get_run(run_id)
 
     def delete_run(self, run_id: str) -> None:
-        """Mark a run deleted: searches leave it out, it takes no logs; restorable."""
+        """Mark a run deleted (MLflow's semantics): searches leave it out, it takes no logs,
+        ``get_run`` still finds it, its artifacts stay, and :meth:`restore_run` brings it
+        back."""
         self.store.update_run_info(run_id, lifecycle=Lifecycle.DELETED)
 
     def restore_run(self, run_id: str) -> None:
@@ -356,7 +358,7 @@ class TrackingService(LoggedModelRules):
             )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        return self.store.get_metric_history(run_id, key)
+        return self.store.get_metric_history(run_id, validate_key("metric", key))
 
     # --- inputs and outputs --------------------------------------------------------------
 
@@ -401,8 +403,10 @@ class TrackingService(LoggedModelRules):
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
         source = Path(local_path)
-        if not source.is_file():
+        if not source.exists():
             raise ArtifactNotFound(f"cannot log artifact {source}: no such file")
+        if not source.is_file():
+            raise InvalidInput(f"cannot log artifact {source}: not a regular file")
         path = safe_relpath(artifact_path) if artifact_path else None
         self.artifacts.log_file(self._run_info(run_id), source, path)
 
@@ -464,7 +468,7 @@ class TrackingService(LoggedModelRules):
         order_by: list[str] | str | None = None,
         max_results: int = 1000,
         offset: int = 0,
-        view: ViewType | str | None = None,
+        view: ViewType | str | int | None = None,
     ) -> list[Run]:
         return self.search_runs_page(
             experiment_ids, filter_string, order_by, max_results, offset, view
@@ -477,7 +481,7 @@ class TrackingService(LoggedModelRules):
         order_by: list[str] | str | None = None,
         max_results: int = 1000,
         offset: int = 0,
-        view: ViewType | str | None = None,
+        view: ViewType | str | int | None = None,
     ) -> Page:
         """Runs of the experiments matching MLflow's filter syntax, active ones unless
         ``view`` says otherwise; ``attributes.user_id`` is who started the run."""

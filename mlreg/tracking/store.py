@@ -89,7 +89,8 @@ class TrackingStore(Protocol):
         """Start a RUNNING run with a new id (artifacts under ``artifact_root``)."""
 
     def get_run(self, run_id: str) -> Run:
-        """A run with its params, latest metrics, tags, inputs and outputs; RunNotFound."""
+        """A run (deleted or not) with its params, latest metrics, tags, inputs and outputs;
+        RunNotFound."""
 
     def update_run(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
         """Set a run's status and end time; RunNotFound."""
@@ -138,7 +139,8 @@ class TrackingStore(Protocol):
         offset: int = 0,
         view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
-        """A page of runs of those experiments matching every filter, in that order."""
+        """A page of runs of those experiments in the lifecycle stages ``view`` shows,
+        matching every filter, in that order."""
 
     # --- logged models -----------------------------------------------------------------
 

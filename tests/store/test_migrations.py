@@ -13,7 +13,7 @@ from mlreg.registry import MlregClient
 from mlreg.registry.sql_store import SqlRegistryStore
 from mlreg.store import StoreSettings, migrate
 from mlreg.store.database import make_engine, open_database
-from mlreg.tracking import TrackingClient
+from mlreg.tracking import Lifecycle, TrackingClient
 from mlreg.tracking.sql_store import SqlTrackingStore
 
 TABLES = {
@@ -45,7 +45,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.db.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0005"
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0007"
     finally:
         store.close()
 
@@ -57,8 +57,8 @@ def test_old_schema_says_to_upgrade_and_db_upgrade_fixes_it(backend):
     with pytest.raises(StoreError) as e:
         SqlRegistryStore(backend)
     assert e.value.message == (
-        "the registry database is at schema revision 0001 but this mlreg needs 0005; "
-        "run `mlreg db upgrade`"
+        "the registry database is at schema revision 0001 but this mlreg needs "
+        f"{migrate.head_revision()}; run `mlreg db upgrade`"
     )
     engine = make_engine(backend)
     migrate.upgrade(engine)
@@ -160,15 +160,22 @@ def test_a_database_of_revision_0003_upgrades_and_keeps_its_rows(backend, tmp_pa
         assert (run.info.run_name, run.info.status.value) == ("cnn", "FINISHED")
         assert run.data.params == {"opt": "adam"} and run.data.metrics == {"loss": 0.25}
         assert [m.value for m in tracking.get_metric_history("r1", "loss")] == [0.5, 0.25]
-        # Revision 0005 gave the Default experiment id 0 (what MLflow's clients use).
+        # Revision 0007 gave the Default experiment id 0 (what MLflow's clients use).
         assert tracking.get_experiment("0").tags == {"owner": "bob"}
         assert run.info.experiment_id == "0"
         assert [r.info.run_id for r in tracking.search_runs(["0"], "metrics.loss < 0.3")] == ["r1"]
+        # 0006: runs that existed are active; they can be deleted and restored.
+        assert run.info.lifecycle_stage is Lifecycle.ACTIVE
+        tracking.delete_run("r1")
+        assert tracking.search_runs(["0"]) == []
+        assert tracking.get_run("r1").info.lifecycle_stage is Lifecycle.DELETED
+        tracking.restore_run("r1")
+        assert [r.info.run_id for r in tracking.search_runs(["0"])] == ["r1"]
 
 
-#: Rows as the schema of revision 0004 holds them: two experiments (Default is not the first),
-#: runs, a tag of each and a metric history.
-ROWS_AT_0004 = [
+#: Rows as the schema of revision 0006 holds them: two experiments (Default is not the first),
+#: runs (one deleted, as 0006 allows), a tag of each and a metric history.
+ROWS_AT_0006 = [
     "INSERT INTO experiments (id, name, artifact_location, creation_time) VALUES"
     " (1, 'mnist', '/art/runs', 1700000000000), (2, 'Default', '/art/runs', 1700000001000)",
     "INSERT INTO experiment_tags (experiment_id, key, value) VALUES"
@@ -177,6 +184,10 @@ ROWS_AT_0004 = [
     " parent_run_id, artifact_uri) VALUES"
     " ('r1', 1, 'cnn', 'FINISHED', 1700000000000, 1700000060000, NULL, '/art/runs/r1/artifacts'),"
     " ('r2', 2, 'quick', 'RUNNING', 1700000002000, NULL, NULL, '/art/runs/r2/artifacts')",
+    "INSERT INTO runs (run_id, experiment_id, run_name, status, start_time, end_time,"
+    " parent_run_id, artifact_uri, lifecycle_stage) VALUES"
+    " ('r3', 2, 'gone', 'FAILED', 1700000005000, 1700000006000, NULL, '/art/runs/r3/artifacts',"
+    " 'deleted')",
     "INSERT INTO run_tags (run_id, key, value) VALUES ('r2', 'mlreg.user', 'alice')",
     "INSERT INTO metrics (run_id, key, value, timestamp, step) VALUES"
     " ('r2', 'loss', 0.5, 1700000003000, 0), ('r2', 'loss', 0.25, 1700000004000, 1)",
@@ -185,11 +196,11 @@ ROWS_AT_0004 = [
 ]
 
 
-def test_revision_0005_moves_default_to_id_0_and_keeps_every_row(backend, tmp_path):
+def test_revision_0007_moves_default_to_id_0_and_keeps_every_row(backend, tmp_path):
     engine = make_engine(backend)
-    migrate.upgrade(engine, "0004")
+    migrate.upgrade(engine, "0006")
     with engine.begin() as conn:
-        for statement in ROWS_AT_0004:
+        for statement in ROWS_AT_0006:
             conn.execute(text(statement))
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT setval(pg_get_serial_sequence('experiments', 'id'), 2)"))
@@ -214,6 +225,9 @@ def test_revision_0005_moves_default_to_id_0_and_keeps_every_row(backend, tmp_pa
         assert [m.value for m in tracking.get_metric_history("r2", "loss")] == [0.5, 0.25]
         assert [m.model_id for m in tracking.get_metric_history("r2", "loss")] == [None, None]
         assert [r.info.run_id for r in tracking.search_runs(["0", "1"])] == ["r2", "r1"]
+        gone = tracking.get_run("r3")  # moved with its experiment, still deleted
+        assert (gone.info.experiment_id, gone.info.lifecycle_stage.value) == ("0", "deleted")
+        assert [r.info.run_id for r in tracking.search_runs(["0"], view="DELETED_ONLY")] == ["r3"]
         # New experiments are numbered as before (never 0, never a taken id).
         assert tracking.create_experiment("next") not in ("0", "1")
 

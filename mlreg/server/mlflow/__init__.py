@@ -19,15 +19,14 @@ from mlreg.server.mlflow import (  # noqa: F401  (declare routes)
     registry,
     runs,
 )
-from mlreg.server.mlflow.table import PREFIXES, mlflow_api
+from mlreg.server.mlflow.table import mlflow_api
 
 
 def register(app: Flask) -> None:
     """Serve MLflow's API on ``app`` (both prefixes) with ``/version``, ``/server-info`` and
-    the 501 answers for the rest of MLflow's endpoints."""
-    for name, prefix in PREFIXES.items():
-        app.register_blueprint(mlflow_api.blueprint(name, prefix))
-    app.register_blueprint(meta.bp)
+    the 501 answers for the rest of MLflow's endpoints, each declared with its permission."""
+    mlflow_api.mount(app)
+    meta.mount(app)
     # MLflow's clients count on the default experiment (id 0) from the start, older than any
     # they create (it lists last, newest first).
     app.extensions["mlreg.server"].tracking.default_experiment_id()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, request
 
 from mlreg.errors import MethodNotAllowed, NotSupported
 from mlreg.server import permissions as perm
+from mlreg.server.api import ROUTES_KEY, Handler, Route
 from mlreg.server.mlflow.table import PREFIXES, mlflow_api, mlflow_error, ok
 from mlreg.version import __version__
 
@@ -53,16 +54,26 @@ UNSUPPORTED_RULES = [
     "/graphql",
 ]
 SERVER_INFO_RULES = ["/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
-#: These routes, with what they need (all open: they describe the server, never its data).
-META_PERMISSIONS = {
-    "/version": perm.PUBLIC,
-    **dict.fromkeys(SERVER_INFO_RULES, perm.PUBLIC),
-    **dict.fromkeys(UNSUPPORTED_RULES, perm.PUBLIC),
-}
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: These routes by endpoint, each declared with what it needs (all open: they describe the
+#: server, or refuse, and never touch its data).
+META_ROUTES: dict[str, Route] = {}
 
 
-@bp.get("/version")
+def _declare(rule: str, endpoint: str, handler: Handler, methods: list[str], summary: str) -> None:
+    bp.add_url_rule(rule, endpoint, handler, methods=methods)
+    method = methods[0] if len(methods) == 1 else "ANY"
+    META_ROUTES[f"{bp.name}.{endpoint}"] = Route(
+        method, rule, handler, perm.PUBLIC, summary, "mlflow"
+    )
+
+
+def mount(app: Flask) -> None:
+    """Register these routes on ``app`` with their declarations (see MlflowApi.mount)."""
+    app.register_blueprint(bp)
+    app.extensions.setdefault(ROUTES_KEY, {}).update(META_ROUTES)
+
+
 def version() -> Response:
     """The server's version, as MLflow's ``/version`` answers it (plain text)."""
     return Response(__version__, mimetype="text/plain")
@@ -87,8 +98,15 @@ def server_info() -> Response:
     )
 
 
+_declare("/version", "version", version, ["GET"], "The server's version (MLflow's /version).")
 for _rule in SERVER_INFO_RULES:
-    bp.add_url_rule(_rule, f"server_info_{_rule.split('/')[1]}", server_info, methods=["GET"])
+    _declare(
+        _rule,
+        f"server_info_{_rule.split('/')[1]}",
+        server_info,
+        ["GET"],
+        "What the server supports (MLflow 3's server-info).",
+    )
 
 
 def _route_patterns() -> list[tuple[str, re.Pattern[str]]]:
@@ -140,4 +158,10 @@ def _what(path: str) -> str:
 
 
 for _n, _rule in enumerate(UNSUPPORTED_RULES):
-    bp.add_url_rule(_rule, f"unsupported_{_n}", unsupported, methods=METHODS)
+    _declare(
+        _rule,
+        f"unsupported_{_n}",
+        unsupported,
+        METHODS,
+        "501 for MLflow's endpoints mlreg leaves out (405 for a known one asked wrongly).",
+    )

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from werkzeug import exceptions as http
 
 from mlreg.errors import InvalidInput, MlregError, PayloadTooLarge
-from mlreg.server.api import Route, describe
+from mlreg.server.api import ROUTES_KEY, Route, describe
 from mlreg.server.permissions import Permission
 from mlreg.web.http import JSON, HttpConfig, as_error, json_response
 
@@ -140,15 +140,27 @@ class MlflowApi:
 
         return register
 
+    @staticmethod
+    def endpoint(route: Route) -> str:
+        area = route.handler.__module__.rsplit(".", 1)[-1]
+        return f"{route.method.lower()}_{area}_{route.handler.__name__}"
+
     def blueprint(self, name: str, prefix: str) -> Blueprint:
         bp = Blueprint(name, __name__, url_prefix=prefix)
         for r in self.routes:
-            area = r.handler.__module__.rsplit(".", 1)[-1]
-            endpoint = f"{r.method.lower()}_{area}_{r.handler.__name__}"
-            bp.add_url_rule(r.rule, endpoint, r.handler, methods=[r.method])
+            bp.add_url_rule(r.rule, self.endpoint(r), r.handler, methods=[r.method])
         bp.register_error_handler(MlregError, mlflow_error)
         bp.register_error_handler(http.HTTPException, _http_error)
         return bp
+
+    def mount(self, app: Flask) -> None:
+        """Register the routes on ``app`` under every prefix and record each endpoint's
+        declaration next to ``/api/v1``'s, where the permission checks find them."""
+        table: dict[str, Route] = app.extensions.setdefault(ROUTES_KEY, {})
+        for name, prefix in PREFIXES.items():
+            app.register_blueprint(self.blueprint(name, prefix))
+            for r in self.routes:
+                table[f"{name}.{self.endpoint(r)}"] = r
 
 
 def _http_error(e: http.HTTPException) -> Response:

@@ -1,10 +1,11 @@
-"""What MLflow's clients record beyond runs: lifecycle stages (delete and restore experiments
-and runs), datasets a run used, logged models with their params and tags, metrics logged
-against a model, the logged model a version came from; the Default experiment becomes id 0.
+"""What MLflow's clients record beyond runs: experiments are deleted and restored and renamed
+(lifecycle stage, last update time; runs got theirs in 0006), datasets a run used, logged
+models with their params and tags, metrics logged against a model, the logged model a
+version came from; the Default experiment becomes id 0.
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27 17:00:00
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-27 19:00:00
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -23,12 +24,6 @@ DEFAULT_EXPERIMENT = "Default"
 def upgrade() -> None:
     with op.batch_alter_table("experiments") as batch:
         batch.add_column(sa.Column("last_update_time", sa.BigInteger(), nullable=True))
-        batch.add_column(
-            sa.Column(
-                "lifecycle_stage", sa.String(length=32), nullable=False, server_default="active"
-            )
-        )
-    with op.batch_alter_table("runs") as batch:
         batch.add_column(
             sa.Column(
                 "lifecycle_stage", sa.String(length=32), nullable=False, server_default="active"
@@ -169,8 +164,6 @@ def downgrade() -> None:
         batch.drop_column("dataset_digest")
         batch.drop_column("dataset_name")
         batch.drop_column("model_id")
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("lifecycle_stage")
     with op.batch_alter_table("experiments") as batch:
         batch.drop_column("lifecycle_stage")
         batch.drop_column("last_update_time")
