@@ -81,8 +81,6 @@ def test_search_by_experiment_names_or_everywhere():
 
 
 def test_deleted_runs_leave_searches_and_come_back(tracking_home):
-    if fluent.client().settings.remote:
-        pytest.skip("the server's delete and restore routes come with its MLflow-compatible API")
     ids = _log_three()
     mlreg.delete_run(ids["a"])
     assert set(mlreg.search_runs()["run_id"]) == {ids["b"], ids["c"]}
