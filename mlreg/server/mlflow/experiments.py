@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlreg.errors import ExperimentNotFound, InvalidInput
+from flask import Response
+
+from mlreg.errors import AlreadyExists, ExperimentNotFound, InvalidInput
 from mlreg.server import permissions as perm
 from mlreg.server.mlflow import convert
 from mlreg.server.mlflow.table import (
@@ -13,6 +15,7 @@ from mlreg.server.mlflow.table import (
     STRING,
     as_int,
     enum,
+    error_answer,
     message,
     mlflow_api,
     repeated,
@@ -176,9 +179,12 @@ def restore_experiment(msg: dict[str, Any]) -> dict[str, Any]:
     summary="Rename an experiment.",
     request_message=message({"experiment_id": STRING, "new_name": STRING}, ["experiment_id"]),
 )
-def update_experiment(msg: dict[str, Any]) -> dict[str, Any]:
+def update_experiment(msg: dict[str, Any]) -> dict[str, Any] | Response:
     required(msg, "experiment_id", "new_name")
-    tracking().rename_experiment(msg["experiment_id"], msg["new_name"])
+    try:
+        tracking().rename_experiment(msg["experiment_id"], msg["new_name"])
+    except AlreadyExists as e:  # MLflow's code for this one call (creating says ALREADY_EXISTS)
+        return error_answer("BAD_REQUEST", 400, e.message)
     return {}
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlreg.errors import NotSupported
+from flask import Response
+
+from mlreg.errors import ModelNotFound, NotSupported
 from mlreg.registry.entities import ModelVersion, RegisteredModel, Stage
 from mlreg.registry.search import parse_model_order_by, parse_version_order_by
 from mlreg.registry.service import RegistryService
@@ -24,6 +26,7 @@ from mlreg.server.mlflow.table import (
     KEY_VALUE,
     STRING,
     as_int,
+    error_answer,
     message,
     mlflow_api,
     repeated,
@@ -280,9 +283,12 @@ def delete_alias(msg: dict[str, Any]) -> dict[str, Any]:
     summary="The version an alias points at.",
     request_message=message({"name": STRING, "alias": STRING}, ["name", "alias"]),
 )
-def get_version_by_alias(msg: dict[str, Any]) -> dict[str, Any]:
+def get_version_by_alias(msg: dict[str, Any]) -> dict[str, Any] | Response:
     required(msg, "name", "alias")
-    version = registry().get_version_by_alias(msg["name"], msg["alias"])
+    try:
+        version = registry().get_version_by_alias(msg["name"], msg["alias"])
+    except ModelNotFound as e:  # MLflow: an alias it cannot find is a bad parameter
+        return error_answer("INVALID_PARAMETER_VALUE", 400, e.message)
     return {"model_version": convert.model_version(version)}
 
 

@@ -76,14 +76,17 @@ _MLFLOW_ERRORS = {
 
 
 def mlflow_error(error: MlregError) -> Response:
-    """``{"error_code", "message"}`` with MLflow's code and status (mlreg's own code rides
-    along as ``mlreg_error_code`` where it differs; MLflow's clients ignore it)."""
+    """``{"error_code", "message"}`` with MLflow's code and status: exactly the shape MLflow's
+    server answers (mlreg's own code is in ``/api/v1``'s answers)."""
     code, status = _MLFLOW_ERRORS.get(error.error_code, (error.error_code, error.status_code))
-    doc: dict[str, Any] = {"error_code": code, "message": error.message}
-    if code != error.error_code:
-        doc["mlreg_error_code"] = error.error_code
-    g.error = (code, error.message)
-    response = json_response(orjson.dumps(doc), status)
+    return error_answer(code, status, error.message)
+
+
+def error_answer(code: str, status: int, message: str) -> Response:
+    """An error in MLflow's form with the code and status given: for the calls where MLflow
+    answers a kind of error with another code than it usually does (see their handlers)."""
+    g.error = (code, message)
+    response = json_response(orjson.dumps({"error_code": code, "message": message}), status)
     if status == 413:
         response.headers["Connection"] = "close"
     return response

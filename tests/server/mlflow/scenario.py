@@ -36,10 +36,6 @@ KNOWN_DIFFERENCES = {
         r"\.aliases$",
     ): "mlreg lists a version's aliases "
     "wherever it lists the version; MLflow leaves them out of searches and latest_versions",
-    ("rename to a taken name", ".error"): "mlreg answers RESOURCE_ALREADY_EXISTS where MLflow "
-    "answers BAD_REQUEST (both HTTP 400)",
-    ("get missing alias", ".error"): "mlreg answers RESOURCE_DOES_NOT_EXIST (404) where MLflow "
-    "answers INVALID_PARAMETER_VALUE (400)",
 }
 
 

@@ -241,7 +241,6 @@ def test_a_known_path_with_the_wrong_method_is_405(web):
     assert answer == {
         "error_code": "ENDPOINT_NOT_FOUND",
         "message": "method GET is not allowed on /api/2.0/mlflow/runs/create; allowed: POST",
-        "mlreg_error_code": "METHOD_NOT_ALLOWED",
     }
 
 
@@ -373,14 +372,41 @@ def test_errors_carry_mlflows_codes_and_statuses(web, method, path, body, status
     assert (answer["error_code"], answer["message"]) == (code, message)
 
 
+def test_where_mlflow_answers_with_another_code_so_does_mlreg(web):
+    """Renaming an experiment to a taken name is BAD_REQUEST in MLflow (creating one is
+    RESOURCE_ALREADY_EXISTS), and an alias it cannot find INVALID_PARAMETER_VALUE (400), not
+    RESOURCE_DOES_NOT_EXIST: MLflow's clients see the codes they see against MLflow."""
+    taken = call(web, "POST", f"{API}/experiments/create", {"name": "taken"})["experiment_id"]
+    mine = call(web, "POST", f"{API}/experiments/create", {"name": "mine"})["experiment_id"]
+    answer = call(
+        web,
+        "POST",
+        f"{API}/experiments/update",
+        {"experiment_id": mine, "new_name": "taken"},
+        status=400,
+    )
+    assert answer == {"error_code": "BAD_REQUEST", "message": "experiment 'taken' already exists"}
+    assert (
+        call(web, "GET", f"{API}/experiments/get", {"experiment_id": taken})["experiment"]["name"]
+        == "taken"
+    )
+    call(web, "POST", f"{API}/registered-models/create", {"name": "m"})
+    for name in ("m", "nope"):
+        answer = call(
+            web, "GET", f"{API}/registered-models/alias", {"name": name, "alias": "x"}, status=400
+        )
+        assert answer["error_code"] == "INVALID_PARAMETER_VALUE", answer
+    assert answer["message"] == "registered model 'nope' does not exist; registered models: m"
+
+
 def test_malformed_and_oversized_bodies(web):
     bad = web.post(f"{API}/runs/create", data="{nope", content_type="application/json")
     assert bad.status_code == 400
     assert bad.get_json()["message"].startswith("malformed JSON: ")
     big = {"name": "x" * (1 << 20)}
     answer = call(web, "POST", f"{API}/experiments/create", big, status=413)
+    assert set(answer) == {"error_code", "message"}  # MLflow's shape, nothing more
     assert answer["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert answer["mlreg_error_code"] == "PAYLOAD_TOO_LARGE"
     assert answer["message"].endswith("the limit is 1048576 bytes (MLREG_MAX_REQUEST_BYTES)")
 
 
