@@ -86,7 +86,7 @@ def _mlreg(server, home: Path, *args: str) -> str:
 
 def test_what_mlflow_logged_is_mlreg_data(examples_ran, server, tmp_path):
     runs = json.loads(_mlreg(server, tmp_path, "runs", "list", "-e", "autolog", "--json"))
-    [run] = runs["runs"] if isinstance(runs, dict) else runs
+    [run] = runs["items"]  # the CLI's one --json listing shape: {items, next_page_token}
     assert run["status"] == "FINISHED" and "sparse_categorical_accuracy" in run["metrics"]
     assert run["params"]["epochs"] == "2"
     listed = _mlreg(server, tmp_path, "versions", "list", "autolog-cnn")
