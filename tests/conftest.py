@@ -40,6 +40,15 @@ AWS_VARS = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist workers run under execnet, whose __main__ has neither __spec__ nor __file__;
+    # pyspark.sql.connect (which mlflow imports to recognise Spark frames) takes that for a
+    # doctest run and exits the worker. Name the file the worker runs.
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is None and not hasattr(main, "__file__"):
+        main.__file__ = "<pytest-xdist worker>"
+
+
 def make_model_dir(path: Path, payload: bytes = b"weights") -> Path:
     """A small but valid model directory (no TensorFlow needed to register one)."""
     path.mkdir(parents=True)

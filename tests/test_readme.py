@@ -116,6 +116,7 @@ def _console(body: str) -> list[tuple[str, int, list[str]]]:
     return steps
 
 
+@pytest.mark.slow  # runs each README block's commands
 @pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
 def test_the_block_runs_as_the_readme_says(block, scratch):
     root, env = scratch

@@ -33,6 +33,7 @@ def test_bad_uris(uri, error, message):
         resolve_model_uri(uri)
 
 
+@pytest.mark.slow  # a fresh process per scheme
 @pytest.mark.parametrize(
     ("uri", "message"),
     [

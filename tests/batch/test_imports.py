@@ -19,6 +19,7 @@ def test_importing_does_not_load_batch_dependencies(module):
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # imports pyspark in a fresh process
 def test_spark_udf_is_a_public_name_of_pyfunc_loaded_on_demand():
     pytest.importorskip("pyspark")
     code = (

@@ -150,6 +150,7 @@ def test_infer_types_keeps_text_that_is_not_all_numbers():
     assert infer_types(table).schema.types == [pa.int64(), pa.float64(), pa.string(), pa.string()]
 
 
+@pytest.mark.slow  # writes and reads a large file
 def test_parquet_memory_stays_bounded_by_the_batch_not_the_file(tmp_path):
     path = tmp_path / "wide.parquet"
     rows, width = 40_000, 1024  # 160 MB of float32, 40 row groups of 4 MB

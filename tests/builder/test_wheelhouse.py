@@ -91,11 +91,13 @@ def house(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow  # runs pip
 def test_complete_wheelhouse(house):
     # TF Serving's client is checked --no-deps, as the image installs it
     assert check(house, ["app==1.0"], TARGET) == []
 
 
+@pytest.mark.slow  # runs pip
 def test_check_names_every_missing_requirement(house):
     for prefix in ("lib_a-", "lib_b-", "tensorflow_serving_api-"):
         next(house.glob(f"{prefix}*.whl")).unlink()
@@ -110,6 +112,7 @@ def test_check_names_every_missing_requirement(house):
     ]
 
 
+@pytest.mark.slow  # runs pip
 def test_wheels_for_another_platform_do_not_count(house):
     next(house.glob("lib_a-*.whl")).unlink()
     make_wheel(house, "lib-a", "2.1", tag="cp311-cp311-macosx_11_0_arm64")
@@ -119,6 +122,7 @@ def test_wheels_for_another_platform_do_not_count(house):
     assert check(house, ["app==1.0"], TARGET) == []
 
 
+@pytest.mark.slow  # runs pip
 def test_conflicting_wheels_are_a_build_error(house):
     make_wheel(house, "other", "1.0", ("lib-c>=1",))
     make_wheel(house, "lib-c", "1.5")
@@ -128,6 +132,7 @@ def test_conflicting_wheels_are_a_build_error(house):
     assert "conflicting dependencies" in e.value.message
 
 
+@pytest.mark.slow  # runs pip
 def test_check_ignores_this_machines_pip_configuration(house, monkeypatch, tmp_path):
     """The image's pip has no configuration; the check must not find wheels elsewhere."""
     elsewhere = tmp_path / "elsewhere"

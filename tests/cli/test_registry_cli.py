@@ -147,6 +147,7 @@ def test_errors_are_one_line_with_the_error_class_exit_code(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow  # a process per command
 def test_real_entry_point_exit_codes_and_stderr(env, src):
     mlreg_bin = str(Path(sys.executable).with_name("mlreg"))
     full_env = {**os.environ, **env}

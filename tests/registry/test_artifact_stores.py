@@ -480,6 +480,7 @@ MlregClient(settings).register_model(sys.argv[5], "m")
 """
 
 
+@pytest.mark.slow  # kills a real process
 def test_a_process_killed_mid_upload_leaves_what_gc_removes(s3_settings, source):
     proc = subprocess.run(
         [sys.executable, "-c", CRASHING_UPLOAD, s3_settings.uri, s3_settings.artifact_root,

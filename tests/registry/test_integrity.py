@@ -64,6 +64,7 @@ MlregClient(settings).register_model(sys.argv[3], "m")
 """
 
 
+@pytest.mark.slow  # kills a real process
 def test_process_killed_mid_copy_leaves_pending_version_that_gc_removes(settings, client, tmp_path):
     src = make_model_dir(tmp_path / "src")
     (src / "data" / "more.bin").write_bytes(b"more")

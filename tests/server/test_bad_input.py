@@ -74,7 +74,10 @@ class Target:
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+    scope="module",
+    # The whole table on SQLite in the fast selection; again on PostgreSQL (a second server and
+    # every table snapshotted per case) with the slow tests.
+    params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])],
 )
 def target(request, tmp_path_factory) -> Iterator[Target]:
     base = tmp_path_factory.mktemp(f"bad-input-{request.param}")

@@ -190,7 +190,7 @@ def test_grpc_errors_map_to_http(cnn_tfs, code, status, error_code, says) -> Non
 
 def test_deadline_exceeded_is_a_504(cnn_tfs) -> None:
     peer, tfs = cnn_tfs
-    peer.set(delay_ms=1500)
+    peer.set(delay_ms=4000)
     try:
         start = time.monotonic()
         r = tfs.post("/invocations", {"inputs": images(1).tolist()})
@@ -200,7 +200,7 @@ def test_deadline_exceeded_is_a_504(cnn_tfs) -> None:
     assert r.status_code == 504
     assert r.json()["error_code"] == "TIMEOUT"
     assert "did not answer within 1000 ms (MLREG_TFSERVING_TIMEOUT_MS)" in r.json()["message"]
-    assert seconds < 1.5
+    assert seconds < 3.5  # the deadline, not the peer's 4 s, ended the call
     assert calls(tfs, "Predict", "DEADLINE_EXCEEDED") >= 1
 
 

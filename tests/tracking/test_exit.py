@@ -24,6 +24,7 @@ SCRIPTS = {
 }
 
 
+@pytest.mark.slow  # a Python process per case
 @pytest.mark.parametrize(("body", "status", "code"), SCRIPTS.values(), ids=list(SCRIPTS))
 def test_a_run_left_active_is_ended_at_exit(tmp_path, body, status, code):
     env = {**os.environ, "MLREG_HOME": str(tmp_path / "home"), "MLREG_USER": "dora"}
@@ -38,6 +39,7 @@ def test_a_run_left_active_is_ended_at_exit(tmp_path, body, status, code):
     assert runs[0].info.end_time is not None
 
 
+@pytest.mark.slow  # a Python process per case
 def test_nested_runs_are_all_ended_and_a_forked_child_ends_none(tmp_path):
     env = {**os.environ, "MLREG_HOME": str(tmp_path / "home")}
     script = textwrap.dedent(
