@@ -3,7 +3,9 @@ for the MLflow compatibility tests and the benchmark (each one's log goes to a f
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +32,11 @@ class Process:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log
         self._log = log.open("wb")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # A process group of its own: MLflow 2's server runs gunicorn as a child that outlives
+        # it, so stop() signals the whole group.
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_ready(self, timeout: float) -> Process:
         deadline = time.monotonic() + timeout
@@ -62,14 +68,27 @@ class Process:
         return found
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        """Stop the server and every process it started (its process group)."""
+        self._signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self._signal(signal.SIGKILL)  # whatever did not stop in time
+        self.proc.wait(timeout=10)
         self._log.close()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):  # else the whole group is gone
+            os.killpg(self.proc.pid, sig)
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
