@@ -120,6 +120,10 @@ class ArtifactNotFound(NotFound):
     """A file or directory: an artifact, or a local file to log."""
 
 
+class TagNotFound(NotFound):
+    """A tag to remove that is not set."""
+
+
 class EndpointNotFound(NotFound):
     """No HTTP route at that path."""
 
@@ -219,6 +223,14 @@ class RegistrationFailed(MlregError):
 
     exit_code = 12
     error_code = "REGISTRATION_FAILED"
+
+
+class NotSupported(MlregError):
+    """A request for something this server does not do (an MLflow API mlreg leaves out)."""
+
+    status_code = 501
+    exit_code = 2
+    error_code = "NOT_IMPLEMENTED"
 
 
 class MissingDependency(MlregError):

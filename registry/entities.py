@@ -86,6 +86,8 @@ class ModelVersion:
     status_message: str | None
     created_at: datetime
     updated_at: datetime
+    #: The logged model (MLflow 3) the version was made from, if any.
+    model_id: str | None = None
 
     @property
     def uri(self) -> str:
@@ -105,6 +107,7 @@ class ModelVersion:
             "aliases": self.aliases,
             "signature": self.signature,
             "digest": self.digest,
+            "model_id": self.model_id,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -129,6 +132,7 @@ class ModelVersion:
             status_message=doc.get("status_message"),
             created_at=datetime.fromisoformat(doc["created_at"]),
             updated_at=datetime.fromisoformat(doc["updated_at"]),
+            model_id=doc.get("model_id"),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from mlreg.registry.entities import (
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.http import Http, open_remote, release
 from mlreg.store.pages import Page, page_token
+from mlreg.store.search import Filter, filter_text
 from mlreg.store.tarstream import MEDIA_TYPE, iter_tar
 
 DIGEST_HEADER = "X-Mlreg-Digest"
@@ -69,9 +71,11 @@ class RestRegistryStore:
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
+        filters: Sequence[Filter] = (),
     ) -> Page:
         params = [
             ("name_like", name_like),
+            ("filter", filter_text(filters) or None),
             ("order_by", order_by),
             *[("tag", f"{k}={v}") for k, v in (tags or {}).items()],
             *_page_params(max_results, offset).items(),
@@ -109,6 +113,7 @@ class RestRegistryStore:
         signature: dict[str, Any] | None,
         *,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         doc = self._get(
             "POST",
@@ -119,6 +124,7 @@ class RestRegistryStore:
                 "description": description,
                 "tags": tags,
                 "signature": signature,
+                "model_id": model_id,
             },
             headers={"Idempotency-Key": request_id or uuid.uuid4().hex},
             idempotent=True,
@@ -157,10 +163,12 @@ class RestRegistryStore:
         max_results: int = 100,
         offset: int = 0,
         run_id: str | None = None,
+        filters: Sequence[Filter] = (),
     ) -> Page:
         params = [
             ("name", name),
             ("run_id", run_id),
+            ("filter", filter_text(filters) or None),
             ("stage", stage.value if stage else None),
             ("alias", alias),
             ("status", status.value if status else None),

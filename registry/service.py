@@ -34,6 +34,7 @@ from mlreg.registry.entities import (
     StageTransition,
     VersionStatus,
 )
+from mlreg.registry.search import parse_model_filter, parse_version_filter
 from mlreg.registry.store import RegistryStore
 from mlreg.store.pages import MAX_PAGE, Page, check_paging
 from mlreg.store.validation import (
@@ -120,9 +121,13 @@ class RegistryService:
         tags: dict[str, str] | None,
         signature: dict[str, Any] | None,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         """Allocate the next version of ``name`` (PENDING_REGISTRATION until its files are
-        stored); a retried ``request_id`` returns the version it made the first time."""
+        stored); a retried ``request_id`` returns the version it made the first time.
+        ``model_id`` names the logged model (MLflow 3) the files come from, if any."""
+        if model_id is not None and (not isinstance(model_id, str) or not 0 < len(model_id) <= 64):
+            raise InvalidInput(f"invalid model_id {model_id!r}: expected a logged model's id")
         return self.store.create_model_version(
             validate_name(name),
             source,
@@ -131,6 +136,7 @@ class RegistryService:
             validate_tags(tags),
             signature,
             request_id=request_id,
+            model_id=model_id,
         )
 
     def store_files(
@@ -214,7 +220,10 @@ class RegistryService:
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
+        filter_string: str | None = None,
     ) -> Page:
+        """Models by name pattern (SQL LIKE), tags, and MLflow's filter syntax (``name``,
+        ``tags.<key>``)."""
         check_paging(max_results, offset)
         return self.store.search_registered_models(
             name_like=name_like,
@@ -222,6 +231,7 @@ class RegistryService:
             order_by=order_by,
             max_results=max_results,
             offset=offset,
+            filters=parse_model_filter(filter_string),
         )
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
@@ -258,7 +268,10 @@ class RegistryService:
         max_results: int = 100,
         offset: int = 0,
         run_id: str | None = None,
+        filter_string: str | None = None,
     ) -> Page:
+        """Versions by model, stage, alias, tags, status, run, and MLflow's filter syntax
+        (``name``, ``run_id``, ``source_path``, ``version_number``, ``tags.<key>``)."""
         check_paging(max_results, offset)
         return self.store.search_model_versions(
             name=name,
@@ -270,6 +283,7 @@ class RegistryService:
             order_by=order_by,
             max_results=max_results,
             offset=offset,
+            filters=parse_version_filter(filter_string),
         )
 
     def update_model_version(
@@ -284,6 +298,7 @@ class RegistryService:
         self.store.set_model_version_tag(name, validate_version(version), key, tags[key])
 
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        """Remove a tag of a version (nothing happens if it is not set)."""
         self.store.set_model_version_tag(
             name, validate_version(version), validate_key("tag", key), None
         )

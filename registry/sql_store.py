@@ -9,6 +9,7 @@ registrations, so numbers have no gaps, no duplicates and are never reused.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,6 +27,8 @@ from mlreg.registry.entities import (
 )
 from mlreg.store.database import Database, applied_result, open_database, record_applied
 from mlreg.store.pages import Page
+from mlreg.store.search import Filter
+from mlreg.store.sql_search import compare
 from mlreg.store.tables import (
     AliasRow,
     ModelVersionRow,
@@ -87,6 +90,7 @@ class SqlRegistryStore:
             status_message=row.status_message,
             created_at=_utc(row.created_at),
             updated_at=_utc(row.updated_at),
+            model_id=row.logged_model_id,
         )
 
     # --- registered models -------------------------------------------------------------
@@ -137,6 +141,7 @@ class SqlRegistryStore:
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
+        filters: Sequence[Filter] = (),
     ) -> Page:
         with self._session() as session:
             query = select(RegisteredModelRow)
@@ -148,7 +153,9 @@ class SqlRegistryStore:
                         (RegisteredModelTagRow.key == key) & (RegisteredModelTagRow.value == value)
                     )
                 )
-            column, descending = _order(
+            for f in filters:
+                query = query.where(_model_filter(f))
+            columns = _order(
                 order_by,
                 {
                     "name": RegisteredModelRow.name,
@@ -156,9 +163,7 @@ class SqlRegistryStore:
                     "updated": RegisteredModelRow.updated_at,
                 },
             )
-            query = query.order_by(
-                column.desc() if descending else column.asc(), RegisteredModelRow.id
-            )
+            query = query.order_by(*columns, RegisteredModelRow.id)
             rows = session.scalars(query.offset(offset).limit(max_results + 1)).all()
             items = [self._model(r, self._latest(session, r.id)) for r in rows[:max_results]]
             return Page(items, offset + max_results if len(rows) > max_results else None)
@@ -230,6 +235,7 @@ class SqlRegistryStore:
         signature: dict[str, Any] | None,
         *,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         """Allocate the next number and insert a PENDING_REGISTRATION version.
 
@@ -241,7 +247,7 @@ class SqlRegistryStore:
                 if earlier is not None:
                     return self._version(self._version_row(session, name, int(earlier)))
                 row = self._insert_version(
-                    session, name, source, run_id, description, tags, signature
+                    session, name, source, run_id, description, tags, signature, model_id
                 )
                 record_applied(session, request_id, str(row.version))
                 session.flush()
@@ -265,6 +271,7 @@ class SqlRegistryStore:
         description: str | None,
         tags: dict[str, str],
         signature: dict[str, Any] | None,
+        logged_model_id: str | None,
     ) -> ModelVersionRow:
         now = _now()
         model_id, number = self._next_number(session, name)
@@ -279,6 +286,7 @@ class SqlRegistryStore:
             signature=json.dumps(signature) if signature else None,
             created_at=now,
             updated_at=now,
+            logged_model_id=logged_model_id,
         )
         row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
         session.add(row)
@@ -343,6 +351,7 @@ class SqlRegistryStore:
         max_results: int = 100,
         offset: int = 0,
         run_id: str | None = None,
+        filters: Sequence[Filter] = (),
     ) -> Page:
         with self._session() as session:
             query = select(ModelVersionRow).join(ModelVersionRow.model)
@@ -366,7 +375,9 @@ class SqlRegistryStore:
                         (ModelVersionTagRow.key == key) & (ModelVersionTagRow.value == value)
                     )
                 )
-            column, descending = _order(
+            for f in filters:
+                query = query.where(_version_filter(f))
+            columns = _order(
                 order_by,
                 {
                     "version": ModelVersionRow.version,
@@ -376,9 +387,7 @@ class SqlRegistryStore:
                 },
             )
             query = query.order_by(
-                column.desc() if descending else column.asc(),
-                RegisteredModelRow.name,
-                ModelVersionRow.version.desc(),
+                *columns, RegisteredModelRow.name, ModelVersionRow.version.desc()
             )
             rows = session.scalars(query.offset(offset).limit(max_results + 1)).unique().all()
             items = [self._version(r) for r in rows[:max_results]]
@@ -529,14 +538,52 @@ class SqlRegistryStore:
         return f"alias {alias!r} of {model.name!r} does not exist; aliases: {known}"
 
 
-def _order(order_by: str, columns: dict[str, Any]) -> tuple[Any, bool]:
-    """Parse ``"version DESC"`` into a column and a direction."""
-    parts = order_by.split()
-    key = parts[0].lower() if parts else ""
-    direction = parts[1].upper() if len(parts) > 1 else "ASC"
-    if key not in columns or direction not in ("ASC", "DESC") or len(parts) > 2:
-        raise InvalidInput(
-            f"invalid order_by {order_by!r}; expected one of {', '.join(columns)} "
-            "optionally followed by ASC or DESC"
+def _order(order_by: str, columns: dict[str, Any]) -> list[Any]:
+    """Parse ``"version DESC"`` (or several, comma-separated) into ORDER BY columns."""
+    out = []
+    for clause in order_by.split(","):
+        parts = clause.split()
+        key = parts[0].lower() if parts else ""
+        direction = parts[1].upper() if len(parts) > 1 else "ASC"
+        if key not in columns or direction not in ("ASC", "DESC") or len(parts) > 2:
+            raise InvalidInput(
+                f"invalid order_by {order_by!r}; expected one of {', '.join(columns)} "
+                "optionally followed by ASC or DESC"
+            )
+        out.append(columns[key].desc() if direction == "DESC" else columns[key].asc())
+    return out
+
+
+def _model_filter(f: Filter) -> Any:
+    if f.kind == "tags":
+        return RegisteredModelRow.id.in_(
+            select(RegisteredModelTagRow.model_id).where(
+                RegisteredModelTagRow.key == f.key,
+                compare(RegisteredModelTagRow.value, f.op, f.value),
+            )
         )
-    return columns[key], direction == "DESC"
+    if f.key != "name":
+        raise InvalidInput(f"registered models cannot be searched by {f.key!r}")
+    return compare(RegisteredModelRow.name, f.op, f.value)
+
+
+_VERSION_COLUMNS = {
+    "name": RegisteredModelRow.name,
+    "run_id": ModelVersionRow.run_id,
+    "source": ModelVersionRow.source,
+    "version": ModelVersionRow.version,
+}
+
+
+def _version_filter(f: Filter) -> Any:
+    if f.kind == "tags":
+        return ModelVersionRow.id.in_(
+            select(ModelVersionTagRow.version_id).where(
+                ModelVersionTagRow.key == f.key,
+                compare(ModelVersionTagRow.value, f.op, f.value),
+            )
+        )
+    column = _VERSION_COLUMNS.get(f.key)
+    if column is None:
+        raise InvalidInput(f"model versions cannot be searched by {f.key!r}")
+    return compare(column, f.op, f.value)

@@ -9,6 +9,7 @@ database that fails underneath StoreError.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from mlreg.registry.entities import (
@@ -19,6 +20,7 @@ from mlreg.registry.entities import (
     VersionStatus,
 )
 from mlreg.store.pages import Page
+from mlreg.store.search import Filter
 
 
 class RegistryStore(Protocol):
@@ -38,8 +40,11 @@ class RegistryStore(Protocol):
         order_by: str = "name ASC",
         max_results: int = 100,
         offset: int = 0,
+        filters: Sequence[Filter] = (),
     ) -> Page:
-        """A page of models matching a SQL LIKE pattern and every tag; InvalidInput on order_by."""
+        """A page of models matching a SQL LIKE pattern, every tag and every filter (see
+        :mod:`mlreg.registry.search`); ``order_by`` is ``name|created|updated [ASC|DESC]``,
+        several comma-separated; InvalidInput on a bad one."""
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         """Set the description; ModelNotFound."""
@@ -63,9 +68,11 @@ class RegistryStore(Protocol):
         signature: dict[str, Any] | None,
         *,
         request_id: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
         """Allocate the next number (creating the model if new); the version is PENDING.
-        A ``request_id`` seen before returns the version that request made (a retry)."""
+        A ``request_id`` seen before returns the version that request made (a retry).
+        ``model_id`` records the logged model the version is made from."""
 
     def finish_model_version(
         self,
@@ -93,9 +100,11 @@ class RegistryStore(Protocol):
         max_results: int = 100,
         offset: int = 0,
         run_id: str | None = None,
+        filters: Sequence[Filter] = (),
     ) -> Page:
         """A page of versions matching every given filter (``run_id``: the versions a run
-        produced); InvalidInput on order_by."""
+        produced); ``order_by`` is ``version|created|updated|name [ASC|DESC]``, several
+        comma-separated; InvalidInput on a bad one."""
 
     def versions_by_stage(self, name: str) -> dict[Stage, list[int]]:
         """READY version numbers of ``name`` grouped by stage, ascending; ModelNotFound."""

@@ -221,6 +221,9 @@ def describe(error: ValidationError) -> str:
     if error.validator == "enum":
         choices = ", ".join(repr(c) for c in error.validator_value)
         return f"{subject}: expected one of {choices}, got {error.instance!r}"
+    if error.validator == "pattern":
+        wanted = error.schema.get("description") or f"text matching {error.validator_value}"
+        return f"{subject}: expected {wanted}, got {error.instance!r}"
     if error.validator in ("maxLength", "minLength"):
         bound = "at most" if error.validator == "maxLength" else "at least"
         got = len(error.instance)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
+from mlreg.server import mlflow
 from mlreg.server.metrics import ServerMetrics
-from mlreg.server.routes import api, meta, registry, tracking  # noqa: F401  (declare routes)
+from mlreg.server.routes import (  # noqa: F401  (declare routes)
+    api,
+    logged_models,
+    meta,
+    registry,
+    tracking,
+)
 from mlreg.server.services import Services
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui import site
@@ -38,6 +45,7 @@ def create_app(
     api.mount(app, "api_v1")
     meta.ops.mount(app, "ops")
     site.install(app, settings)
+    mlflow.register(app)
     install(
         app,
         HttpConfig(

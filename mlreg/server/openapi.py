@@ -1,8 +1,10 @@
-"""The OpenAPI 3.1 document of ``/api/v1``, generated from the route table (so it cannot drift)."""
+"""The OpenAPI 3.1 document of ``/api/v1`` and of MLflow's API on the server, generated from the
+route tables (so it cannot drift)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from mlreg.errors import MlregError
@@ -15,6 +17,7 @@ _PARAM = re.compile(r"<(?:(?P<conv>\w+):)?(?P<name>\w+)>")
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TEXT = {"type": ["string", "null"]}
+LIFECYCLE = {"enum": ["active", "deleted"]}
 
 COMPONENTS: dict[str, Any] = {
     "Error": {
@@ -49,6 +52,10 @@ COMPONENTS: dict[str, Any] = {
             "aliases": {"type": "array", "items": {"type": "string"}},
             "signature": {"type": ["object", "null"]},
             "digest": {"type": ["string", "null"], "description": "sha256 of the files"},
+            "model_id": {
+                "type": ["string", "null"],
+                "description": "the logged model the version was made from",
+            },
             "created_at": TIME,
             "updated_at": TIME,
         },
@@ -72,6 +79,8 @@ COMPONENTS: dict[str, Any] = {
             "artifact_location": {"type": "string"},
             "tags": STRING_MAP,
             "creation_time": {"type": "integer", "description": "ms since the epoch"},
+            "last_update_time": {"type": "integer", "description": "ms since the epoch"},
+            "lifecycle_stage": LIFECYCLE,
         },
     },
     "Run": {
@@ -85,9 +94,18 @@ COMPONENTS: dict[str, Any] = {
             "end_time": {"type": ["integer", "null"]},
             "parent_run_id": NULLABLE_TEXT,
             "artifact_uri": {"type": "string"},
+            "lifecycle_stage": LIFECYCLE,
             "params": STRING_MAP,
             "metrics": {"type": "object", "description": "latest value per key"},
             "tags": STRING_MAP,
+            "inputs": {
+                "type": "object",
+                "properties": {
+                    "datasets": {"type": "array", "items": {"type": "object"}},
+                    "models": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "outputs": {"type": "array", "items": {"type": "object"}},
         },
     },
     "Metric": {
@@ -97,6 +115,29 @@ COMPONENTS: dict[str, Any] = {
             "value": {"oneOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]},
             "timestamp": {"type": "integer"},
             "step": {"type": "integer"},
+            "model_id": {"type": "string"},
+            "dataset_name": {"type": "string"},
+            "dataset_digest": {"type": "string"},
+        },
+    },
+    "LoggedModel": {
+        "type": "object",
+        "description": "A model logged on its own (MLflow 3), with files under artifact_uri",
+        "properties": {
+            "model_id": {"type": "string"},
+            "experiment_id": {"type": "string"},
+            "name": {"type": "string"},
+            "artifact_uri": {"type": "string"},
+            "status": {"enum": ["PENDING", "READY", "FAILED"]},
+            "status_message": NULLABLE_TEXT,
+            "creation_time": {"type": "integer"},
+            "last_update_time": {"type": "integer"},
+            "source_run_id": NULLABLE_TEXT,
+            "model_type": NULLABLE_TEXT,
+            "lifecycle_stage": LIFECYCLE,
+            "tags": STRING_MAP,
+            "params": STRING_MAP,
+            "metrics": {"type": "array", "items": {"$ref": "#/components/schemas/Metric"}},
         },
     },
     "File": {
@@ -176,17 +217,44 @@ def _content(route: Route) -> dict[str, Any]:
     return {"application/json": {"schema": route.response or {"type": "object"}}}
 
 
-def document(api: Api) -> dict[str, Any]:
+def mlflow_operation(route: Route) -> dict[str, Any]:
+    """An operation of MLflow's API: its request message is the query string of a GET and the
+    JSON body otherwise, as MLflow's server reads it."""
+    op = operation(route)
+    area = route.handler.__module__.rsplit(".", 1)[-1]
+    op["operationId"] = f"mlflow_{route.method.lower()}_{area}_{route.handler.__name__}"
+    message = route.body or {}
+    if route.method == "GET" and message:
+        op.pop("requestBody", None)
+        required = set(message.get("required", []))
+        op["parameters"] += [
+            {"name": name, "in": "query", "required": name in required, "schema": schema}
+            for name, schema in message.get("properties", {}).items()
+        ]
+    op["responses"]["501"] = {
+        "description": "An MLflow endpoint mlreg leaves out (the message names it)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    return op
+
+
+def document(api: Api, mlflow: Sequence[Route] = (), mlflow_prefix: str = "") -> dict[str, Any]:
+    """The document of ``api``'s routes, and of MLflow's routes under ``mlflow_prefix``."""
     paths: dict[str, dict[str, Any]] = {}
     for route in api.routes:
         path, _ = openapi_path(api.prefix + route.rule)
         paths.setdefault(path, {})[route.method.lower()] = operation(route)
+    for route in mlflow:
+        path, _ = openapi_path(mlflow_prefix + route.rule)
+        paths.setdefault(path, {})[route.method.lower()] = mlflow_operation(route)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "mlreg server",
             "version": __version__,
-            "description": "Registry and tracking server of mlreg. Errors are "
+            "description": "Registry and tracking server of mlreg: its own API under /api/v1, "
+            "and MLflow's REST API under /api/2.0 (tag 'mlflow'; the same routes answer under "
+            "/ajax-api/2.0, and MLflow's other endpoints answer 501). Errors are "
             '{"error_code", "message"}; error codes: '
             + ", ".join(sorted({c.error_code for c in _error_classes()})),
         },

@@ -27,6 +27,11 @@ class Resource(str, enum.Enum):
     MODEL = "model"
     EXPERIMENT = "experiment"
     RUN = "run"  # checked on the run's experiment
+    LOGGED_MODEL = "logged_model"  # checked on the logged model's experiment
+    #: A path of MLflow's artifact proxy: checked on the experiment its first segment names
+    #: (``<experiment id>/<run id>/artifacts/...``), or the registered model of a
+    #: ``registry/<name>/<version>/...`` path.
+    ARTIFACT_PATH = "artifact_path"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,14 @@ def experiment(level: Level, arg: str = "experiment_id") -> Permission:
 
 def run(level: Level, arg: str = "run_id") -> Permission:
     return Permission(level, Resource.RUN, arg)
+
+
+def logged_model(level: Level, arg: str = "model_id") -> Permission:
+    return Permission(level, Resource.LOGGED_MODEL, arg)
+
+
+def artifact_path(level: Level, arg: str = "artifact_path") -> Permission:
+    return Permission(level, Resource.ARTIFACT_PATH, arg)
 
 
 def server(level: Level) -> Permission:

@@ -88,6 +88,8 @@ class ModelVersionRow(Base):
     storage_location: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The logged model (tracking's ``logged_models``) the version was made from, if any.
+    logged_model_id: Mapped[str | None] = mapped_column(String(64))
 
     model: Mapped[RegisteredModelRow] = relationship(back_populates="versions", lazy="joined")
     tags: Mapped[list[ModelVersionTagRow]] = relationship(
@@ -146,6 +148,11 @@ class StageTransitionRow(Base):
 ACTIVE = "active"
 
 
+#: Lifecycle stages of experiments, runs and logged models: deleted ones are kept (and can be
+#: restored) but left out of searches unless asked for.
+ACTIVE = "active"
+
+
 class ExperimentRow(Base):
     __tablename__ = "experiments"
 
@@ -153,6 +160,10 @@ class ExperimentRow(Base):
     name: Mapped[str] = mapped_column(String(256), unique=True, nullable=False)
     artifact_location: Mapped[str] = mapped_column(Text, nullable=False)
     creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_update_time: Mapped[int | None] = mapped_column(BigInteger)
+    lifecycle_stage: Mapped[str] = mapped_column(
+        String(32), nullable=False, default=ACTIVE, server_default=ACTIVE
+    )
 
 
 class ExperimentTagRow(Base):
@@ -197,7 +208,10 @@ class MetricRow(Base):
     """Every logged value: the full history per key."""
 
     __tablename__ = "metrics"
-    __table_args__ = (Index("ix_metrics_run_key", "run_id", "key", "step"),)
+    __table_args__ = (
+        Index("ix_metrics_run_key", "run_id", "key", "step"),
+        Index("ix_metrics_model_id", "model_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(
@@ -207,6 +221,10 @@ class MetricRow(Base):
     value: Mapped[float | None] = mapped_column(Float)  # NULL holds NaN (SQLite has no NaN)
     timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
     step: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The logged model the value measures, and the dataset it was computed on (optional).
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    dataset_name: Mapped[str | None] = mapped_column(String(500))
+    dataset_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class LatestMetricRow(Base):
@@ -231,6 +249,105 @@ class RunTagRow(Base):
     )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class DatasetRow(Base):
+    """A dataset a run of the experiment used: its name and digest identify it there."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", "digest", name="uq_datasets_name_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(500), nullable=False)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    source_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    schema: Mapped[str | None] = mapped_column(Text)
+    profile: Mapped[str | None] = mapped_column(Text)
+
+
+class RunDatasetRow(Base):
+    """A dataset a run used, with the tags of that use (e.g. its context: train, eval)."""
+
+    __tablename__ = "run_datasets"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The tags as a JSON object.
+    tags: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class LoggedModelRow(Base):
+    """A model logged by a run or on its own (MLflow 3's logged models): files under its own
+    artifact location, params, tags, and the metrics logged against it."""
+
+    __tablename__ = "logged_models"
+    __table_args__ = (Index("ix_logged_models_experiment", "experiment_id", "creation_time"),)
+
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(500), nullable=False)
+    # No foreign key: a logged model outlives a deleted run, as in MLflow.
+    source_run_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    model_type: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    artifact_location: Mapped[str] = mapped_column(Text, nullable=False)
+    creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_update_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    lifecycle_stage: Mapped[str] = mapped_column(
+        String(32), nullable=False, default=ACTIVE, server_default=ACTIVE
+    )
+
+
+class LoggedModelTagRow(Base):
+    __tablename__ = "logged_model_tags"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class LoggedModelParamRow(Base):
+    __tablename__ = "logged_model_params"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class RunModelRow(Base):
+    """A logged model a run used as input, or produced as output (at a step)."""
+
+    __tablename__ = "run_models"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    #: "input" or "output".
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    #: The order the run recorded them in.
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 # --- writes that clients may retry ----------------------------------------------------------

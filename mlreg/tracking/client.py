@@ -12,6 +12,7 @@ from mlreg.tracking.storage import run_artifacts
 from mlreg.tracking.store import TrackingStore
 
 RUNS_DIR = "runs"
+LOGGED_MODELS_DIR = "logged-models"
 
 
 def open_stores(settings: StoreSettings) -> tuple[TrackingStore, RunArtifacts]:
@@ -32,6 +33,7 @@ class TrackingClient(TrackingService):
             *open_stores(self.settings),
             self.settings.user,
             self.settings.artifact_location(RUNS_DIR),
+            self.settings.artifact_location(LOGGED_MODELS_DIR),
         )
 
     def __enter__(self) -> TrackingClient:

@@ -18,7 +18,7 @@ class RunStatus(str, enum.Enum):
 
 
 class Lifecycle(str, enum.Enum):
-    """Whether a run is in use or deleted (and restorable)."""
+    """Whether an experiment, run or logged model is in use or deleted (and restorable)."""
 
     ACTIVE = "active"
     DELETED = "deleted"
@@ -55,6 +55,12 @@ class ViewType(str, enum.Enum):
         return (Lifecycle.ACTIVE, Lifecycle.DELETED)
 
 
+class LoggedModelStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
 def number_to_json(value: float) -> float | str:
     """A metric value for JSON: NaN and infinities as the strings protobuf's JSON uses."""
     if math.isnan(value):
@@ -75,6 +81,9 @@ class Experiment:
     artifact_location: str
     tags: dict[str, str] = field(default_factory=dict)
     creation_time: int = 0
+    lifecycle_stage: Lifecycle = Lifecycle.ACTIVE
+    #: When its name, tags or lifecycle stage last changed (epoch milliseconds).
+    last_update_time: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,8 @@ class Experiment:
             "artifact_location": self.artifact_location,
             "tags": self.tags,
             "creation_time": self.creation_time,
+            "last_update_time": self.last_update_time,
+            "lifecycle_stage": self.lifecycle_stage.value,
         }
 
     @classmethod
@@ -93,6 +104,8 @@ class Experiment:
             doc.get("artifact_location") or "",
             dict(doc.get("tags") or {}),
             int(doc.get("creation_time") or 0),
+            Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE.value),
+            int(doc.get("last_update_time") or doc.get("creation_time") or 0),
         )
 
 
@@ -102,19 +115,36 @@ class Metric:
     value: float
     timestamp: int
     step: int
+    #: The logged model the value measures and the dataset it was computed on, if any.
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+    #: The run that logged it (set where metrics of several runs are listed together).
+    run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "key": self.key,
             "value": number_to_json(self.value),
             "timestamp": self.timestamp,
             "step": self.step,
         }
+        for name in ("model_id", "dataset_name", "dataset_digest", "run_id"):
+            if getattr(self, name) is not None:
+                doc[name] = getattr(self, name)
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Metric:
         return cls(
-            doc["key"], number_from_json(doc["value"]), int(doc["timestamp"]), int(doc["step"])
+            doc["key"],
+            number_from_json(doc["value"]),
+            int(doc["timestamp"]),
+            int(doc.get("step") or 0),
+            doc.get("model_id") or None,
+            doc.get("dataset_name") or None,
+            doc.get("dataset_digest") or None,
+            doc.get("run_id") or None,
         )
 
 
@@ -152,18 +182,96 @@ class RunInfo:
     parent_run_id: str | None = None
     lifecycle_stage: Lifecycle = Lifecycle.ACTIVE
 
+    @property
+    def owner_id(self) -> str:
+        """The id its artifacts are kept and cached under (see ArtifactOwner)."""
+        return self.run_id
+
 
 @dataclass(frozen=True)
 class RunData:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # latest value per key
     tags: dict[str, str] = field(default_factory=dict)
+    #: The latest value per key with its step and time (what ``metrics`` holds the value of).
+    latest_metrics: dict[str, Metric] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as MLflow describes it: name and digest identify it within an experiment."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {
+            "name": self.name,
+            "digest": self.digest,
+            "source_type": self.source_type,
+            "source": self.source,
+        }
+        if self.schema is not None:
+            doc["schema"] = self.schema
+        if self.profile is not None:
+            doc["profile"] = self.profile
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Dataset:
+        return cls(
+            doc["name"],
+            doc["digest"],
+            doc["source_type"],
+            doc["source"],
+            doc.get("schema"),
+            doc.get("profile"),
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a run used, with the tags of that use (``mlflow.data.context``: train...)."""
+
+    dataset: Dataset
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.to_dict(), "tags": self.tags}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> DatasetInput:
+        return cls(Dataset.from_dict(doc["dataset"]), dict(doc.get("tags") or {}))
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """A logged model a run produced, at a step of its training."""
+
+    model_id: str
+    step: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "step": self.step}
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    datasets: list[DatasetInput] = field(default_factory=list)
+    #: Ids of logged models the run used as input.
+    models: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Run:
     info: RunInfo
     data: RunData
+    inputs: RunInputs = field(default_factory=RunInputs)
+    outputs: list[ModelOutput] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,7 +286,13 @@ class Run:
             "lifecycle_stage": self.info.lifecycle_stage.value,
             "params": self.data.params,
             "metrics": {k: number_to_json(v) for k, v in self.data.metrics.items()},
+            "latest_metrics": [m.to_dict() for m in self.data.latest_metrics.values()],
             "tags": self.data.tags,
+            "inputs": {
+                "datasets": [d.to_dict() for d in self.inputs.datasets],
+                "models": self.inputs.models,
+            },
+            "outputs": [o.to_dict() for o in self.outputs],
         }
 
     @classmethod
@@ -194,9 +308,83 @@ class Run:
             parent_run_id=doc.get("parent_run_id"),
             lifecycle_stage=Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE),
         )
+        latest = [Metric.from_dict(m) for m in doc.get("latest_metrics") or []]
         data = RunData(
             dict(doc.get("params") or {}),
             {k: number_from_json(v) for k, v in (doc.get("metrics") or {}).items()},
             dict(doc.get("tags") or {}),
+            {m.key: m for m in latest},
         )
-        return cls(info, data)
+        inputs = doc.get("inputs") or {}
+        return cls(
+            info,
+            data,
+            RunInputs(
+                [DatasetInput.from_dict(d) for d in inputs.get("datasets") or []],
+                list(inputs.get("models") or []),
+            ),
+            [ModelOutput(o["model_id"], int(o.get("step") or 0)) for o in doc.get("outputs") or []],
+        )
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged on its own (MLflow 3): files under ``artifact_uri``, params, tags, and
+    the metrics logged against it; ``source_run_id`` is the run that logged it, if any."""
+
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_uri: str
+    status: LoggedModelStatus
+    creation_time: int
+    last_update_time: int
+    source_run_id: str | None = None
+    model_type: str | None = None
+    status_message: str | None = None
+    lifecycle_stage: Lifecycle = Lifecycle.ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+
+    @property
+    def owner_id(self) -> str:
+        """The id its artifacts are kept and cached under (see ArtifactOwner)."""
+        return self.model_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "experiment_id": self.experiment_id,
+            "name": self.name,
+            "artifact_uri": self.artifact_uri,
+            "status": self.status.value,
+            "status_message": self.status_message,
+            "creation_time": self.creation_time,
+            "last_update_time": self.last_update_time,
+            "source_run_id": self.source_run_id,
+            "model_type": self.model_type,
+            "lifecycle_stage": self.lifecycle_stage.value,
+            "tags": self.tags,
+            "params": self.params,
+            "metrics": [m.to_dict() for m in self.metrics],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> LoggedModel:
+        return cls(
+            model_id=doc["model_id"],
+            experiment_id=str(doc["experiment_id"]),
+            name=doc["name"],
+            artifact_uri=doc.get("artifact_uri") or "",
+            status=LoggedModelStatus(doc["status"]),
+            creation_time=int(doc["creation_time"]),
+            last_update_time=int(doc["last_update_time"]),
+            source_run_id=doc.get("source_run_id"),
+            model_type=doc.get("model_type"),
+            status_message=doc.get("status_message"),
+            lifecycle_stage=Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE.value),
+            tags=dict(doc.get("tags") or {}),
+            params=dict(doc.get("params") or {}),
+            metrics=[Metric.from_dict(m) for m in doc.get("metrics") or []],
+        )

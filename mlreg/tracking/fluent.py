@@ -15,7 +15,6 @@ from mlreg.store import settings
 from mlreg.store.settings import tracking_uri_generation
 from mlreg.tracking.client import TrackingClient
 from mlreg.tracking.entities import Experiment, Run, RunStatus, ViewType
-from mlreg.tracking.experiment_search import experiment_matches, sort_experiments
 from mlreg.tracking.frames import runs_frame
 from mlreg.uris import ResolvedModel
 
@@ -347,16 +346,26 @@ def search_experiments(
     filter_string: str | None = None,
     order_by: list[str] | str | None = None,
 ) -> list[Experiment]:
-    """Experiments, as MLflow's ``search_experiments``: ``filter_string`` compares ``name``
-    or ``tags.<key>`` (``=``, ``!=``, ``LIKE``, ``ILIKE``; clauses joined by AND), ``order_by``
-    is ``name``, ``experiment_id`` or ``creation_time`` with ASC or DESC (default: oldest
-    first). Experiments cannot be deleted yet, so DELETED_ONLY finds none."""
+    """Experiments, as MLflow's ``search_experiments``: ``filter_string`` compares ``name``,
+    ``experiment_id``, ``creation_time``, ``last_update_time`` or ``tags.<key>`` (``=``,
+    ``!=``, ``LIKE``, ``ILIKE``, ``IN``, ``<``, ``>`` ...; clauses joined by AND), ``order_by``
+    is ``name``, ``experiment_id``, ``creation_time`` or ``last_update_time`` with ASC or DESC
+    (default: oldest first); ``view_type`` picks active, deleted or all experiments."""
     view = ViewType.parse(view_type)
-    if view is ViewType.DELETED_ONLY:
-        return []
-    found = [e for e in _all_experiments() if experiment_matches(e, filter_string)]
-    found = sort_experiments(found, order_by)
-    return found[:max_results] if max_results is not None else found
+    found: list[Experiment] = []
+    offset: int | None = 0
+    while offset is not None and (max_results is None or len(found) < max_results):
+        want = _PAGE if max_results is None else min(_PAGE, max_results - len(found))
+        page = client().search_experiments(
+            max_results=want,
+            offset=offset,
+            filter_string=filter_string,
+            order_by=order_by,
+            view=view,
+        )
+        found += page.items
+        offset = page.next_offset
+    return found
 
 
 def last_active_run() -> Run | None:
@@ -364,6 +373,16 @@ def last_active_run() -> Run | None:
     run = active_run()
     run_id = run.info.run_id if run is not None else _last_run_id
     return client().get_run(run_id) if run_id is not None else None
+
+
+def delete_experiment(experiment_id: str) -> None:
+    """Mark an experiment deleted (its runs stay): searches leave it out, it takes no new
+    runs; ``restore_experiment`` brings it back. The default experiment cannot be deleted."""
+    client().delete_experiment(experiment_id)
+
+
+def restore_experiment(experiment_id: str) -> None:
+    client().restore_experiment(experiment_id)
 
 
 def delete_run(run_id: str) -> None:

@@ -11,22 +11,33 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlreg.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
+from mlreg.errors import (
+    ArtifactNotFound,
+    ExperimentNotFound,
+    InvalidInput,
+    ModelNotFound,
+    RunNotFound,
+    TagNotFound,
+)
 from mlreg.models.files import model_files
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.http import Http, open_remote, release
 from mlreg.store.pages import Page, page_token
+from mlreg.tracking.artifacts import ArtifactOwner
 from mlreg.tracking.entities import (
+    DatasetInput,
     Experiment,
     Lifecycle,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
     MetricSummary,
+    ModelOutput,
     Run,
-    RunInfo,
     RunStatus,
     ViewType,
     thinned,
@@ -40,8 +51,10 @@ class RestTrackingStore:
     def __init__(self, http: Http) -> None:
         self.http = http
 
-    def create_experiment(self, name: str, artifact_location: str, now: int) -> Experiment:
-        # The server decides where the experiment's artifacts live.
+    def create_experiment(
+        self, name: str, artifact_location: str, now: int, experiment_id: int | None = None
+    ) -> Experiment:
+        # The server decides where the experiment's artifacts live, and its id.
         doc = self.http.json("POST", self.http.url("experiments"), json={"name": name})
         return Experiment.from_dict(doc["experiment"])
 
@@ -57,22 +70,53 @@ class RestTrackingStore:
         return Experiment.from_dict(found[0]) if found else None
 
     def search_experiments(
-        self, *, name_like: str | None = None, max_results: int = 100, offset: int = 0
+        self,
+        *,
+        name_like: str | None = None,
+        max_results: int = 100,
+        offset: int = 0,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[OrderBy] = (),
+        view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
-        params = {"max_results": max_results, "page_token": page_token(offset) if offset else None}
+        params: list[tuple[str, Any]] = [
+            ("max_results", max_results),
+            ("view", view.value),
+            *[("order_by", order_by_text(o)) for o in order_by],
+        ]
+        if offset:
+            params.append(("page_token", page_token(offset)))
         if name_like:
-            params["name_like"] = name_like
+            params.append(("name_like", name_like))
+        if filters:
+            params.append(("filter", filter_text(filters)))
         doc = self.http.json("GET", self.http.url("experiments"), params=params)
         items = [Experiment.from_dict(e) for e in doc["experiments"]]
         return Page(items, offset + max_results if doc.get("next_page_token") else None)
 
-    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        self.http.json(
-            "PUT",
-            self.http.url("experiments", experiment_id, "tags", key),
-            json={"value": value},
-            not_found=ExperimentNotFound,
-        )
+    def update_experiment(
+        self,
+        experiment_id: str,
+        now: int,
+        *,
+        name: str | None = None,
+        lifecycle: Lifecycle | None = None,
+    ) -> Experiment:
+        url = self.http.url("experiments", experiment_id)
+        if name is not None:
+            self.http.json("PATCH", url, json={"name": name}, not_found=ExperimentNotFound)
+        if lifecycle is Lifecycle.DELETED:
+            self.http.json("DELETE", url, not_found=ExperimentNotFound)
+        elif lifecycle is Lifecycle.ACTIVE:
+            self.http.json("POST", url + "/restore", not_found=ExperimentNotFound, idempotent=True)
+        return self.get_experiment(experiment_id)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str | None) -> None:
+        url = self.http.url("experiments", experiment_id, "tags", key)
+        if value is None:
+            self.http.json("DELETE", url, not_found=TagNotFound)
+        else:
+            self.http.json("PUT", url, json={"value": value}, not_found=ExperimentNotFound)
 
     def create_run(
         self,
@@ -91,6 +135,7 @@ class RestTrackingStore:
                 "run_name": run_name,
                 "tags": tags,
                 "parent_run_id": parent_run_id,
+                "start_time": start_time,
             },
             not_found=ExperimentNotFound,
         )
@@ -104,7 +149,7 @@ class RestTrackingStore:
         self.http.json(
             "PATCH",
             self.http.url("runs", run_id),
-            json={"status": status.value},
+            json={"status": status.value, "end_time": end_time},
             not_found=RunNotFound,
             idempotent=True,
         )
@@ -112,7 +157,6 @@ class RestTrackingStore:
     def update_run_info(
         self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
     ) -> None:
-        # The routes of the server's MLflow-compatible API (rename, delete, restore).
         url = self.http.url("runs", run_id)
         if run_name is not None:
             self.http.json(
@@ -123,6 +167,29 @@ class RestTrackingStore:
         elif lifecycle is Lifecycle.ACTIVE:
             self.http.json("POST", url + "/restore", not_found=RunNotFound, idempotent=True)
 
+    def delete_run_tag(self, run_id: str, key: str) -> None:
+        self.http.json("DELETE", self.http.url("runs", run_id, "tags", key), not_found=TagNotFound)
+
+    def log_inputs(
+        self, run_id: str, datasets: Sequence[DatasetInput], model_ids: Sequence[str]
+    ) -> None:
+        self.http.json(
+            "POST",
+            self.http.url("runs", run_id, "inputs"),
+            json={"datasets": [d.to_dict() for d in datasets], "models": list(model_ids)},
+            not_found=RunNotFound,
+            idempotent=True,  # recording the same inputs twice changes nothing
+        )
+
+    def log_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None:
+        self.http.json(
+            "POST",
+            self.http.url("runs", run_id, "outputs"),
+            json={"models": [o.to_dict() for o in outputs]},
+            not_found=RunNotFound,
+            idempotent=True,
+        )
+
     def log_batch(
         self,
         run_id: str,
@@ -131,6 +198,7 @@ class RestTrackingStore:
         tags: dict[str, str] | None = None,
         *,
         request_id: str | None = None,
+        allow_ended: bool = False,
     ) -> None:
         self.http.json(
             "POST",
@@ -139,6 +207,7 @@ class RestTrackingStore:
                 "metrics": [m.to_dict() for m in metrics],
                 "params": params or {},
                 "tags": tags or {},
+                "allow_ended": allow_ended,
             },
             headers={"Idempotency-Key": request_id or uuid.uuid4().hex},
             idempotent=True,
@@ -211,6 +280,105 @@ class RestTrackingStore:
         runs = [Run.from_dict(r) for r in doc["runs"]]
         return Page(runs, offset + max_results if doc.get("next_page_token") else None)
 
+    # --- logged models -------------------------------------------------------------------
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str,
+        artifact_root: str,
+        now: int,
+        *,
+        source_run_id: str | None = None,
+        model_type: str | None = None,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> LoggedModel:
+        doc = self.http.json(
+            "POST",
+            self.http.url("logged-models"),
+            json={
+                "experiment_id": experiment_id,
+                "name": name,
+                "source_run_id": source_run_id,
+                "model_type": model_type,
+                "params": dict(params or {}),
+                "tags": dict(tags or {}),
+            },
+            not_found=ExperimentNotFound,
+        )
+        return LoggedModel.from_dict(doc["logged_model"])
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        doc = self.http.json(
+            "GET",
+            self.http.url("logged-models", model_id),
+            params={"allow_deleted": "true"},
+            not_found=ModelNotFound,
+        )
+        return LoggedModel.from_dict(doc["logged_model"])
+
+    def update_logged_model(
+        self,
+        model_id: str,
+        now: int,
+        *,
+        status: LoggedModelStatus | None = None,
+        lifecycle: Lifecycle | None = None,
+    ) -> LoggedModel:
+        url = self.http.url("logged-models", model_id)
+        if status is not None:
+            self.http.json("PATCH", url, json={"status": status.value}, not_found=ModelNotFound)
+        if lifecycle is Lifecycle.DELETED:
+            self.http.json("DELETE", url, not_found=ModelNotFound)
+        elif lifecycle is not None:
+            raise InvalidInput("a deleted logged model cannot be restored")
+        return self.get_logged_model(model_id)
+
+    def set_logged_model_tags(self, model_id: str, tags: Mapping[str, str | None]) -> None:
+        for key, value in tags.items():
+            url = self.http.url("logged-models", model_id, "tags", key)
+            if value is None:
+                self.http.json("DELETE", url, not_found=TagNotFound)
+            else:
+                self.http.json("PUT", url, json={"value": value}, not_found=ModelNotFound)
+
+    def log_logged_model_params(self, model_id: str, params: Mapping[str, str]) -> None:
+        self.http.json(
+            "POST",
+            self.http.url("logged-models", model_id, "params"),
+            json={"params": dict(params)},
+            not_found=ModelNotFound,
+            idempotent=True,  # a param that is already there with the same value is a no-op
+        )
+
+    def search_logged_models(
+        self,
+        *,
+        experiment_ids: list[str],
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[OrderBy] = (),
+        max_results: int = 100,
+        offset: int = 0,
+    ) -> Page:
+        doc = self.http.json(
+            "POST",
+            self.http.url("logged-models", "search"),
+            json={
+                "experiment_ids": list(experiment_ids),
+                "filter": filter_text(filters) or None,
+                "order_by": [
+                    {"field_name": o.key, "ascending": not o.descending} for o in order_by
+                ],
+                "max_results": max_results,
+                "page_token": page_token(offset) if offset else None,
+            },
+            idempotent=True,
+            not_found=ExperimentNotFound,
+        )
+        items = [LoggedModel.from_dict(m) for m in doc["logged_models"]]
+        return Page(items, offset + max_results if doc.get("next_page_token") else None)
+
     def close(self) -> None:
         """Release this store's share of the process's session with the server."""
         release(self.http)
@@ -224,10 +392,11 @@ class RestRunArtifacts:
         self.http = http
         self.cache = cache
 
-    def _url(self, run: RunInfo, *parts: str) -> str:
-        return self.http.url("runs", run.run_id, "artifacts", *parts)
+    def _url(self, run: ArtifactOwner, *parts: str) -> str:
+        kind = "logged-models" if isinstance(run, LoggedModel) else "runs"
+        return self.http.url(kind, run.owner_id, "artifacts", *parts)
 
-    def log_file(self, run: RunInfo, local_file: Path, artifact_path: str | None) -> None:
+    def log_file(self, run: ArtifactOwner, local_file: Path, artifact_path: str | None) -> None:
         target = f"{artifact_path}/{local_file.name}" if artifact_path else local_file.name
 
         def body() -> Any:
@@ -242,25 +411,26 @@ class RestRunArtifacts:
             timeout=3600,
         )
 
-    def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
+    def log_dir(self, run: ArtifactOwner, local_dir: Path, artifact_path: str | None) -> None:
         for rel, path in model_files(local_dir):
             parent = rel.rpartition("/")[0]
             parts = [p for p in (artifact_path, parent) if p]
             self.log_file(run, path, "/".join(parts) or None)
 
-    def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:
+    def list(self, run: ArtifactOwner, path: str | None = None) -> list[FileInfo]:
         params = {"path": path} if path else None
-        doc = self.http.json("GET", self._url(run), params=params, not_found=RunNotFound)
+        # The caller found the owner already: a 404 here is about the path.
+        doc = self.http.json("GET", self._url(run), params=params, not_found=ArtifactNotFound)
         files = [FileInfo(f["path"], f["is_dir"], f.get("size")) for f in doc["files"]]
         if path and not files:
-            raise ArtifactNotFound(f"no artifact {path!r} in run {run.run_id}")
+            raise ArtifactNotFound(f"no artifact {path!r} in run {run.owner_id}")
         return files
 
-    def local_path(self, run: RunInfo, path: str | None = None) -> Path:
+    def local_path(self, run: ArtifactOwner, path: str | None = None) -> Path:
         entries = self.list(run, path)  # ArtifactNotFound if there is nothing at path
         single = len(entries) == 1 and not entries[0].is_dir and entries[0].path == path
-        target = self.cache / run.run_id / "artifacts" / (path or "")
-        scratch = self.cache / run.run_id / f".tmp-{uuid.uuid4().hex}"
+        target = self.cache / run.owner_id / "artifacts" / (path or "")
+        scratch = self.cache / run.owner_id / f".tmp-{uuid.uuid4().hex}"
         try:
             if single:
                 assert path is not None
@@ -275,7 +445,7 @@ class RestRunArtifacts:
             shutil.rmtree(scratch, ignore_errors=True)
         return target
 
-    def _download_dir(self, run: RunInfo, entries: list[FileInfo], dest: Path) -> None:
+    def _download_dir(self, run: ArtifactOwner, entries: list[FileInfo], dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         for entry in entries:
             child = dest / entry.path.rsplit("/", 1)[-1]
@@ -284,14 +454,14 @@ class RestRunArtifacts:
             else:
                 self._download_file(run, entry.path, child)
 
-    def _download_file(self, run: RunInfo, path: str, dest: Path) -> None:
+    def _download_file(self, run: ArtifactOwner, path: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with dest.open("wb") as out:
             for chunk in self.open(run, path).chunks:
                 out.write(chunk)
 
-    def open(self, run: RunInfo, path: str, start: int = 0, end: int | None = None) -> Stream:
+    def open(self, run: ArtifactOwner, path: str, start: int = 0, end: int | None = None) -> Stream:
         return open_remote(self.http, self._url(run, path), start, end)
 
-    def delete(self, run: RunInfo, path: str) -> None:
+    def delete(self, run: ArtifactOwner, path: str) -> None:
         self.http.json("DELETE", self._url(run, path), not_found=RunNotFound)

@@ -20,7 +20,7 @@ from mlreg.models.files import model_files
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.s3 import ObjectInfo, S3Config, S3Path, S3Storage, relative_key
 from mlreg.store.validation import safe_relpath
-from mlreg.tracking.entities import RunInfo
+from mlreg.tracking.artifacts import ArtifactOwner
 
 RUNS = "runs"
 _TMP = ".tmp-"
@@ -37,10 +37,10 @@ class S3RunArtifacts:
     def close(self) -> None:
         self.s3.close()
 
-    def root(self, run: RunInfo) -> S3Path:
+    def root(self, run: ArtifactOwner) -> S3Path:
         return S3Path.parse(run.artifact_uri)
 
-    def _target(self, run: RunInfo, path: str | None) -> S3Path:
+    def _target(self, run: ArtifactOwner, path: str | None) -> S3Path:
         root = self.root(run)
         return root.join(safe_relpath(path)) if path else root
 
@@ -52,21 +52,21 @@ class S3RunArtifacts:
 
     # --- writing -------------------------------------------------------------------------
 
-    def log_file(self, run: RunInfo, local_file: Path, artifact_path: str | None) -> None:
+    def log_file(self, run: ArtifactOwner, local_file: Path, artifact_path: str | None) -> None:
         self.s3.upload([(local_file, self._target(run, artifact_path).join(local_file.name))])
 
-    def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
+    def log_dir(self, run: ArtifactOwner, local_dir: Path, artifact_path: str | None) -> None:
         target = self._target(run, artifact_path)
         self.s3.upload((path, target.join(rel)) for rel, path in model_files(local_dir))
 
-    def delete(self, run: RunInfo, path: str) -> None:
+    def delete(self, run: ArtifactOwner, path: str) -> None:
         target = self._target(run, path)
         self.s3.delete(target)
         self.s3.delete_prefix(target)
 
     # --- reading -------------------------------------------------------------------------
 
-    def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:
+    def list(self, run: ArtifactOwner, path: str | None = None) -> list[FileInfo]:
         root = self.root(run)
         target = self._target(run, path)
         files, dirs = self.s3.list_dir(target)
@@ -80,14 +80,14 @@ class S3RunArtifacts:
         ]
         return sorted(entries, key=lambda f: f.path)
 
-    def open(self, run: RunInfo, path: str, start: int = 0, end: int | None = None) -> Stream:
+    def open(self, run: ArtifactOwner, path: str, start: int = 0, end: int | None = None) -> Stream:
         return self.s3.open(self._target(run, path), start, end, f"artifact {path!r}")
 
-    def local_path(self, run: RunInfo, path: str | None = None) -> Path:
-        if not _RUN_ID.fullmatch(run.run_id):
-            raise InvalidInput(f"invalid run id {run.run_id!r}")
+    def local_path(self, run: ArtifactOwner, path: str | None = None) -> Path:
+        if not _RUN_ID.fullmatch(run.owner_id):
+            raise InvalidInput(f"invalid run id {run.owner_id!r}")
         target = self._target(run, path)
-        dest = self.cache / run.run_id / safe_relpath(path) if path else self.cache / run.run_id
+        dest = self.cache / run.owner_id / safe_relpath(path) if path else self.cache / run.owner_id
         objects = list(self.s3.list(target))
         if not objects:
             info = self.s3.exists(target) if path else None

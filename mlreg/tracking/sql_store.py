@@ -1,44 +1,68 @@
-"""The SQL tracking store: experiments, runs, params, metric history, tags."""
+"""The SQL tracking store: experiments, runs, params, metric history, tags, inputs, outputs.
+
+Logged models live in :mod:`mlreg.tracking.sql_logged_models` (a part of the same store).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy import case, delete, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
-from mlreg.errors import AlreadyExists, ExperimentNotFound, InvalidInput, RunNotFound
+from mlreg.errors import (
+    AlreadyExists,
+    ExperimentNotFound,
+    InvalidInput,
+    ModelNotFound,
+    RunNotFound,
+    TagNotFound,
+)
 from mlreg.store.database import Database, applied_result, open_database, record_applied
 from mlreg.store.pages import Page
 from mlreg.store.tables import (
+    DatasetRow,
     ExperimentRow,
     ExperimentTagRow,
     LatestMetricRow,
+    LoggedModelRow,
     MetricRow,
     ParamRow,
+    RunDatasetRow,
+    RunModelRow,
     RunRow,
     RunTagRow,
 )
 from mlreg.tracking.entities import (
+    Dataset,
+    DatasetInput,
     Experiment,
     Lifecycle,
     Metric,
     MetricSummary,
+    ModelOutput,
     Run,
     RunData,
     RunInfo,
+    RunInputs,
     RunStatus,
     ViewType,
 )
 from mlreg.tracking.search import Filter, OrderBy
+from mlreg.tracking.sql_logged_models import SqlLoggedModels, metric_of
+from mlreg.tracking.sql_logged_models import loaded as _loaded
+from mlreg.tracking.sql_search import experiment_filter, experiment_order, run_filter, run_order
+
+INPUT, OUTPUT = "input", "output"
 
 
-class SqlTrackingStore:
-    """Persistence for experiments, runs, params, metric history and tags."""
+class SqlTrackingStore(SqlLoggedModels):
+    """Persistence for experiments, runs, params, metric history, tags and logged models."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -58,14 +82,28 @@ class SqlTrackingStore:
             )
         ).all()
         return Experiment(
-            str(row.id), row.name, row.artifact_location, dict(tags), row.creation_time
+            str(row.id),
+            row.name,
+            row.artifact_location,
+            dict(tags),
+            row.creation_time,
+            Lifecycle(row.lifecycle_stage),
+            row.last_update_time or row.creation_time,
         )
 
-    def create_experiment(self, name: str, artifact_location: str, now: int) -> Experiment:
+    def create_experiment(
+        self, name: str, artifact_location: str, now: int, experiment_id: int | None = None
+    ) -> Experiment:
         try:
             with self._session() as session:
+                if experiment_id is not None and session.get(ExperimentRow, experiment_id):
+                    experiment_id = None  # taken (by a renamed default): number it as usual
                 row = ExperimentRow(
-                    name=name, artifact_location=artifact_location, creation_time=now
+                    id=experiment_id,
+                    name=name,
+                    artifact_location=artifact_location,
+                    creation_time=now,
+                    last_update_time=now,
                 )
                 session.add(row)
                 session.flush()
@@ -81,31 +119,76 @@ class SqlTrackingStore:
             return self._experiment(session, row) if row else None
 
     def search_experiments(
-        self, *, name_like: str | None = None, max_results: int = 100, offset: int = 0
+        self,
+        *,
+        name_like: str | None = None,
+        max_results: int = 100,
+        offset: int = 0,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[OrderBy] = (),
+        view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
         with self._session() as session:
-            query = select(ExperimentRow)
+            query = select(ExperimentRow).where(
+                ExperimentRow.lifecycle_stage.in_([s.value for s in view.stages()])
+            )
             if name_like:
                 query = query.where(ExperimentRow.name.like(name_like))
+            for f in filters:
+                query = query.where(experiment_filter(f))
+            for o in order_by:
+                column = experiment_order(o)
+                query = query.order_by(column.desc() if o.descending else column.asc())
             rows = session.scalars(
                 query.order_by(ExperimentRow.id).offset(offset).limit(max_results + 1)
             ).all()
             items = [self._experiment(session, r) for r in rows[:max_results]]
             return Page(items, offset + max_results if len(rows) > max_results else None)
 
+    def _experiment_row(self, session: Session, experiment_id: str) -> ExperimentRow:
+        row = session.get(ExperimentRow, _int_id(experiment_id))
+        if row is None:
+            raise ExperimentNotFound(f"experiment {experiment_id} does not exist")
+        return row
+
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self._session() as session:
-            row = session.get(ExperimentRow, _int_id(experiment_id))
-            if row is None:
-                raise ExperimentNotFound(f"experiment {experiment_id} does not exist")
-            return self._experiment(session, row)
+            return self._experiment(session, self._experiment_row(session, experiment_id))
 
-    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+    def update_experiment(
+        self,
+        experiment_id: str,
+        now: int,
+        *,
+        name: str | None = None,
+        lifecycle: Lifecycle | None = None,
+    ) -> Experiment:
+        try:
+            with self._session() as session:
+                row = self._experiment_row(session, experiment_id)
+                if name is not None:
+                    row.name = name
+                if lifecycle is not None:
+                    row.lifecycle_stage = lifecycle.value
+                row.last_update_time = now
+                session.flush()
+                return self._experiment(session, row)
+        except SqlIntegrityError:
+            raise AlreadyExists(f"experiment {name!r} already exists") from None
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str | None) -> None:
         with self._session() as session:
-            self.get_experiment(experiment_id)
-            session.merge(
-                ExperimentTagRow(experiment_id=_int_id(experiment_id), key=key, value=value)
+            row = self._experiment_row(session, experiment_id)
+            if value is not None:
+                session.merge(ExperimentTagRow(experiment_id=row.id, key=key, value=value))
+                return
+            gone = session.execute(
+                delete(ExperimentTagRow).where(
+                    ExperimentTagRow.experiment_id == row.id, ExperimentTagRow.key == key
+                )
             )
+            if not gone.rowcount:
+                raise TagNotFound(f"experiment {experiment_id} has no tag {key!r}")
 
     # --- runs ----------------------------------------------------------------------------
 
@@ -149,7 +232,11 @@ class SqlTrackingStore:
         ids = [r.run_id for r in rows]
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        latest: dict[str, dict[str, Metric]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        datasets: dict[str, list[DatasetInput]] = {i: [] for i in ids}
+        models: dict[str, list[str]] = {i: [] for i in ids}
+        outputs: dict[str, list[ModelOutput]] = {i: [] for i in ids}
         if ids:
             for rid, k, v in session.execute(
                 select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(
@@ -157,18 +244,36 @@ class SqlTrackingStore:
                 )
             ):
                 params[rid][k] = v
-            for rid, k, v in session.execute(
-                select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
-                    LatestMetricRow.run_id.in_(ids)
-                )
+            for row in session.scalars(
+                select(LatestMetricRow).where(LatestMetricRow.run_id.in_(ids))
             ):
-                metrics[rid][k] = _loaded(v)
+                value = _loaded(row.value)
+                metrics[row.run_id][row.key] = value
+                latest[row.run_id][row.key] = Metric(row.key, value, row.timestamp, row.step)
             for rid, k, v in session.execute(
                 select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
                     RunTagRow.run_id.in_(ids)
                 )
             ):
                 tags[rid][k] = v
+            for used, dataset in session.execute(
+                select(RunDatasetRow, DatasetRow)
+                .join(DatasetRow, DatasetRow.id == RunDatasetRow.dataset_id)
+                .where(RunDatasetRow.run_id.in_(ids))
+                .order_by(RunDatasetRow.position, DatasetRow.id)
+            ):
+                datasets[used.run_id].append(
+                    DatasetInput(_dataset(dataset), json.loads(used.tags or "{}"))
+                )
+            for link in session.scalars(
+                select(RunModelRow)
+                .where(RunModelRow.run_id.in_(ids))
+                .order_by(RunModelRow.position, RunModelRow.model_id)
+            ):
+                if link.direction == INPUT:
+                    models[link.run_id].append(link.model_id)
+                else:
+                    outputs[link.run_id].append(ModelOutput(link.model_id, link.step))
         return [
             Run(
                 RunInfo(
@@ -182,7 +287,9 @@ class SqlTrackingStore:
                     parent_run_id=r.parent_run_id,
                     lifecycle_stage=Lifecycle(r.lifecycle_stage),
                 ),
-                RunData(params[r.run_id], metrics[r.run_id], tags[r.run_id]),
+                RunData(params[r.run_id], metrics[r.run_id], tags[r.run_id], latest[r.run_id]),
+                RunInputs(datasets[r.run_id], models[r.run_id]),
+                outputs[r.run_id],
             )
             for r in rows
         ]
@@ -203,6 +310,100 @@ class SqlTrackingStore:
             if lifecycle is not None:
                 row.lifecycle_stage = lifecycle.value
 
+    def delete_run_tag(self, run_id: str, key: str) -> None:
+        with self._session() as session:
+            self._run_row(session, run_id)
+            gone = session.execute(
+                delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == key)
+            )
+            if not gone.rowcount:
+                raise TagNotFound(f"run {run_id} has no tag {key!r}")
+
+    # --- inputs and outputs --------------------------------------------------------------
+
+    def log_inputs(
+        self, run_id: str, datasets: Sequence[DatasetInput], model_ids: Sequence[str]
+    ) -> None:
+        with self._session() as session:
+            run = self._run_row(session, run_id)
+            position = len(
+                session.scalars(
+                    select(RunDatasetRow.dataset_id).where(RunDatasetRow.run_id == run_id)
+                ).all()
+            )
+            for used in datasets:
+                dataset_id = self._dataset_id(session, run.experiment_id, used.dataset)
+                link = session.get(RunDatasetRow, (run_id, dataset_id))
+                if link is None:
+                    session.add(
+                        RunDatasetRow(
+                            run_id=run_id,
+                            dataset_id=dataset_id,
+                            tags=json.dumps(used.tags),
+                            position=position,
+                        )
+                    )
+                    position += 1
+                else:  # the same dataset again: its tags are merged, as MLflow does
+                    link.tags = json.dumps({**json.loads(link.tags or "{}"), **used.tags})
+                session.flush()
+            self._link_models(session, run_id, [ModelOutput(m) for m in model_ids], INPUT)
+
+    def log_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None:
+        with self._session() as session:
+            self._run_row(session, run_id)
+            self._link_models(session, run_id, outputs, OUTPUT)
+
+    def _link_models(
+        self, session: Session, run_id: str, links: Sequence[ModelOutput], direction: str
+    ) -> None:
+        position = session.scalar(
+            select(func.count()).select_from(RunModelRow).where(RunModelRow.run_id == run_id)
+        )
+        for link in links:
+            if session.get(LoggedModelRow, link.model_id) is None:
+                raise ModelNotFound(f"logged model {link.model_id!r} does not exist")
+            known = session.get(RunModelRow, (run_id, link.model_id, direction))
+            if known is not None:
+                known.step = link.step
+                continue
+            session.add(
+                RunModelRow(
+                    run_id=run_id,
+                    model_id=link.model_id,
+                    direction=direction,
+                    step=link.step,
+                    position=position,
+                )
+            )
+            position += 1
+            session.flush()
+
+    def _dataset_id(self, session: Session, experiment_id: int, dataset: Dataset) -> int:
+        """The id of the experiment's dataset with that name and digest (made if new)."""
+        query = select(DatasetRow.id).where(
+            DatasetRow.experiment_id == experiment_id,
+            DatasetRow.name == dataset.name,
+            DatasetRow.digest == dataset.digest,
+        )
+        found = session.scalar(query)
+        if found is not None:
+            return found
+        session.execute(
+            self.db.insert()(DatasetRow)
+            .values(
+                experiment_id=experiment_id,
+                name=dataset.name,
+                digest=dataset.digest,
+                source_type=dataset.source_type,
+                source=dataset.source,
+                schema=dataset.schema,
+                profile=dataset.profile,
+            )
+            .on_conflict_do_nothing(index_elements=["experiment_id", "name", "digest"])
+        )
+        return session.scalars(query).one()
+
     # --- logging -------------------------------------------------------------------------
 
     def log_batch(
@@ -213,6 +414,7 @@ class SqlTrackingStore:
         tags: dict[str, str] | None = None,
         *,
         request_id: str | None = None,
+        allow_ended: bool = False,
     ) -> None:
         """Write metrics, params and tags in one transaction (once per ``request_id``)."""
         params = params or {}
@@ -221,7 +423,7 @@ class SqlTrackingStore:
             with self._session() as session:
                 if applied_result(session, request_id) is not None:
                     return  # a retry of a batch already written
-                self._write_batch(session, run_id, metrics, params, tags)
+                self._write_batch(session, run_id, metrics, params, tags, allow_ended)
                 record_applied(session, request_id)
         except SqlIntegrityError:
             # A retry that raced its first attempt: the first one wrote the batch.
@@ -236,11 +438,12 @@ class SqlTrackingStore:
         metrics: Sequence[Metric],
         params: dict[str, str],
         tags: dict[str, str],
+        allow_ended: bool,
     ) -> None:
         row = self._run_row(session, run_id)
         if row.lifecycle_stage != Lifecycle.ACTIVE.value:
             raise InvalidInput(f"run {run_id} is deleted; restore it before logging to it")
-        if row.status != RunStatus.RUNNING.value and (metrics or params):
+        if row.status != RunStatus.RUNNING.value and (metrics or params) and not allow_ended:
             raise InvalidInput(f"run {run_id} is {row.status}; it no longer takes logs")
         if params:
             existing = dict(
@@ -271,6 +474,9 @@ class SqlTrackingStore:
                         "value": m.value,
                         "timestamp": m.timestamp,
                         "step": m.step,
+                        "model_id": m.model_id,
+                        "dataset_name": m.dataset_name,
+                        "dataset_digest": m.dataset_digest,
                     }
                     for m in metrics
                 ],
@@ -311,12 +517,12 @@ class SqlTrackingStore:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self._session() as session:
             self._run_row(session, run_id)
-            rows = session.execute(
-                select(MetricRow.key, MetricRow.value, MetricRow.timestamp, MetricRow.step)
+            rows = session.scalars(
+                select(MetricRow)
                 .where(MetricRow.run_id == run_id, MetricRow.key == key)
                 .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
             ).all()
-            return [Metric(k, _loaded(v), ts, step) for k, v, ts, step in rows]
+            return [metric_of(r) for r in rows]
 
     def get_metric_histories(
         self, run_ids: Sequence[str], key: str, max_points: int | None = None
@@ -384,9 +590,9 @@ class SqlTrackingStore:
                 RunRow.lifecycle_stage.in_([s.value for s in view.stages()]),
             )
             for f in filters:
-                query = query.where(_filter_clause(f))
+                query = query.where(run_filter(f))
             for o in order_by:
-                column = _order_column(o)
+                column = run_order(o)
                 query = query.order_by(
                     column.desc().nulls_last() if o.descending else column.asc().nulls_last()
                 )
@@ -422,12 +628,12 @@ def _thinned(t: Any, counts: dict[str, int], key: str, max_points: int) -> Any:
     )
 
 
+def _dataset(row: DatasetRow) -> Dataset:
+    return Dataset(row.name, row.digest, row.source_type, row.source, row.schema, row.profile)
+
+
 def _stored(value: float) -> float | None:
     return None if math.isnan(value) else value
-
-
-def _loaded(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 #: Experiment ids are the database's 32-bit integer keys.
@@ -442,69 +648,3 @@ def _int_id(experiment_id: str | int) -> int:
     if not 0 <= number <= MAX_EXPERIMENT_ID:
         raise InvalidInput(f"invalid experiment id {experiment_id!r}")
     return number
-
-
-_OPS = {
-    "=": lambda c, v: c == v,
-    "!=": lambda c, v: c != v,
-    "<": lambda c, v: c < v,
-    "<=": lambda c, v: c <= v,
-    ">": lambda c, v: c > v,
-    ">=": lambda c, v: c >= v,
-    "LIKE": lambda c, v: c.like(v),
-    "IN": lambda c, v: c.in_(v),
-}
-
-
-def _filter_clause(f: Filter) -> Any:
-    op = _OPS[f.op]
-    if f.kind == "metrics":
-        return RunRow.run_id.in_(
-            select(LatestMetricRow.run_id).where(
-                LatestMetricRow.key == f.key, op(LatestMetricRow.value, f.value)
-            )
-        )
-    if f.kind == "params":
-        return RunRow.run_id.in_(
-            select(ParamRow.run_id).where(ParamRow.key == f.key, op(ParamRow.value, f.value))
-        )
-    if f.kind == "tags":
-        return RunRow.run_id.in_(
-            select(RunTagRow.run_id).where(RunTagRow.key == f.key, op(RunTagRow.value, f.value))
-        )
-    column = {
-        "run_id": RunRow.run_id,
-        "status": RunRow.status,
-        "run_name": RunRow.run_name,
-        "start_time": RunRow.start_time,
-        "end_time": RunRow.end_time,
-    }[f.key]
-    return op(column, f.value)
-
-
-def _order_column(o: OrderBy) -> Any:
-    if o.kind == "metrics":
-        return (
-            select(LatestMetricRow.value)
-            .where(LatestMetricRow.run_id == RunRow.run_id, LatestMetricRow.key == o.key)
-            .scalar_subquery()
-        )
-    if o.kind == "params":
-        return (
-            select(ParamRow.value)
-            .where(ParamRow.run_id == RunRow.run_id, ParamRow.key == o.key)
-            .scalar_subquery()
-        )
-    if o.kind == "tags":
-        return (
-            select(RunTagRow.value)
-            .where(RunTagRow.run_id == RunRow.run_id, RunTagRow.key == o.key)
-            .scalar_subquery()
-        )
-    return {
-        "run_id": RunRow.run_id,
-        "start_time": RunRow.start_time,
-        "end_time": RunRow.end_time,
-        "run_name": RunRow.run_name,
-        "status": RunRow.status,
-    }[o.key]

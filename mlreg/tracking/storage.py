@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.settings import S3_SCHEME, StoreSettings
-from mlreg.tracking.artifacts import LocalRunArtifacts, RunArtifacts
-from mlreg.tracking.entities import RunInfo
+from mlreg.tracking.artifacts import ArtifactOwner, LocalRunArtifacts, RunArtifacts
 
 if TYPE_CHECKING:
     from mlreg.tracking.s3_artifacts import S3RunArtifacts
@@ -45,7 +44,7 @@ class RunArtifactsByUri:
                 )
             return self._s3
 
-    def of(self, run: RunInfo) -> RunArtifacts:
+    def of(self, run: ArtifactOwner) -> RunArtifacts:
         """The implementation that holds ``run``'s artifacts."""
         return self._s3_artifacts() if run.artifact_uri.startswith(S3_SCHEME) else self.local
 
@@ -55,20 +54,20 @@ class RunArtifactsByUri:
                 self._s3.close()
                 self._s3 = None
 
-    def log_file(self, run: RunInfo, local_file: Path, artifact_path: str | None) -> None:
+    def log_file(self, run: ArtifactOwner, local_file: Path, artifact_path: str | None) -> None:
         self.of(run).log_file(run, local_file, artifact_path)
 
-    def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
+    def log_dir(self, run: ArtifactOwner, local_dir: Path, artifact_path: str | None) -> None:
         self.of(run).log_dir(run, local_dir, artifact_path)
 
-    def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:
+    def list(self, run: ArtifactOwner, path: str | None = None) -> list[FileInfo]:
         return self.of(run).list(run, path)
 
-    def local_path(self, run: RunInfo, path: str | None = None) -> Path:
+    def local_path(self, run: ArtifactOwner, path: str | None = None) -> Path:
         return self.of(run).local_path(run, path)
 
-    def open(self, run: RunInfo, path: str, start: int = 0, end: int | None = None) -> Stream:
+    def open(self, run: ArtifactOwner, path: str, start: int = 0, end: int | None = None) -> Stream:
         return self.of(run).open(run, path, start, end)
 
-    def delete(self, run: RunInfo, path: str) -> None:
+    def delete(self, run: ArtifactOwner, path: str) -> None:
         self.of(run).delete(run, path)

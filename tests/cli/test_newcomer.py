@@ -329,7 +329,11 @@ def test_runs_list_names_the_experiments_there_are(home):
     assert rows[1].split()[:2] == ["1", "mnist"]
 
 
-def test_runs_delete_and_restore(home):
+@pytest.mark.parametrize("where", ["local", pytest.param("server", marks=pytest.mark.server)])
+def test_runs_delete_and_restore(home, where, request, monkeypatch):
+    if where == "server":  # the CLI through the server's delete and restore routes
+        monkeypatch.setenv("MLREG_TRACKING_URI", request.getfixturevalue("live_server").url)
+        fluent.reset()
     mlreg.set_experiment("mnist")
     ids = []
     for name in ("a", "b"):

@@ -47,12 +47,14 @@ DIGEST = "X-Mlreg-Digest"
 class Target:
     """A server with a little of everything in it: model ``m`` (version 1 READY with alias
     ``champion`` and tag ``k``; version 2 PENDING), experiment ``exp`` and a run in it with
-    param ``p``, metric ``loss`` and artifact ``a/b.txt``."""
+    param ``p``, metric ``loss`` and artifact ``a/b.txt``, and a logged model the run made
+    (tag ``k``)."""
 
     server: ServerProcess
     experiment_id: str
     run_id: str
     model_dir: Path
+    logged_model_id: str
 
     def args(self, route: Route) -> dict[str, str]:
         """Valid values for every path argument of ``route``."""
@@ -67,6 +69,7 @@ class Target:
             "path": path,
             "run_id": self.run_id,
             "experiment_id": self.experiment_id,
+            "model_id": self.logged_model_id,
         }
 
 
@@ -95,7 +98,10 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
             tracking.log_batch(run.info.run_id, [("loss", 0.5, 0, None)], {"p": "1"}, {"k": "v"})
             (base / "b.txt").write_text("hello")
             tracking.log_artifact(run.info.run_id, base / "b.txt", "a")
-        yield Target(server, experiment_id, run.info.run_id, model_dir)
+            logged = tracking.create_logged_model(
+                experiment_id, "model", source_run_id=run.info.run_id, tags={"k": "v"}
+            )
+        yield Target(server, experiment_id, run.info.run_id, model_dir, logged.model_id)
     finally:
         server.stop()
 
@@ -154,6 +160,14 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "update_run": {"status": "FINISHED"},
     "log_batch": {"metrics": [{"key": "x", "value": 1}]},
     "search_runs": {"experiment_ids": ["1"]},
+    "rename_experiment": {"name": "renamed"},
+    "log_inputs": {"datasets": []},
+    "log_outputs": {"models": []},
+    "create_logged_model": {"experiment_id": "1"},
+    "finalize_logged_model": {"status": "READY"},
+    "set_logged_model_tag": {"value": "v"},
+    "log_logged_model_params": {"params": {"q": "2"}},
+    "search_logged_models": {"experiment_ids": ["1"]},
 }
 
 

@@ -8,12 +8,15 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from mlreg.server.app import create_app
+from mlreg.server.mlflow.table import PREFIXES, mlflow_api
 from mlreg.server.permissions import Level
 from mlreg.server.routes import API_PREFIX, api
 from mlreg.server.settings import ServerSettings
 from mlreg.store import StoreSettings
 
 METHODS = {"get", "put", "post", "patch", "delete"}
+#: MLflow's API is documented under its REST prefix (the /ajax-api alias serves the same routes).
+MLFLOW_PREFIX = PREFIXES["mlflow_api"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,8 @@ def document(server) -> dict:
 
 @pytest.fixture(scope="module")
 def flask_rules(tmp_path_factory) -> set[tuple[str, str]]:
-    """(METHOD, OpenAPI path) of every Flask rule under /api/v1 of a freshly built app."""
+    """(METHOD, OpenAPI path) of every Flask rule under /api/v1 and of MLflow's declared routes
+    under /api/2.0 of a freshly built app (not the 501 answers for the rest of MLflow's)."""
     home = tmp_path_factory.mktemp("openapi-app")
     app = create_app(ServerSettings(store=StoreSettings.for_home(home)))
     try:
@@ -34,6 +38,10 @@ def flask_rules(tmp_path_factory) -> set[tuple[str, str]]:
             (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
             for rule in app.url_map.iter_rules()
             if rule.rule.startswith(API_PREFIX + "/")
+            or (
+                rule.rule.startswith(MLFLOW_PREFIX + "/")
+                and rule.endpoint.startswith("mlflow_api.")
+            )
             for method in rule.methods - {"HEAD", "OPTIONS"}
         }
     finally:
@@ -55,7 +63,7 @@ def test_every_route_is_documented_and_every_documented_route_exists(document, f
     }
     assert documented - flask_rules == set(), "documented but not served"
     assert flask_rules - documented == set(), "served but not documented"
-    assert len(documented) == len(api.routes)
+    assert len(documented) == len(api.routes) + len(mlflow_api.routes)
 
 
 def test_every_route_declares_a_permission(document):
@@ -65,7 +73,7 @@ def test_every_route_declares_a_permission(document):
             assert permission["level"] in Level.__members__, (method, path)
             if permission["level"] != "NONE":
                 assert operation["security"], (method, path)
-    for route in api.routes:
+    for route in [*api.routes, *mlflow_api.routes]:
         assert isinstance(route.permission.level, Level)
 
 
@@ -85,3 +93,23 @@ def test_errors_are_documented_with_their_shape(document):
             for status in ("400", "404", "413", "415", "503"):
                 ref = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert ref == {"$ref": "#/components/schemas/Error"}
+
+
+def test_mlflow_routes_are_documented_as_mlflow_reads_them(document):
+    """A GET takes its request message as query parameters, anything else as a JSON body;
+    each names MLflow's fields and the 501 the rest of MLflow's endpoints answer."""
+    for route in mlflow_api.routes:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", MLFLOW_PREFIX + route.rule)
+        operation = document["paths"][path][route.method.lower()]
+        assert operation["tags"] == ["mlflow"] and "501" in operation["responses"], path
+        fields = set((route.body or {}).get("properties", {}))
+        query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        if route.method == "GET":
+            assert query == fields and "requestBody" not in operation, path
+        elif fields:
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert set(schema["properties"]) == fields, path
+    search = document["paths"][MLFLOW_PREFIX + "/mlflow/runs/search"]["post"]
+    assert {"experiment_ids", "filter", "order_by", "max_results", "page_token"} <= set(
+        search["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
 from mlreg.cli import main
-from mlreg.errors import StoreError
+from mlreg.errors import NotFound, StoreError
 from mlreg.registry import MlregClient
 from mlreg.registry.sql_store import SqlRegistryStore
 from mlreg.store import StoreSettings, migrate
@@ -31,6 +31,12 @@ TABLES = {
     "latest_metrics",
     "run_tags",
     "applied_requests",
+    "datasets",
+    "run_datasets",
+    "logged_models",
+    "logged_model_tags",
+    "logged_model_params",
+    "run_models",
     "alembic_version",
 }
 
@@ -39,7 +45,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.db.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0006"
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0007"
     finally:
         store.close()
 
@@ -154,15 +160,76 @@ def test_a_database_of_revision_0003_upgrades_and_keeps_its_rows(backend, tmp_pa
         assert (run.info.run_name, run.info.status.value) == ("cnn", "FINISHED")
         assert run.data.params == {"opt": "adam"} and run.data.metrics == {"loss": 0.25}
         assert [m.value for m in tracking.get_metric_history("r1", "loss")] == [0.5, 0.25]
-        assert tracking.get_experiment("1").tags == {"owner": "bob"}
-        assert [r.info.run_id for r in tracking.search_runs(["1"], "metrics.loss < 0.3")] == ["r1"]
+        # Revision 0007 gave the Default experiment id 0 (what MLflow's clients use).
+        assert tracking.get_experiment("0").tags == {"owner": "bob"}
+        assert run.info.experiment_id == "0"
+        assert [r.info.run_id for r in tracking.search_runs(["0"], "metrics.loss < 0.3")] == ["r1"]
         # 0006: runs that existed are active; they can be deleted and restored.
         assert run.info.lifecycle_stage is Lifecycle.ACTIVE
         tracking.delete_run("r1")
-        assert tracking.search_runs(["1"]) == []
+        assert tracking.search_runs(["0"]) == []
         assert tracking.get_run("r1").info.lifecycle_stage is Lifecycle.DELETED
         tracking.restore_run("r1")
-        assert [r.info.run_id for r in tracking.search_runs(["1"])] == ["r1"]
+        assert [r.info.run_id for r in tracking.search_runs(["0"])] == ["r1"]
+
+
+#: Rows as the schema of revision 0006 holds them: two experiments (Default is not the first),
+#: runs (one deleted, as 0006 allows), a tag of each and a metric history.
+ROWS_AT_0006 = [
+    "INSERT INTO experiments (id, name, artifact_location, creation_time) VALUES"
+    " (1, 'mnist', '/art/runs', 1700000000000), (2, 'Default', '/art/runs', 1700000001000)",
+    "INSERT INTO experiment_tags (experiment_id, key, value) VALUES"
+    " (1, 'team', 'cv'), (2, 'owner', 'bob')",
+    "INSERT INTO runs (run_id, experiment_id, run_name, status, start_time, end_time,"
+    " parent_run_id, artifact_uri) VALUES"
+    " ('r1', 1, 'cnn', 'FINISHED', 1700000000000, 1700000060000, NULL, '/art/runs/r1/artifacts'),"
+    " ('r2', 2, 'quick', 'RUNNING', 1700000002000, NULL, NULL, '/art/runs/r2/artifacts')",
+    "INSERT INTO runs (run_id, experiment_id, run_name, status, start_time, end_time,"
+    " parent_run_id, artifact_uri, lifecycle_stage) VALUES"
+    " ('r3', 2, 'gone', 'FAILED', 1700000005000, 1700000006000, NULL, '/art/runs/r3/artifacts',"
+    " 'deleted')",
+    "INSERT INTO run_tags (run_id, key, value) VALUES ('r2', 'mlreg.user', 'alice')",
+    "INSERT INTO metrics (run_id, key, value, timestamp, step) VALUES"
+    " ('r2', 'loss', 0.5, 1700000003000, 0), ('r2', 'loss', 0.25, 1700000004000, 1)",
+    "INSERT INTO latest_metrics (run_id, key, value, timestamp, step)"
+    " VALUES ('r2', 'loss', 0.25, 1700000004000, 1)",
+]
+
+
+def test_revision_0007_moves_default_to_id_0_and_keeps_every_row(backend, tmp_path):
+    engine = make_engine(backend)
+    migrate.upgrade(engine, "0006")
+    with engine.begin() as conn:
+        for statement in ROWS_AT_0006:
+            conn.execute(text(statement))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('experiments', 'id'), 2)"))
+    migrate.upgrade(engine)
+    engine.dispose()
+
+    with TrackingClient(StoreSettings(backend, tmp_path / "artifacts", "carol")) as tracking:
+        default = tracking.get_experiment("0")
+        assert (default.name, default.tags, default.lifecycle_stage.value) == (
+            "Default",
+            {"owner": "bob"},
+            "active",
+        )
+        assert default.last_update_time == default.creation_time == 1700000001000
+        assert tracking.default_experiment_id() == "0"
+        assert tracking.get_experiment_by_name("mnist").experiment_id == "1"
+        with pytest.raises(NotFound, match="experiment 2 does not exist"):
+            tracking.get_experiment("2")
+        quick = tracking.get_run("r2")
+        assert (quick.info.experiment_id, quick.info.lifecycle_stage.value) == ("0", "active")
+        assert quick.data.metrics == {"loss": 0.25} and quick.data.tags == {"mlreg.user": "alice"}
+        assert [m.value for m in tracking.get_metric_history("r2", "loss")] == [0.5, 0.25]
+        assert [m.model_id for m in tracking.get_metric_history("r2", "loss")] == [None, None]
+        assert [r.info.run_id for r in tracking.search_runs(["0", "1"])] == ["r2", "r1"]
+        gone = tracking.get_run("r3")  # moved with its experiment, still deleted
+        assert (gone.info.experiment_id, gone.info.lifecycle_stage.value) == ("0", "deleted")
+        assert [r.info.run_id for r in tracking.search_runs(["0"], view="DELETED_ONLY")] == ["r3"]
+        # New experiments are numbered as before (never 0, never a taken id).
+        assert tracking.create_experiment("next") not in ("0", "1")
 
 
 def test_registry_and_tracking_share_one_engine_per_database(migrated_backend):

@@ -10,6 +10,7 @@ from sqlalchemy.pool import QueuePool
 from mlreg.errors import StoreError
 from mlreg.server import permissions as perm
 from mlreg.server.api import Api, ok
+from mlreg.server.mlflow.table import PREFIXES, mlflow_api
 from mlreg.server.openapi import document
 from mlreg.server.routes import api, services
 from mlreg.store import migrate
@@ -62,9 +63,10 @@ def metrics() -> Response:
     "GET",
     "/openapi.json",
     permission=perm.PUBLIC,
-    summary="This document: every route of /api/v1, its parameters, bodies and permissions.",
+    summary="This document: every route of /api/v1 and of MLflow's API, its parameters, "
+    "bodies and permissions.",
     tag="meta",
     response={"type": "object"},
 )
 def openapi() -> Response:
-    return ok(document(api))
+    return ok(document(api, mlflow_api.routes, PREFIXES["mlflow_api"]))

@@ -89,6 +89,7 @@ def create_model(body: dict[str, Any]) -> Response:
     tag=TAG,
     query={
         "name_like": {"type": "string"},
+        "filter": {"type": "string", "description": "MLflow's syntax: name, tags.<key>"},
         "tag": {"type": "string", "description": "KEY=VALUE, repeatable"},
         "order_by": {"type": "string", "description": "name|created|updated [ASC|DESC]"},
         **PAGING,
@@ -103,6 +104,7 @@ def create_model(body: dict[str, Any]) -> Response:
 def search_models() -> Response:
     page = registry().search_registered_models(
         name_like=query_str("name_like"),
+        filter_string=query_str("filter"),
         tags=query_tags(),
         order_by=query_str("order_by", "name ASC") or "name ASC",
         max_results=query_int("max_results", 100, 1, MAX_PAGE),
@@ -287,6 +289,10 @@ def delete_alias(name: str, alias: str) -> Response:
             "description": TEXT,
             "tags": TAGS,
             "signature": {"type": ["object", "null"]},
+            "model_id": {
+                "type": ["string", "null"],
+                "description": "the logged model the version is made from",
+            },
         },
         ["source"],
     ),
@@ -302,6 +308,7 @@ def create_version(name: str, body: dict[str, Any]) -> Response:
         body.get("tags"),
         body.get("signature"),
         request_id=request_id(),
+        model_id=body.get("model_id"),
     )
     return ok({"model_version": version.to_dict()}, 201)
 
@@ -526,12 +533,15 @@ def _ready(name: str, version: str) -> ModelVersion:
     "GET",
     "/versions",
     permission=perm.server(Level.READ),
-    summary="Search versions by model, stage, alias, tags, status and the run that produced "
-    "them, a page at a time.",
+    summary="Search versions by model, run, stage, alias, tags and status, a page at a time.",
     tag=TAG,
     query={
         "name": {"type": "string"},
         "run_id": {"type": "string"},
+        "filter": {
+            "type": "string",
+            "description": "MLflow's syntax: name, run_id, source_path, version_number, tags",
+        },
         "stage": {"type": "string"},
         "alias": {"type": "string"},
         "status": {"enum": [s.value for s in VersionStatus]},
@@ -549,6 +559,7 @@ def search_versions() -> Response:
     page = registry().search_model_versions(
         name=query_str("name"),
         run_id=query_str("run_id"),
+        filter_string=query_str("filter"),
         stage=query_str("stage"),
         alias=query_str("alias"),
         tags=query_tags(),

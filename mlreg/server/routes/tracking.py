@@ -17,7 +17,15 @@ from mlreg.server.streams import send_stream
 from mlreg.store.files import CHUNK
 from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.validation import safe_relpath
-from mlreg.tracking.entities import Metric, RunStatus, number_from_json
+from mlreg.tracking.artifacts import ArtifactOwner
+from mlreg.tracking.entities import (
+    DatasetInput,
+    Metric,
+    ModelOutput,
+    RunStatus,
+    ViewType,
+    number_from_json,
+)
 from mlreg.tracking.service import MAX_SEARCH, TrackingService
 
 TAG = "tracking"
@@ -32,9 +40,31 @@ METRIC = _obj(
         "value": NUMBER,
         "step": {"type": ["integer", "null"], **INT64},
         "timestamp": {"type": ["integer", "null"], **INT64},
+        "model_id": TEXT,
+        "dataset_name": TEXT,
+        "dataset_digest": TEXT,
     },
     ["key", "value"],
 )
+VIEW = {"enum": [v.value for v in ViewType]}
+DATASET_INPUT = _obj(
+    {
+        "dataset": _obj(
+            {
+                "name": {"type": "string"},
+                "digest": {"type": "string"},
+                "source_type": {"type": "string"},
+                "source": {"type": "string"},
+                "schema": TEXT,
+                "profile": TEXT,
+            },
+            ["name", "digest", "source_type", "source"],
+        ),
+        "tags": TAGS,
+    },
+    ["dataset"],
+)
+MODEL_OUTPUT = _obj({"model_id": {"type": "string"}, "step": {"type": "integer"}}, ["model_id"])
 
 
 def tracking() -> TrackingService:
@@ -65,11 +95,15 @@ def create_experiment(body: dict[str, Any]) -> Response:
     "GET",
     "/experiments",
     permission=perm.server(Level.READ),
-    summary="List experiments (name: exact; name_like: SQL LIKE pattern), a page at a time.",
+    summary="List experiments (name: exact; name_like: SQL LIKE pattern; filter: MLflow's "
+    "syntax on name, tags, creation_time, last_update_time), a page at a time.",
     tag=TAG,
     query={
         "name": {"type": "string"},
         "name_like": {"type": "string"},
+        "filter": {"type": "string"},
+        "order_by": {"type": "string", "description": "e.g. 'creation_time DESC', repeatable"},
+        "view": VIEW,
         "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
         "page_token": {"type": "string"},
     },
@@ -85,6 +119,9 @@ def search_experiments() -> Response:
         query_str("name_like"),
         query_int("max_results", 100, 1, MAX_PAGE),
         offset_of(query_str("page_token")),
+        filter_string=query_str("filter"),
+        order_by=request.args.getlist("order_by"),
+        view=query_str("view"),
     )
     return ok(
         {
@@ -104,6 +141,57 @@ def search_experiments() -> Response:
 )
 def get_experiment(experiment_id: str) -> Response:
     return ok({"experiment": tracking().get_experiment(experiment_id).to_dict()})
+
+
+@api.route(
+    "PATCH",
+    "/experiments/<experiment_id>",
+    permission=perm.experiment(Level.MANAGE),
+    summary="Rename an experiment.",
+    tag=TAG,
+    body=_obj({"name": {"type": "string"}}, ["name"]),
+    response=_wrap("experiment", EXPERIMENT),
+)
+def rename_experiment(experiment_id: str, body: dict[str, Any]) -> Response:
+    return ok({"experiment": tracking().rename_experiment(experiment_id, body["name"]).to_dict()})
+
+
+@api.route(
+    "DELETE",
+    "/experiments/<experiment_id>",
+    permission=perm.experiment(Level.MANAGE),
+    summary="Mark an experiment deleted (it and its runs stay, restorable; searches leave them "
+    "out unless asked).",
+    tag=TAG,
+    response=_wrap("experiment", EXPERIMENT),
+)
+def delete_experiment(experiment_id: str) -> Response:
+    return ok({"experiment": tracking().delete_experiment(experiment_id).to_dict()})
+
+
+@api.route(
+    "POST",
+    "/experiments/<experiment_id>/restore",
+    permission=perm.experiment(Level.MANAGE),
+    summary="Restore a deleted experiment.",
+    tag=TAG,
+    response=_wrap("experiment", EXPERIMENT),
+)
+def restore_experiment(experiment_id: str) -> Response:
+    return ok({"experiment": tracking().restore_experiment(experiment_id).to_dict()})
+
+
+@api.route(
+    "DELETE",
+    "/experiments/<experiment_id>/tags/<path:key>",
+    permission=perm.experiment(Level.EDIT),
+    summary="Remove a tag of an experiment.",
+    tag=TAG,
+    response=_obj({}),
+)
+def delete_experiment_tag(experiment_id: str, key: str) -> Response:
+    tracking().delete_experiment_tag(experiment_id, key)
+    return ok({})
 
 
 @api.route(
@@ -135,6 +223,7 @@ def set_experiment_tag(experiment_id: str, key: str, body: dict[str, Any]) -> Re
             "run_name": TEXT,
             "tags": TAGS,
             "parent_run_id": TEXT,
+            "start_time": {"type": ["integer", "null"], "minimum": 0},
         }
     ),
     response=_wrap("run", RUN),
@@ -146,7 +235,11 @@ def create_run(body: dict[str, Any]) -> Response:
     if experiment_id is not None:
         service.get_experiment(experiment_id)  # ExperimentNotFound before anything is made
     run = service.create_run(
-        experiment_id, body.get("run_name"), body.get("tags"), body.get("parent_run_id")
+        experiment_id,
+        body.get("run_name"),
+        body.get("tags"),
+        body.get("parent_run_id"),
+        start_time=body.get("start_time"),
     )
     return ok({"run": run.to_dict()}, 201)
 
@@ -167,19 +260,104 @@ def get_run(run_id: str) -> Response:
     "PATCH",
     "/runs/<run_id>",
     permission=perm.run(Level.EDIT),
-    summary="End a run (FINISHED, FAILED, KILLED) or take it up again (RUNNING).",
+    summary="End a run (FINISHED, FAILED, KILLED; at end_time, now by default), take it up "
+    "again (RUNNING), or rename it.",
     tag=TAG,
-    body=_obj({"status": {"enum": [s.value for s in RunStatus]}}, ["status"]),
+    body=_obj(
+        {
+            "status": {"enum": [s.value for s in RunStatus]},
+            "end_time": {"type": ["integer", "null"], "minimum": 0},
+            "run_name": TEXT,
+        }
+    ),
     response=_wrap("run", RUN),
 )
 def update_run(run_id: str, body: dict[str, Any]) -> Response:
-    service = tracking()
-    if body["status"] == RunStatus.RUNNING.value:
-        run = service.reopen(run_id)
-    else:
-        service.set_terminated(run_id, body["status"])
-        run = service.get_run(run_id)
+    run = tracking().update_run(
+        run_id,
+        status=body.get("status"),
+        end_time=body.get("end_time"),
+        run_name=body.get("run_name"),
+    )
     return ok({"run": run.to_dict()})
+
+
+@api.route(
+    "DELETE",
+    "/runs/<run_id>",
+    permission=perm.run(Level.MANAGE),
+    summary="Mark a run deleted (kept and restorable; searches leave it out unless asked).",
+    tag=TAG,
+    response=_obj({}),
+)
+def delete_run(run_id: str) -> Response:
+    tracking().delete_run(run_id)
+    return ok({})
+
+
+@api.route(
+    "POST",
+    "/runs/<run_id>/restore",
+    permission=perm.run(Level.MANAGE),
+    summary="Restore a deleted run.",
+    tag=TAG,
+    response=_obj({}),
+)
+def restore_run(run_id: str) -> Response:
+    tracking().restore_run(run_id)
+    return ok({})
+
+
+@api.route(
+    "DELETE",
+    "/runs/<run_id>/tags/<path:key>",
+    permission=perm.run(Level.EDIT),
+    summary="Remove a tag of a run.",
+    tag=TAG,
+    response=_obj({}),
+)
+def delete_run_tag(run_id: str, key: str) -> Response:
+    tracking().delete_tag(run_id, key)
+    return ok({})
+
+
+@api.route(
+    "POST",
+    "/runs/<run_id>/inputs",
+    permission=perm.run(Level.EDIT),
+    summary="Record the datasets (name, digest, source; with tags such as the context) and "
+    "the logged models a run used.",
+    tag=TAG,
+    body=_obj(
+        {
+            "datasets": {"type": "array", "items": DATASET_INPUT, "maxItems": 1000},
+            "models": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+        }
+    ),
+    response=_obj({}),
+)
+def log_inputs(run_id: str, body: dict[str, Any]) -> Response:
+    tracking().log_inputs(
+        run_id,
+        [DatasetInput.from_dict(d) for d in body.get("datasets") or []],
+        list(body.get("models") or []),
+    )
+    return ok({})
+
+
+@api.route(
+    "POST",
+    "/runs/<run_id>/outputs",
+    permission=perm.run(Level.EDIT),
+    summary="Record the logged models a run produced (and at which step).",
+    tag=TAG,
+    body=_obj({"models": {"type": "array", "items": MODEL_OUTPUT, "maxItems": 1000}}, ["models"]),
+    response=_obj({}),
+)
+def log_outputs(run_id: str, body: dict[str, Any]) -> Response:
+    outputs = [ModelOutput(m["model_id"], m.get("step") or 0) for m in body["models"]]
+    tracking().log_outputs(run_id, outputs)
+    return ok({})
 
 
 @api.route(
@@ -194,17 +372,34 @@ def update_run(run_id: str, body: dict[str, Any]) -> Response:
             "metrics": {"type": "array", "items": METRIC, "maxItems": 10_000},
             "params": TAGS,
             "tags": TAGS,
+            "allow_ended": {
+                "type": "boolean",
+                "description": "write to a run that ended too (as MLflow allows)",
+            },
         }
     ),
     response=_obj({}),
 )
 def log_batch(run_id: str, body: dict[str, Any]) -> Response:
     metrics = [
-        (m["key"], number_from_json(m["value"]), m.get("step"), m.get("timestamp"))
+        Metric(
+            m["key"],
+            number_from_json(m["value"]),
+            m.get("timestamp") or 0,
+            m.get("step") or 0,
+            m.get("model_id"),
+            m.get("dataset_name"),
+            m.get("dataset_digest"),
+        )
         for m in body.get("metrics") or []
     ]
     tracking().log_batch(
-        run_id, metrics, body.get("params"), body.get("tags"), request_id=request_id()
+        run_id,
+        metrics,
+        body.get("params"),
+        body.get("tags"),
+        request_id=request_id(),
+        allow_ended=bool(body.get("allow_ended", False)),
     )
     return ok({})
 
@@ -236,6 +431,7 @@ def metric_history(run_id: str, key: str) -> Response:
             "order_by": {"type": "array", "items": {"type": "string"}},
             "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH},
             "page_token": TEXT,
+            "view": VIEW,
         },
         ["experiment_ids"],
     ),
@@ -251,6 +447,7 @@ def search_runs(body: dict[str, Any]) -> Response:
         body.get("order_by"),
         body.get("max_results") or 1000,
         offset_of(body.get("page_token")),
+        body.get("view"),
     )
     return ok(
         {"runs": [r.to_dict() for r in page.items], "next_page_token": page_token(page.next_offset)}
@@ -270,8 +467,8 @@ def search_runs(body: dict[str, Any]) -> Response:
     response=_obj({"files": {"type": "array", "items": {"$ref": "#/components/schemas/File"}}}),
 )
 def list_artifacts(run_id: str) -> Response:
-    files = tracking().list_artifacts(run_id, query_str("path"))
-    return ok({"files": [{"path": f.path, "is_dir": f.is_dir, "size": f.size} for f in files]})
+    service = tracking()
+    return list_owner_artifacts(service, service.get_run(run_id).info)
 
 
 @api.route(
@@ -284,9 +481,7 @@ def list_artifacts(run_id: str) -> Response:
 )
 def download_artifact(run_id: str, path: str) -> Response:
     service = tracking()
-    run = service.get_run(run_id).info
-    safe_relpath(path)
-    return send_stream(lambda start, end: service.artifacts.open(run, path, start, end), path)
+    return send_owner_artifact(service, service.get_run(run_id).info, path)
 
 
 @api.route(
@@ -301,13 +496,8 @@ def download_artifact(run_id: str, path: str) -> Response:
 def upload_artifact(run_id: str, path: str) -> Response:
     require_media_type("application/octet-stream")
     service = tracking()
-    service.get_run(run_id)  # RunNotFound before reading the body
-    parent, _, name = safe_relpath(path).rpartition("/")
-    limit = current_app.config["MLREG_MAX_UPLOAD_BYTES"]
-    with services().scratch() as scratch:
-        target = scratch / name
-        size = _receive(target, limit)
-        service.log_artifact(run_id, target, parent or None)
+    owner = service.get_run(run_id).info  # RunNotFound before reading the body
+    size = receive_owner_artifact(service, owner, path)
     return ok({"path": path, "size": size})
 
 
@@ -325,7 +515,31 @@ def delete_artifact(run_id: str, path: str) -> Response:
     return ok({})
 
 
-def _receive(target: Path, limit: int) -> int:
+# --- what run and logged-model artifacts share ------------------------------------------------
+
+
+def list_owner_artifacts(service: TrackingService, owner: ArtifactOwner) -> Response:
+    files = service.list_owner_artifacts(owner, query_str("path"))
+    return ok({"files": [{"path": f.path, "is_dir": f.is_dir, "size": f.size} for f in files]})
+
+
+def send_owner_artifact(service: TrackingService, owner: ArtifactOwner, path: str) -> Response:
+    safe_relpath(path)
+    return send_stream(lambda start, end: service.artifacts.open(owner, path, start, end), path)
+
+
+def receive_owner_artifact(service: TrackingService, owner: ArtifactOwner, path: str) -> int:
+    """Stream the request body into the owner's artifact ``path``; its size."""
+    parent, _, name = safe_relpath(path).rpartition("/")
+    limit = current_app.config["MLREG_MAX_UPLOAD_BYTES"]
+    with services().scratch() as scratch:
+        target = scratch / name
+        size = receive(target, limit)
+        service.log_owner_file(owner, target, parent or None)
+    return size
+
+
+def receive(target: Path, limit: int) -> int:
     """Stream the request body into ``target``; PayloadTooLarge past ``limit`` bytes."""
     length = request.content_length
     if length is not None and length > limit:
