@@ -310,9 +310,9 @@ def test_metric_histories_of_many_runs_in_one_call():
         ("foo.bar = 'x'", "unknown entity 'foo'"),
         ("attributes.color = 'red'", "unknown attribute 'color'"),
         ("metrics.loss LIKE 1", "LIKE works on strings only"),
-        ("metrics.loss IN ('1')", "IN works on strings only"),
-        ("attributes.run_id IN ()", "cannot parse filter clause"),
-        ("attributes.run_id IN ('a', b)", "cannot parse filter clause"),
+        ("metrics.loss IN ('1')", r"operator IN does not apply to metrics.loss; use =, !="),
+        ("attributes.run_id IN ()", "the list is empty"),
+        ("attributes.run_id IN ('a', b)", r"expected a list like \('a', 'b'\)"),
     ],
     ids=[
         "metric-string",
