@@ -82,6 +82,18 @@ class PermissionDenied(MlregError):
     error_code = "PERMISSION_DENIED"
 
 
+class RateLimited(MlregError):
+    """Too many failed sign-ins for a user or from an address; try again later."""
+
+    status_code = 429
+    exit_code = 13
+    error_code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MLmodelError(MlregError):
     """An MLmodel file (or the model directory around it) is broken."""
 

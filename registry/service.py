@@ -24,6 +24,7 @@ from mlreg.errors import (
 from mlreg.models.model import Model
 from mlreg.registry.artifacts import ArtifactStore
 from mlreg.registry.entities import (
+    ModelState,
     ModelVersion,
     RegisteredModel,
     Stage,
@@ -270,6 +271,13 @@ class RegistryService:
     ) -> list[StageTransition]:
         number = validate_version(version) if version is not None else None
         return self.store.stage_history(name, number)
+
+    def get_model_state(self, name: str, at: datetime) -> ModelState:
+        """The model as it was at ``at``: which version was in Production then, and where
+        its aliases pointed (a naive ``at`` is UTC)."""
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        return self.store.model_state_at(name, at)
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
         self.store.set_alias(name, validate_alias(alias), validate_version(version))

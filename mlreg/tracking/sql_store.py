@@ -1,20 +1,28 @@
-"""The SQL tracking store: experiments, runs, params, metric history, tags."""
+"""The SQL tracking store: experiments, runs, params, metric history, tags.
+
+Every write records what it changed through :mod:`mlreg.store.journal` in its own
+transaction, as the :class:`~mlreg.store.journal.Actor` the store is bound to; experiment
+searches show only what that actor may read (when it is limited).
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
 from mlreg.errors import AlreadyExists, ExperimentNotFound, InvalidInput, RunNotFound
 from mlreg.store.database import Database, applied_result, open_database, record_applied
+from mlreg.store.journal import Actor, Change, record
 from mlreg.store.pages import Page
 from mlreg.store.tables import (
+    ExperimentGrantRow,
     ExperimentRow,
     ExperimentTagRow,
     LatestMetricRow,
@@ -30,14 +38,41 @@ from mlreg.tracking.search import Filter, OrderBy
 class SqlTrackingStore:
     """Persistence for experiments, runs, params, metric history and tags."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, actor: Actor | None = None) -> None:
         self.uri = uri
         self.db: Database = open_database(uri)
         self._session = self.db.transaction
+        self.actor = actor or Actor("unknown")
 
     def close(self) -> None:
         """Release the shared database (its connections close with the last user)."""
         self.db.close()
+
+    def acting(self, actor: Actor) -> SqlTrackingStore:
+        """This store (sharing its database) recording writes as ``actor`` and showing what it
+        may read; the view is never closed, the store it came from is."""
+        view = copy.copy(self)
+        view.actor = actor
+        return view
+
+    def _record(self, session: Session, change: Change) -> None:
+        record(session, self.actor, change)
+
+    def _run_change(self, action: str, row: RunRow, **values: Any) -> Change:
+        return Change(action, "run", row.run_id, row.run_name, **values)
+
+    def _visible(self, query: Any) -> Any:
+        """``query`` (over ExperimentRow) limited to the experiments the actor may read."""
+        readers = self.actor.readers
+        if readers is None:
+            return query
+        return query.where(
+            exists().where(
+                ExperimentGrantRow.experiment_id == ExperimentRow.id,
+                ExperimentGrantRow.principal_id.in_(readers),
+                ExperimentGrantRow.level >= 1,
+            )
+        )
 
     # --- experiments ---------------------------------------------------------------------
 
@@ -59,6 +94,22 @@ class SqlTrackingStore:
                 )
                 session.add(row)
                 session.flush()
+                self._record(
+                    session,
+                    Change(
+                        "experiment.created",
+                        "experiment",
+                        row.id,
+                        name,
+                        new={"artifact_location": artifact_location},
+                    ),
+                )
+                for principal_id, level in self.actor.creator_grants:
+                    session.add(
+                        ExperimentGrantRow(
+                            experiment_id=row.id, principal_id=principal_id, level=level
+                        )
+                    )
                 return self._experiment(session, row)
         except SqlIntegrityError:
             raise AlreadyExists(f"experiment {name!r} already exists") from None
@@ -66,7 +117,7 @@ class SqlTrackingStore:
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self._session() as session:
             row = session.scalars(
-                select(ExperimentRow).where(ExperimentRow.name == name)
+                self._visible(select(ExperimentRow)).where(ExperimentRow.name == name)
             ).one_or_none()
             return self._experiment(session, row) if row else None
 
@@ -74,7 +125,7 @@ class SqlTrackingStore:
         self, *, name_like: str | None = None, max_results: int = 100, offset: int = 0
     ) -> Page:
         with self._session() as session:
-            query = select(ExperimentRow)
+            query = self._visible(select(ExperimentRow))
             if name_like:
                 query = query.where(ExperimentRow.name.like(name_like))
             rows = session.scalars(
@@ -92,10 +143,22 @@ class SqlTrackingStore:
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         with self._session() as session:
-            self.get_experiment(experiment_id)
-            session.merge(
-                ExperimentTagRow(experiment_id=_int_id(experiment_id), key=key, value=value)
+            row = session.get(ExperimentRow, _int_id(experiment_id))
+            if row is None:
+                raise ExperimentNotFound(f"experiment {experiment_id} does not exist")
+            old = session.get(ExperimentTagRow, (row.id, key))
+            self._record(
+                session,
+                Change(
+                    "experiment.tag_set",
+                    "experiment",
+                    row.id,
+                    row.name,
+                    old={key: old.value if old else None},
+                    new={key: value},
+                ),
             )
+            session.merge(ExperimentTagRow(experiment_id=row.id, key=key, value=value))
 
     # --- runs ----------------------------------------------------------------------------
 
@@ -123,6 +186,14 @@ class SqlTrackingStore:
             )
             session.add(row)
             session.add_all(RunTagRow(run_id=run_id, key=k, value=v) for k, v in tags.items())
+            self._record(
+                session,
+                self._run_change(
+                    "run.created",
+                    row,
+                    new={"experiment_id": experiment_id, "tags": tags, "status": row.status},
+                ),
+            )
         return self.get_run(run_id)
 
     def _run_row(self, session: Session, run_id: str) -> RunRow:
@@ -179,6 +250,15 @@ class SqlTrackingStore:
     def update_run(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
         with self._session() as session:
             row = self._run_row(session, run_id)
+            self._record(
+                session,
+                self._run_change(
+                    "run.updated",
+                    row,
+                    old={"status": row.status, "end_time": row.end_time},
+                    new={"status": status.value, "end_time": end_time},
+                ),
+            )
             row.status = status.value
             row.end_time = end_time
 
@@ -272,6 +352,16 @@ class SqlTrackingStore:
                 session.execute(upsert)
         for key, value in tags.items():
             session.merge(RunTagRow(run_id=run_id, key=key, value=value))
+        # Params and tags in full; metrics by key and count (their history is the record).
+        new: dict[str, Any] = {}
+        if params:
+            new["params"] = params
+        if tags:
+            new["tags"] = tags
+        if metrics:
+            keys = sorted({m.key for m in metrics})
+            new["metrics"] = {"count": len(metrics), "keys": keys[:100]}
+        self._record(session, self._run_change("run.logged", row, new=new))
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self._session() as session:

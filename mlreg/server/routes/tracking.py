@@ -10,8 +10,8 @@ from flask import Response, current_app, request
 from mlreg.errors import PayloadTooLarge
 from mlreg.server import permissions as perm
 from mlreg.server.api import ok, query_int, query_str
-from mlreg.server.permissions import Level
-from mlreg.server.routes import acting_user, api, request_id, services
+from mlreg.server.permissions import Level, Resource
+from mlreg.server.routes import acting, api, request_id, services
 from mlreg.server.routes.registry import TAGS, TEXT, _obj, _wrap
 from mlreg.server.streams import send_stream
 from mlreg.store.files import CHUNK
@@ -19,6 +19,7 @@ from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.validation import safe_relpath
 from mlreg.tracking.entities import Metric, RunStatus, number_from_json
 from mlreg.tracking.service import MAX_SEARCH, TrackingService
+from mlreg.tracking.store import DEFAULT_EXPERIMENT
 
 TAG = "tracking"
 EXPERIMENT = {"$ref": "#/components/schemas/Experiment"}
@@ -37,7 +38,7 @@ METRIC = _obj(
 
 def tracking() -> TrackingService:
     """The tracking service, acting as the caller."""
-    return services().tracking_as(acting_user())
+    return services().tracking_as(acting())
 
 
 # --- experiments ----------------------------------------------------------------------------
@@ -124,7 +125,14 @@ def set_experiment_tag(experiment_id: str, key: str, body: dict[str, Any]) -> Re
 @api.route(
     "POST",
     "/runs",
-    permission=perm.experiment(Level.EDIT, arg="experiment_id"),
+    permission=perm.experiment(
+        Level.EDIT,
+        ref=perm.body(
+            "experiment_id",
+            absent=DEFAULT_EXPERIMENT,
+            absent_resource=Resource.EXPERIMENT_NAME,
+        ),
+    ),
     summary="Start a run in an experiment (the Default one if none is given).",
     tag=TAG,
     body=_obj(
@@ -223,7 +231,7 @@ def metric_history(run_id: str, key: str) -> Response:
 @api.route(
     "POST",
     "/runs/search",
-    permission=perm.server(Level.READ),
+    permission=perm.experiment(Level.READ, ref=perm.body("experiment_ids")),
     summary="Search runs of experiments with MLflow's filter syntax "
     "(metrics.val_loss < 0.5 and params.opt = 'adam') and order_by clauses.",
     tag=TAG,
