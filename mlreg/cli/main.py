@@ -40,6 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlreg.cli.registry:gc",
         "Remove FAILED versions, stale PENDING ones and leftover temporary copies.",
     ),
+    "audit": (
+        "mlreg.cli.teams:audit",
+        "Show the audit trail: every write, who, when, from where, old -> new.",
+    ),
+    "webhooks": (
+        "mlreg.cli.teams:webhooks",
+        "Webhooks: registry events POSTed, signed, to your URLs.",
+    ),
     "runs": ("mlreg.cli.tracking:runs", "Tracked runs."),
     "experiments": ("mlreg.cli.tracking:experiments", "Experiments."),
     "serve": (

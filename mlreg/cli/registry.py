@@ -13,9 +13,10 @@ import click
 from mlreg.cli.options import emit, json_option, key_values
 from mlreg.cli.output import table
 from mlreg.registry import MlregClient
-from mlreg.registry.entities import ModelVersion, RegisteredModel, StageTransition
+from mlreg.registry.entities import ModelState, ModelVersion, RegisteredModel, StageTransition
 from mlreg.store import StoreSettings, migrate
 from mlreg.store.database import make_engine
+from mlreg.store.validation import parse_timestamp
 
 
 @contextmanager
@@ -323,12 +324,38 @@ def alias_delete(name: str, alias_name: str) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--version", default=None, help="Only this version.")
+@click.option(
+    "--at",
+    default=None,
+    help="Instead: NAME as it was at this ISO 8601 time (UTC unless an offset is given): "
+    "which version was in each stage, where the aliases pointed.",
+)
 @json_option
-def history(name: str, version: str | None, as_json: bool) -> None:
-    """Show every stage transition of NAME: from, to, when and who."""
+def history(name: str, version: str | None, at: str | None, as_json: bool) -> None:
+    """Show every stage transition of NAME: from, to, when and who.
+
+    With --at TIMESTAMP: which version was in Production (and each stage) then.
+    """
+    if at is not None:
+        when = parse_timestamp(at, "--at")
+        with _client() as client:
+            state = client.get_model_state(name, when)
+        emit(as_json, state.to_dict(), lambda: _state_text(state))
+        return
     with _client() as client:
         items = client.get_stage_history(name, version)
     emit(as_json, [h.to_dict() for h in items], lambda: _history_rows(items))
+
+
+def _state_text(state: ModelState) -> str:
+    lines = [f"{state.name} at {state.at.isoformat()}"]
+    for stage in ("Production", "Staging", "Archived"):
+        numbers = state.stages.get(stage, [])
+        lines.append(f"  {stage + ':':<12}{', '.join(map(str, numbers)) or '-'}")
+    aliases = ", ".join(f"{a} -> {v}" for a, v in state.aliases.items())
+    lines.append(f"  {'aliases:':<12}{aliases or '-'}")
+    lines.append(f"  {'versions:':<12}{', '.join(map(str, state.versions)) or '-'}")
+    return "\n".join(lines)
 
 
 @click.command()
