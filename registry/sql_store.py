@@ -17,7 +17,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -93,13 +93,15 @@ class SqlRegistryStore:
         readers = self.actor.readers
         if readers is None:
             return query
-        return query.where(
-            exists().where(
-                ModelGrantRow.model_id == RegisteredModelRow.id,
-                ModelGrantRow.principal_id.in_(readers),
-                ModelGrantRow.level >= 1,
-            )
+        granted = exists().where(
+            ModelGrantRow.model_id == RegisteredModelRow.id,
+            ModelGrantRow.principal_id.in_(readers),
+            ModelGrantRow.level >= 1,
         )
+        if not self.actor.ungranted_visible:
+            return query.where(granted)
+        ungranted = ~exists().where(ModelGrantRow.model_id == RegisteredModelRow.id)
+        return query.where(or_(granted, ungranted))
 
     # --- conversions -------------------------------------------------------------------
 

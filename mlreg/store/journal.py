@@ -42,12 +42,15 @@ class Actor:
     model or experiment visible; None shows everything (no authentication, or an admin).
     ``creator_grants`` are given on each model or experiment the actor creates:
     (principal id, level) pairs, e.g. the creator's MANAGE and everyone's default.
+    ``ungranted_visible``: a resource without any grant (made before grants existed) is
+    visible too (the server's default permission is READ or more).
     """
 
     user: str
     address: str | None = None
     readers: tuple[int, ...] | None = None
     creator_grants: tuple[tuple[int, int], ...] = ()
+    ungranted_visible: bool = False
 
 
 @dataclass(frozen=True)

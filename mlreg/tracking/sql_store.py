@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,13 +66,15 @@ class SqlTrackingStore:
         readers = self.actor.readers
         if readers is None:
             return query
-        return query.where(
-            exists().where(
-                ExperimentGrantRow.experiment_id == ExperimentRow.id,
-                ExperimentGrantRow.principal_id.in_(readers),
-                ExperimentGrantRow.level >= 1,
-            )
+        granted = exists().where(
+            ExperimentGrantRow.experiment_id == ExperimentRow.id,
+            ExperimentGrantRow.principal_id.in_(readers),
+            ExperimentGrantRow.level >= 1,
         )
+        if not self.actor.ungranted_visible:
+            return query.where(granted)
+        ungranted = ~exists().where(ExperimentGrantRow.experiment_id == ExperimentRow.id)
+        return query.where(or_(granted, ungranted))
 
     # --- experiments ---------------------------------------------------------------------
 

@@ -179,6 +179,6 @@ def test_db_upgrade_brings_an_old_schema_to_head(tmp_path, backend):
     assert stale.exit_code == 7
     assert "run `mlreg db upgrade`" in stale.stderr
     upgraded = runner.invoke(main, ["db", "upgrade"], env=env)
-    assert upgraded.exit_code == 0 and upgraded.output == "Schema at 0004 (was 0001)\n"
-    assert runner.invoke(main, ["db", "upgrade"], env=env).output == "Schema at 0004 (up to date)\n"
+    assert upgraded.exit_code == 0 and upgraded.output == "Schema at 0005 (was 0001)\n"
+    assert runner.invoke(main, ["db", "upgrade"], env=env).output == "Schema at 0005 (up to date)\n"
     assert runner.invoke(main, ["models", "list"], env=env).exit_code == 0

@@ -155,3 +155,38 @@ def postgres_matrix_uri(postgres_admin, postgres_template):
     name = _create_database(postgres_admin, postgres_template)
     yield _uri(postgres_admin, name)
     _drop_database(postgres_admin, name)
+
+
+@dataclass
+class LiveTeam:
+    """A team's server (auth on) on a real loopback socket, in a thread of this process."""
+
+    url: str
+    team: Team
+    stop: Any
+
+
+def start_live_team(uri: str, home: Path, **overrides: Any) -> LiveTeam:
+    import threading
+
+    from werkzeug.serving import make_server
+
+    team = make_team(uri, home, **overrides)
+    server = make_server("127.0.0.1", 0, team.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-team", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        team.close()
+
+    return LiveTeam(f"http://127.0.0.1:{server.server_port}", team, stop)
+
+
+@pytest.fixture
+def live_team(migrated_backend, tmp_path) -> Iterator[LiveTeam]:
+    live = start_live_team(migrated_backend, tmp_path / "server")
+    yield live
+    live.stop()

@@ -49,15 +49,20 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
-        # Verified against when the user does not exist, so an unknown name takes as long to
-        # refuse as a wrong password (the timing does not tell which names exist).
-        self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
 
     def verify(self, stored: str | None, password: str) -> bool:
+        if stored is None:
+            # An unknown user (or one without a password) takes as long to refuse as a wrong
+            # password, so the timing does not tell which names exist.
+            self._dummy = self._dummy or self.hasher.hash(secrets.token_urlsafe(16))
+            stored, known = self._dummy, False
+        else:
+            known = True
         try:
-            return self.hasher.verify(stored or self._dummy, password) and stored is not None
+            return self.hasher.verify(stored, password) and known
         except (VerificationError, InvalidHashError):
             return False

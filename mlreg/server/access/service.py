@@ -96,7 +96,8 @@ class AccessService:
             return Actor(user, address, None, tuple(grants))
         grants.insert(0, (caller.id, int(Level.MANAGE)))
         readers = None if caller.is_admin else caller.principals
-        return Actor(caller.name, address, readers, tuple(grants))
+        visible = self.default_level >= Level.READ
+        return Actor(caller.name, address, readers, tuple(grants), visible)
 
     def level(self, caller: Caller, resource: Resource, key: str) -> Level | None:
         """The caller's level on a resource; None when there is no such resource."""
