@@ -121,7 +121,9 @@ class Deliverer:
                 self.policy.max_attempts,
                 self.policy.backoff_seconds,
             )
-            outcome = {"delivered": "delivered", "failed": "failed"}.get(state, "retry")
+            outcome = {"delivered": "delivered", "failed": "failed", "dropped": "dropped"}.get(
+                state, "retry"
+            )
             if self.metrics is not None:
                 self.metrics.webhook_attempts.labels(outcome).inc()
             level = logging.INFO if state == "delivered" else logging.WARNING

@@ -435,7 +435,7 @@ class WebhookStore:
             delay *= 0.8 + 0.4 * random.random()  # noqa: S311  (jitter, not a secret)
             values = {"state": "pending", "next_attempt_at": now + timedelta(seconds=delay)}
         with self._session() as session:
-            session.execute(
+            updated = session.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == claim.id)
                 .values(
@@ -445,7 +445,9 @@ class WebhookStore:
                     last_error=error,
                     **values,
                 )
-            )
+            ).rowcount
+            if not updated:
+                return "dropped"  # its webhook was deleted while it was in flight
             session.add(
                 DeliveryAttemptRow(
                     delivery_id=claim.id,
