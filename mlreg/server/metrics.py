@@ -32,8 +32,8 @@ class ServerMetrics(HttpMetrics):
         )
         self.webhook_attempts = Counter(
             "mlreg_server_webhook_attempts",
-            "Webhook POSTs by outcome (delivered, retry, failed: given up, dropped: its webhook was "
-            "deleted meanwhile)",
+            "Webhook POSTs by outcome (delivered, retry, failed: given up, dropped: its "
+            "webhook was deleted meanwhile)",
             ["outcome"],
             registry=self.registry,
         )
