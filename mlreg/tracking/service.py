@@ -136,7 +136,9 @@ class TrackingService:
         if parent_run_id:
             self.store.get_run(parent_run_id)
             clean[PARENT_TAG] = parent_run_id
-        clean.setdefault(USER_TAG, self.user)
+        # Who started the run is the service's user, never a tag the caller sent: on a server
+        # with authentication that is the signed-in user.
+        clean[USER_TAG] = self.user
         experiment = self.store.get_experiment(experiment_id)
         return self.store.create_run(
             experiment_id, run_name, now_ms(), clean, parent_run_id, experiment.artifact_location
