@@ -28,7 +28,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, answer: Callable[[Received, int], int] | None = None) -> None:
+    def __init__(self, answer: Callable[[Received, int], int] | None = None, port: int = 0) -> None:
         #: (the request, how many times this event arrived before) -> the status to answer.
         self.answer = answer or (lambda request, seen: 200)
         self.received: list[Received] = []
@@ -58,7 +58,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
