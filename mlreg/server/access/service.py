@@ -32,7 +32,7 @@ from mlreg.server.access.credentials import (
     token_digest,
 )
 from mlreg.server.access.entities import EVERYONE, Caller, Grant, Group, Token, User
-from mlreg.server.access.store import GROUP, USER, AccessStore, token_expiry
+from mlreg.server.access.store import GROUP, USER, AccessStore, Account, token_expiry
 from mlreg.server.metrics import ServerMetrics
 from mlreg.server.permissions import Level, Resource
 from mlreg.store.journal import MANAGE, Actor
@@ -118,8 +118,15 @@ class AccessService:
     def _since(self) -> datetime:
         return datetime.now(timezone.utc) - timedelta(seconds=self.policy.window_seconds)
 
-    def _check_rate(self, keys: dict[str, int], what: dict[str, str]) -> None:
-        counts = self.store.failures(list(keys), self._since())
+    def _check_rate(
+        self,
+        keys: dict[str, int],
+        what: dict[str, str],
+        counts: dict[str, tuple[int, datetime]] | None = None,
+    ) -> None:
+        """RateLimited when a key is at its limit in the current window."""
+        if counts is None:
+            counts = self.store.failures(list(keys), self._since())
         for key, limit in keys.items():
             count, start = counts.get(key, (0, None))
             if count >= limit and start is not None:
@@ -167,27 +174,34 @@ class AccessService:
             user_key: self.policy.max_failures_per_user,
             addr_key: self.policy.max_failures_per_address,
         }
-        self._check_rate(limits, {user_key: f"for user {name!r}", addr_key: f"from {address}"})
-        row = self.store.user_record(name)
-        stored = row.password_hash if row is not None else None
-        if row is not None and stored is not None and self._remembered(row.id, stored, password):
-            return self._caller(row.id, row.name, row.is_admin)
+        # Checked before the password, even a remembered one: a correct guess must not get
+        # through a lockout.
+        account, counts = self.store.account(name, list(limits), self._since())
+        what = {user_key: f"for user {name!r}", addr_key: f"from {address}"}
+        self._check_rate(limits, what, counts)
+        stored = account.password_hash if account is not None else None
+        if account and stored and self._remembered(account.id, stored, password):
+            return _caller(account)
         if not self.passwords.verify(stored, password):
             self.store.add_failure(list(limits), self._since())
             raise Unauthenticated("wrong user name or password")
-        assert row is not None and stored is not None
-        self._remember(row.id, stored, password)
+        assert account is not None and stored is not None
+        self._remember(account.id, stored, password)
         self.store.clear_failures(user_key)
-        return self._caller(row.id, row.name, row.is_admin)
+        return _caller(account)
 
     def _token(self, token: str, address: str | None) -> Caller:
-        addr_key = f"addr:{address or '-'}"
-        limits = {addr_key: self.policy.max_failures_per_address}
-        self._check_rate(limits, {addr_key: f"from {address}"})
         found = (
-            self.store.token_owner(token_digest(token)) if token.startswith(TOKEN_PREFIX) else None
+            self.store.token_account(token_digest(token))
+            if token.startswith(TOKEN_PREFIX)
+            else None
         )
         if found is None:
+            # Nobody guesses 256 random bits; the limit keeps a flood of bad tokens from one
+            # address off the database, so it is counted (and checked) only when they fail.
+            addr_key = f"addr:{address or '-'}"
+            limits = {addr_key: self.policy.max_failures_per_address}
+            self._check_rate(limits, {addr_key: f"from {address}"})
             self.store.add_failure(list(limits), self._since())
             raise Unauthenticated("invalid token")
         user, info = found
@@ -202,10 +216,7 @@ class AccessService:
         now = datetime.now(timezone.utc)
         if info.last_used_at is None or now - info.last_used_at > TOUCH_EVERY:
             self.store.touch_token(info.id, now)
-        return self._caller(user.id, user.name, user.is_admin)
-
-    def _caller(self, user_id: int, name: str, is_admin: bool) -> Caller:
-        return Caller(user_id, name, is_admin, self.store.principal_ids(user_id))
+        return _caller(user)
 
     def _fingerprint(self, user_id: int, stored: str, password: str) -> bytes:
         message = f"{user_id}\0{stored}\0{password}".encode()
@@ -232,7 +243,7 @@ class AccessService:
         is no admin yet (never touching an existing one); None when nothing was done."""
         if not password or self.store.count_admins():
             return None
-        if self.store.user_record(name) is not None:
+        if self.store.account(name)[0] is not None:
             return None  # a user of that name exists and is not an admin: leave it be
         try:
             return self.create_user(Actor("mlreg-server", "local"), name, password, admin=True)
@@ -328,3 +339,7 @@ class AccessService:
 
     def grants(self, resource: Resource, key: str) -> list[Grant]:
         return self.store.grants(resource, key)
+
+
+def _caller(account: Account) -> Caller:
+    return Caller(account.id, account.name, account.is_admin, account.principals)

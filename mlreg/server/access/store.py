@@ -8,6 +8,7 @@ resource) are one indexed query each.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -48,6 +49,18 @@ def _now() -> datetime:
 
 class PrincipalNotFound(NotFound):
     """A user or group that does not exist."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as sign-in needs them: the stored hash, and their principal ids (their own,
+    their groups', everyone's)."""
+
+    id: int
+    name: str
+    is_admin: bool
+    password_hash: str | None
+    principals: tuple[int, ...]
 
 
 class AccessStore:
@@ -123,15 +136,36 @@ class AccessStore:
         with self._session() as session:
             return self._user(session, self._principal(session, name, USER))
 
-    def user_record(self, name: str) -> PrincipalRow | None:
-        """The user's row (with its password hash), or None."""
+    def _account(self, rows: Sequence[Any]) -> Account:
+        """An Account from the rows of an ``_ACCOUNT`` query: one per group of the user."""
+        row = rows[0]
+        groups = [r.group_id for r in rows if r.group_id is not None]
+        principals = (row.id, *groups, self.everyone_id())
+        return Account(row.id, row.name, row.is_admin, row.password_hash, principals)
+
+    #: A user and their groups in one statement (one row per group).
+    _ACCOUNT = (
+        PrincipalRow.id,
+        PrincipalRow.name,
+        PrincipalRow.is_admin,
+        PrincipalRow.password_hash,
+        MembershipRow.group_id,
+    )
+
+    def account(
+        self, name: str, failure_keys: Sequence[str] = (), since: datetime | None = None
+    ) -> tuple[Account | None, dict[str, tuple[int, datetime]]]:
+        """The user ``name`` with their hash and principals (None: no such user), and the failed
+        sign-ins of ``failure_keys`` since ``since``, in one transaction."""
+        self.everyone_id()
         with self._session() as session:
-            row = session.scalars(
-                select(PrincipalRow).where(PrincipalRow.name == name, PrincipalRow.kind == USER)
-            ).one_or_none()
-            if row is not None:
-                session.expunge(row)
-            return row
+            failures = self._failures(session, failure_keys, since) if failure_keys else {}
+            rows = session.execute(
+                select(*self._ACCOUNT)
+                .outerjoin(MembershipRow, MembershipRow.user_id == PrincipalRow.id)
+                .where(PrincipalRow.name == name, PrincipalRow.kind == USER)
+            ).all()
+            return (self._account(rows) if rows else None), failures
 
     def list_users(self) -> list[User]:
         with self._session() as session:
@@ -184,14 +218,6 @@ class AccessStore:
             )
             row.is_admin = is_admin
             return self._user(session, row)
-
-    def principal_ids(self, user_id: int) -> tuple[int, ...]:
-        """The user's own id, their groups', and everyone's."""
-        with self._session() as session:
-            groups = session.scalars(
-                select(MembershipRow.group_id).where(MembershipRow.user_id == user_id)
-            ).all()
-        return (user_id, *groups, self.everyone_id())
 
     # --- groups --------------------------------------------------------------------------
 
@@ -295,19 +321,20 @@ class AccessStore:
             )
             return self._token(row, user)
 
-    def token_owner(self, digest: str) -> tuple[PrincipalRow, Token] | None:
-        """The user a token belongs to, and the token (whatever its state), or None."""
+    def token_account(self, digest: str) -> tuple[Account, Token] | None:
+        """The user a token belongs to and the token (whatever its state), in one
+        transaction; None for a token nobody has."""
+        self.everyone_id()
         with self._session() as session:
-            found = session.execute(
-                select(TokenRow, PrincipalRow)
+            rows = session.execute(
+                select(TokenRow, *self._ACCOUNT)
                 .join(PrincipalRow, PrincipalRow.id == TokenRow.user_id)
+                .outerjoin(MembershipRow, MembershipRow.user_id == PrincipalRow.id)
                 .where(TokenRow.token_hash == digest)
-            ).one_or_none()
-            if found is None:
+            ).all()
+            if not rows:
                 return None
-            token, user = found
-            session.expunge(user)
-            return user, self._token(token, user.name)
+            return self._account(rows), self._token(rows[0][0], rows[0].name)
 
     def touch_token(self, token_id: int, when: datetime) -> None:
         with self._session() as session:
@@ -457,11 +484,14 @@ class AccessStore:
     def _level(
         session: Session, table: Any, column: Any, owner: Any, principals: Sequence[int]
     ) -> tuple[bool, Level | None, int | None]:
-        rid = session.scalar(owner)
-        if rid is None:
-            return False, None, None
+        # One statement: the resource's id, the best grant of the principals, all its grants.
+        rid = owner.scalar_subquery()
         mine = func.max(table.level).filter(table.principal_id.in_(principals))
-        best, count = session.execute(select(mine, func.count()).where(column == rid)).one()
+        found, best, count = session.execute(
+            select(rid, mine, func.count(column)).select_from(table).where(column == rid)
+        ).one()
+        if found is None:
+            return False, None, None
         return True, None if best is None else Level(best), count
 
     # --- failed sign-ins -----------------------------------------------------------------
@@ -469,16 +499,22 @@ class AccessStore:
     def failures(self, keys: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
         """Failures in the current window per key: (count, window start)."""
         with self._session() as session:
-            rows = session.execute(
-                select(
-                    LoginFailureRow.key, LoginFailureRow.count, LoginFailureRow.window_start
-                ).where(LoginFailureRow.key.in_(list(keys)))
-            ).all()
+            return self._failures(session, keys, since)
+
+    @staticmethod
+    def _failures(
+        session: Session, keys: Sequence[str], since: datetime | None
+    ) -> dict[str, tuple[int, datetime]]:
+        rows = session.execute(
+            select(LoginFailureRow.key, LoginFailureRow.count, LoginFailureRow.window_start).where(
+                LoginFailureRow.key.in_(list(keys))
+            )
+        ).all()
         out = {}
         for key, count, start in rows:
             start = _utc(start)
             assert start is not None
-            if start > since:
+            if since is None or start > since:
                 out[key] = (count, start)
         return out
 
