@@ -11,6 +11,8 @@ A context is a plain directory anyone can ``docker build``::
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -27,8 +29,10 @@ from urllib.parse import urlparse
 from packaging.requirements import InvalidRequirement, Requirement
 
 from mlreg.builder.pipconfig import IndexSettings
+from mlreg.credentials import has_credentials, redact
 from mlreg.errors import BuildError, InvalidInput
 from mlreg.models.env import read_python_version, read_requirements
+from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
 from mlreg.uris import ResolvedModel, resolve_model_uri
 from mlreg.version import __version__
@@ -137,15 +141,15 @@ def index_settings(options: BuildOptions) -> IndexSettings:
             continue
         parsed = urlparse(url)
         where = "" if url in explicit else " (from this machine's pip configuration)"
-        if parsed.username or parsed.password:
+        if has_credentials(url):
             raise InvalidInput(
-                f"pip index URL {_redact(url)}{where} has credentials; they would be stored in "
+                f"pip index URL {redact(url)}{where} has credentials; they would be stored in "
                 "the build's history. Make a wheelhouse on the host with `mlreg wheelhouse` and "
                 "build with --wheelhouse DIR --offline"
             )
         if parsed.scheme not in ("http", "https") or not _SAFE_ARG.match(url):
             raise InvalidInput(
-                f"pip index URL {url!r}{where} is not an http(s) URL the build can use"
+                f"pip index URL {redact(url)!r}{where} is not an http(s) URL the build can use"
             )
     for host in settings.trusted_hosts:
         if not _SAFE_ARG.match(host):
@@ -172,11 +176,6 @@ def pip_settings(settings: IndexSettings, offline: bool) -> str:
     return "# pip: the wheelhouse only" if offline else "# pip: its default index"
 
 
-def _redact(url: str) -> str:
-    parsed = urlparse(url)
-    return parsed._replace(netloc=parsed.hostname or "").geturl()
-
-
 #: What mlreg's wheel is built from (package_dir in setup.cfg maps the top-level folders).
 SOURCE_PARTS = (
     "setup.cfg",
@@ -192,17 +191,48 @@ SOURCE_PARTS = (
 
 
 def mlreg_wheel(dest: Path) -> Path:
-    """Build mlreg's own wheel (the image installs the exact mlreg that built it).
+    """Put mlreg's own wheel into ``dest`` (the image installs the exact mlreg that built it).
 
-    It is built from a clean copy of the sources: setuptools reuses a ``build/`` folder in
-    the source tree, which can hold modules that no longer exist.
+    The wheel is built once per state of the sources and kept in ``$XDG_CACHE_HOME/mlreg``
+    (``~/.cache/mlreg``): building it takes seconds. It is built from a clean copy of the
+    sources, because setuptools reuses a ``build/`` folder in the source tree, which can hold
+    modules that no longer exist.
     """
     source = Path(__file__).resolve().parents[1]
     if not (source / "setup.cfg").is_file():
         raise InvalidInput(
             "cannot find mlreg's source to build its wheel; put an mlreg wheel in --wheelhouse"
         )
-    with tempfile.TemporaryDirectory(prefix="mlreg-source-") as tmp:
+    cache = _wheel_cache() / _source_digest(source)
+    wheels = sorted(cache.glob(f"mlreg-{__version__}-*.whl"))
+    if not wheels:
+        _build_wheel(source, cache)
+        wheels = sorted(cache.glob(f"mlreg-{__version__}-*.whl"))
+    target = dest / wheels[-1].name
+    _link_or_copy(wheels[-1], target)
+    return target
+
+
+def _wheel_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlreg" / "wheels"
+
+
+def _source_digest(source: Path) -> str:
+    """SHA-256 over the files the wheel is built from (their paths and contents)."""
+    h = hashlib.sha256()
+    for part in SOURCE_PARTS:
+        path = source / part
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(f.relative_to(source).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _build_wheel(source: Path, cache: Path) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlreg-source-", dir=cache.parent) as tmp:
         clean = Path(tmp) / "mlreg"
         clean.mkdir()
         for part in SOURCE_PARTS:
@@ -212,6 +242,7 @@ def mlreg_wheel(dest: Path) -> Path:
                 )
             else:
                 shutil.copy2(source / part, clean / part)
+        out = Path(tmp) / "wheel"
         result = subprocess.run(
             [
                 sys.executable,
@@ -221,17 +252,21 @@ def mlreg_wheel(dest: Path) -> Path:
                 "--no-deps",
                 "--quiet",
                 "-w",
-                str(dest),
+                str(out),
                 str(clean),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
-    wheels = sorted(dest.glob(f"mlreg-{__version__}-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise BuildError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
-    return wheels[-1]
+        built = sorted(out.glob(f"mlreg-{__version__}-*.whl"))
+        if result.returncode != 0 or not built:
+            raise BuildError(f"building mlreg's wheel failed: {result.stderr.strip()[-500:]}")
+        try:
+            out.rename(cache)  # whole or not at all; another process may have won
+        except OSError:
+            if not any(cache.glob(f"mlreg-{__version__}-*.whl")):
+                raise
 
 
 def model_labels(model: ResolvedModel, mlmodel: Model, extra: dict[str, str]) -> dict[str, str]:
@@ -260,11 +295,36 @@ def template_text() -> str:
     return resources.files("mlreg.builder").joinpath("Dockerfile.template").read_text()
 
 
+#: Placeholders whose values are whole instructions or shell lines mlreg writes itself; every
+#: other value is words of safe characters that cannot break out of their line or word.
+MULTILINE = frozenset(["labels", "pip_settings", "trim_tensorflow"])
+_TOKEN = re.compile(r"[A-Za-z0-9._:/@+=,-]+")
+
+#: --without-tensorflow: the gRPC client only imports TensorFlow's protocol buffer modules
+#: (about 1 MB); the runtime, Keras and TensorBoard go. Rendered only for such images.
+TRIM_TENSORFLOW = """\
+    # --without-tensorflow: only TensorFlow's protocol buffer modules stay.
+    find "$site/tensorflow" -type f ! -name '*_pb2.py' -delete; \\
+    find "$site/tensorflow" -depth -type d -empty -delete; \\
+    find "$site/tensorflow" -type d -exec sh -c ': > "$1/__init__.py"' _ {} \\; ; \\
+    rm -rf "$site/keras" "$site"/tensorboard "$site"/tensorboard_data_server "$site/h5py"; \\
+"""
+
+
 def render(values: dict[str, str]) -> str:
-    """Fill ``{{name}}`` placeholders; a placeholder without a value is an error."""
+    """Fill ``{{name}}`` placeholders; a placeholder without a value is an error, and a value
+    that could add a line or a shell word to the Dockerfile (an injection) is refused."""
     missing = sorted(set(_PLACEHOLDER.findall(template_text())) - set(values))
     if missing:
         raise BuildError(f"Dockerfile.template needs values for: {', '.join(missing)}")
+    for name, value in values.items():
+        if name in MULTILINE:
+            continue
+        if not all(_TOKEN.fullmatch(word) for word in value.split(" ")):
+            raise InvalidInput(
+                f"{name.replace('_', ' ')} {value!r} cannot go into a Dockerfile: expected "
+                "letters, digits and . _ : / @ + = , - only"
+            )
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template_text())
 
 
@@ -299,8 +359,31 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
 
     index = index_settings(options)
 
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(model.path, dest / "model", symlinks=False)
+    # Written next to ``dest`` and renamed into place: a failure leaves no half context.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    final, dest = dest, Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        built = _fill_context(dest, model, mlmodel, options, base, labels, index, flags)
+        if final.exists():
+            final.rmdir()  # empty: checked above
+        dest.rename(final)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dataclasses.replace(built, path=final)
+
+
+def _fill_context(
+    dest: Path,
+    model: ResolvedModel,
+    mlmodel: Model,
+    options: BuildOptions,
+    base: str,
+    labels: dict[str, str],
+    index: IndexSettings,
+    flags: str,
+) -> BuildContext:
+    copy_model_files(model.path, dest / "model")
     wheels = dest / "wheels"
     wheels.mkdir()
     if options.wheelhouse is not None:
@@ -316,12 +399,13 @@ def write_context(uri: str, dest: Path, options: BuildOptions) -> BuildContext:
     (dest / ".dockerignore").write_text("*\n!Dockerfile\n!requirements.txt\n!wheels/\n!model/\n")
     dockerfile = render(
         {
-            "model_name": model.name or model.uri,
+            # A comment only; a directory's name may hold anything, so it is made a token.
+            "model_name": re.sub(r"[^A-Za-z0-9._-]", "_", model.name or Path(model.path).name),
             "base_image": base,
             "build_image": options.build_image or base,
             "pip_settings": pip_settings(index, options.offline),
             "pip_options": flags,
-            "without_tensorflow": "1" if options.without_tensorflow else "0",
+            "trim_tensorflow": TRIM_TENSORFLOW if options.without_tensorflow else "",
             "backend": "tfserving" if options.without_tensorflow else "local",
             "uid": str(IMAGE_UID),
             "labels": _label_instruction(labels),

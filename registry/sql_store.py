@@ -662,7 +662,7 @@ class SqlRegistryStore:
 
     def model_state_at(self, name: str, at: datetime) -> ModelState:
         """Stages from the stage history (kept since the first release); versions and aliases
-        from the rows and the audit trail (kept since schema 0005)."""
+        from the rows and the audit trail (kept since schema 0007)."""
         at = at.astimezone(timezone.utc)
         with self._session() as session:
             model = self._model_row(session, name)
@@ -717,25 +717,36 @@ class SqlRegistryStore:
         return ModelState(model.name, at, sorted(existed), stages, dict(sorted(aliases.items())))
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        with self._session() as session:
-            row = self._version_row(session, name, version)
-            before = next((a.version for a in row.model.aliases if a.alias == alias), None)
-            self._record(
-                session,
-                Change(
-                    "model_alias.set",
-                    "model",
-                    row.model_id,
-                    name,
-                    version,
-                    old={"alias": alias, "version": before},
-                    new={"alias": alias, "version": version},
-                ),
-            )
-            session.execute(
-                delete(AliasRow).where(AliasRow.model_id == row.model_id, AliasRow.alias == alias)
-            )
-            session.add(AliasRow(model_id=row.model_id, alias=alias, version=version))
+        """One upsert: concurrent calls for the same alias end with one of them winning, and a
+        version deleted meanwhile is refused by the foreign key (no alias to nothing). The
+        audit row (old -> new) is written in the same transaction."""
+        try:
+            with self._session() as session:
+                row = self._version_row(session, name, version)
+                before = next((a.version for a in row.model.aliases if a.alias == alias), None)
+                self._record(
+                    session,
+                    Change(
+                        "model_alias.set",
+                        "model",
+                        row.model_id,
+                        name,
+                        version,
+                        old={"alias": alias, "version": before},
+                        new={"alias": alias, "version": version},
+                    ),
+                )
+                insert = self.db.insert()(AliasRow).values(
+                    model_id=row.model_id, alias=alias, version=version
+                )
+                session.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["model_id", "alias"], set_={"version": version}
+                    )
+                )
+        except SqlIntegrityError:
+            # The version was deleted between the check and the write.
+            raise ModelNotFound(f"version {version} of {name!r} does not exist") from None
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._session() as session:

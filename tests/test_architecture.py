@@ -22,9 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "mlreg.errors": set(),
     "mlreg.version": set(),
     "mlreg.schemas": set(),
-    "mlreg.models": {"mlreg.errors", "mlreg.schemas", "mlreg.version"},
+    "mlreg.models": {"mlreg.credentials", "mlreg.errors", "mlreg.schemas", "mlreg.version"},
     "mlreg.uris": {"mlreg.errors"},
-    "mlreg.store": {"mlreg.errors", "mlreg.version"},
+    "mlreg.credentials": set(),
+    "mlreg.store": {"mlreg.credentials", "mlreg.errors", "mlreg.models", "mlreg.version"},
     "mlreg.config": {"mlreg.errors"},
     "mlreg.web": {"mlreg.errors"},
     "mlreg.pyfunc": {"mlreg.errors", "mlreg.models", "mlreg.uris"},
@@ -61,7 +62,23 @@ ALLOWED: dict[str, set[str]] = {
         "mlreg.version",
         "mlreg.web",
     },
-    "mlreg.builder": {"mlreg.errors", "mlreg.models", "mlreg.uris", "mlreg.version"},
+    "mlreg.builder": {
+        "mlreg.credentials",
+        "mlreg.errors",
+        "mlreg.models",
+        "mlreg.uris",
+        "mlreg.version",
+    },
+    # Batch scoring stands on pyfunc, reuses the server's payload decoding and the registry's
+    # directory digest (to ship a model to Spark executors and check it there).
+    "mlreg.batch": {
+        "mlreg.errors",
+        "mlreg.models",
+        "mlreg.pyfunc",
+        "mlreg.registry",
+        "mlreg.serving",
+        "mlreg.uris",
+    },
     # The command line stands on everything.
     "mlreg.cli": {"*"},
     "mlreg": {"mlreg.version"},

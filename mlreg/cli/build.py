@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +49,12 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Index for the build's pip (default: this machine's pip configuration).",
         ),
-        click.option("--pip-extra-index-url", "pip_extra_index_urls", multiple=True),
+        click.option(
+            "--pip-extra-index-url",
+            "pip_extra_index_urls",
+            multiple=True,
+            help="Another index for the build's pip (repeatable; no credentials in it).",
+        ),
         click.option(
             "--pip-cert",
             type=click.Path(path_type=Path, dir_okay=False),
@@ -62,7 +68,13 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Leave TensorFlow's runtime out: the image forwards to TF Serving "
             "(MLREG_BACKEND=tfserving) and is far smaller.",
         ),
-        click.option("--label", "labels", multiple=True, metavar="KEY=VALUE"),
+        click.option(
+            "--label",
+            "labels",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Another image label (repeatable), next to mlreg's io.mlreg.* labels.",
+        ),
         click.option(
             "--no-require-signature", is_flag=True, help="Allow a model without a signature."
         ),
@@ -106,10 +118,29 @@ def _image_name(model_name: str | None) -> str:
 
 @click.command("generate-dockerfile")
 @build_options
-@click.option("--directory", "-d", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--directory",
+    "-d",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the build context goes (created).",
+)
 def generate_dockerfile(model_uri: str, directory: Path, **kw: Any) -> None:
-    """Write a complete build context for MODEL into DIRECTORY (then: docker build DIRECTORY)."""
+    """Write a model's image build context into a directory.
+
+    DIRECTORY gets the Dockerfile, the model and the wheels; then `docker build DIRECTORY`
+    builds the image mlreg build-docker would (the command printed says how).
+
+    \b
+    Examples:
+      mlreg generate-dockerfile -m models:/mnist/Production -d ./mnist-image
+      docker build -t mnist:prod ./mnist-image
+    """
     options = _options(kw)
+    if sys.stderr.isatty():  # building mlreg's own wheel takes seconds: say so on a terminal
+        click.echo(
+            f"Writing the build context into {directory} (building mlreg's wheel)...", err=True
+        )
     built = ctx.write_context(model_uri, directory, options)
     if note := _skipped_note(options):
         click.echo(note, err=True)
@@ -270,9 +301,15 @@ def wheelhouse_command(
     quiet: bool,
     log_path: Path | None,
 ) -> None:
-    """Download every wheel the image for MODEL installs, with this machine's pip settings.
+    """Download every wheel a model's image installs.
 
-    Then `mlreg build-docker -m MODEL --wheelhouse DIRECTORY --offline` needs no network.
+    With this machine's pip settings (index, mirrors, certificates); then `mlreg build-docker
+    -m MODEL --wheelhouse DIRECTORY --offline` needs no network.
+
+    \b
+    Examples:
+      mlreg wheelhouse -m models:/mnist/Production -d wheels
+      mlreg wheelhouse -m ./mnist-cnn -d wheels --python-version 3.12
     """
 
     def on_line(line: str) -> None:
@@ -307,9 +344,15 @@ def wheelhouse_command(
 @click.command("build-docker")
 @build_options
 @click.option("--name", "-n", required=True, help="Image reference NAME[:TAG].")
-@click.option("--platform", default=None, help="e.g. linux/amd64.")
-@click.option("--no-cache", is_flag=True)
-@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE")
+@click.option("--platform", default=None, help="Platform of the image, e.g. linux/amd64.")
+@click.option("--no-cache", is_flag=True, help="Build every step again (ignore cached layers).")
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Docker build argument (repeatable).",
+)
 @QUIET
 @JSON
 @LOG
@@ -324,9 +367,15 @@ def build_docker(
     log_path: Path | None,
     **kw: Any,
 ) -> None:
-    """Build a serving image for MODEL with the local Docker engine.
+    """Build a serving image for a model with Docker.
 
-    --offline checks the wheelhouse before the build starts, and builds with no network.
+    With the local Docker engine. --offline checks the wheelhouse before the build starts,
+    and builds with no network.
+
+    \b
+    Examples:
+      mlreg build-docker -m models:/mnist/Production -n mnist:prod
+      mlreg build-docker -m models:/mnist@champion -n mnist:prod --wheelhouse wheels --offline
     """
 
     repository, tag = engine.parse_reference(name)
@@ -384,7 +433,15 @@ def build_docker(
 @click.argument("name")
 @json_option
 def inspect_image(name: str, as_json: bool) -> None:
-    """Print the labels mlreg put on an image: model name, version, stage, digest, signature."""
+    """Print the model labels mlreg put on an image.
+
+    The model's name, version, stage, digest and signature, and the image's id and size.
+
+    \b
+    Examples:
+      mlreg inspect-image mnist:prod
+      mlreg inspect-image mnist:prod --json
+    """
 
     info = engine.inspect(engine.connect(), name)
     if as_json:

@@ -6,7 +6,8 @@ import os
 
 import click
 
-from mlreg.errors import MLmodelError
+from mlreg.cli.registry import with_name_hint
+from mlreg.errors import MLmodelError, ModelNotFound
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
 from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
@@ -29,7 +30,12 @@ from mlreg.web.gunicorn import check_bind
 @click.option("--timeout", type=float, default=None, help="Request timeout in seconds (60).")
 @click.option("--graceful-timeout", type=float, default=None, help="Shutdown grace period (30).")
 @click.option("--max-request-bytes", type=int, default=None, help="Body size limit (100 MB).")
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default=None,
+    help="text, or json for one JSON line per request.",
+)
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
 @click.option(
@@ -53,12 +59,24 @@ from mlreg.web.gunicorn import check_bind
     "--tfserving-timeout-ms", type=float, default=None, help="Deadline per call (5000 ms)."
 )
 def serve(model_uri: str | None, **flags: object) -> None:
-    """Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict."""
+    """Serve a model over HTTP (MLflow and TF Serving APIs).
+
+    MLflow's POST /invocations and TF Serving's REST predict, with the model's signature
+    enforced on every request; every flag is also an MLREG_* variable.
+
+    \b
+    Examples:
+      mlreg serve -m models:/mnist/Production --port 8080 --workers 2
+      mlreg serve -m ./mnist-cnn --backend tfserving --tfserving-target localhost:8500
+    """
     settings = ServingSettings.from_env(os.environ, model_uri=model_uri, **flags)
     if not settings.model_uri:
         raise click.UsageError("no model to serve: pass -m URI or set MLREG_MODEL_URI")
     # Resolve once, here: every worker serves the same version even if a stage moves.
-    source = resolve_model_uri(settings.model_uri)
+    try:
+        source = resolve_model_uri(settings.model_uri)
+    except ModelNotFound as e:  # `-m iris` for a registered model: say which URI it needs
+        raise with_name_hint(e, settings.model_uri) from None
     mlmodel = Model.load(source.path)
     if "python_function" not in mlmodel.flavors:
         raise MLmodelError(f"{source.path}: the model has no python_function flavor to serve")

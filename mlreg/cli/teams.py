@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import click
 
-from mlreg.cli.options import emit, json_option
-from mlreg.cli.output import table
+from mlreg.cli.options import emit, json_option, paging
+from mlreg.cli.output import listing, table
 from mlreg.errors import InvalidInput
 from mlreg.server.access.entities import Grant, Token
 from mlreg.server.admin import TeamAdmin, open_admin
@@ -20,6 +20,8 @@ from mlreg.server.audit import AuditEvent, AuditQuery
 from mlreg.server.permissions import Level
 from mlreg.server.webhooks.store import Delivery, Webhook
 from mlreg.store.journal import EVENTS
+from mlreg.store.pages import offset_of
+from mlreg.store.pages import page_token as token_for
 from mlreg.store.validation import parse_timestamp
 
 
@@ -55,18 +57,31 @@ def _read_password(from_stdin: bool, confirm: bool = True) -> str:
 
 @click.group()
 def users() -> None:
-    """Users who sign in to the server."""
+    """Users who sign in to the server.
+
+    \b
+    Examples:
+      mlreg server users create alice
+      mlreg server users list
+    """
 
 
 @users.command("list")
 @json_option
 def users_list(as_json: bool) -> None:
-    """List users, their groups and whether they are admins."""
+    """List users, their groups and whether they are admins.
+
+    \b
+    Examples:
+      mlreg server users list
+      mlreg server users list --json
+    """
     with _admin() as admin:
         items = admin.list_users()
-    emit(
+    listing(
         as_json,
         [u.to_dict() for u in items],
+        None,
         lambda: table(
             ["NAME", "ADMIN", "PASSWORD", "GROUPS", "CREATED"],
             [
@@ -80,6 +95,7 @@ def users_list(as_json: bool) -> None:
                 for u in items
             ],
         ),
+        "No users yet",
     )
 
 
@@ -92,7 +108,15 @@ def users_list(as_json: bool) -> None:
 def users_create(
     name: str, admin: bool, password_stdin: bool, no_password: bool, as_json: bool
 ) -> None:
-    """Create user NAME (asks for the password unless --password-stdin or --no-password)."""
+    """Create user NAME (asks for the password unless --password-stdin or --no-password).
+
+    \b
+    Examples:
+      mlreg server users create alice
+      printf '%s\\n' "$PASSWORD" | mlreg server users create ci --password-stdin
+      mlreg server users create admin --admin --password-stdin < admin-password.txt
+      mlreg server users create robot --no-password --json
+    """
     password = None if no_password else _read_password(password_stdin)
     with _admin() as team:
         user = team.create_user(name, password, admin)
@@ -102,7 +126,12 @@ def users_create(
 @users.command("delete")
 @click.argument("name")
 def users_delete(name: str) -> None:
-    """Delete user NAME with their tokens and grants."""
+    """Delete user NAME with their tokens and grants.
+
+    \b
+    Examples:
+      mlreg server users delete alice
+    """
     with _admin() as admin:
         admin.delete_user(name)
     click.echo(f"Deleted user {name}")
@@ -112,7 +141,13 @@ def users_delete(name: str) -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def users_set_password(name: str, password_stdin: bool) -> None:
-    """Set the password of user NAME (yours, or anyone's as an admin)."""
+    """Set the password of user NAME (yours, or anyone's as an admin).
+
+    \b
+    Examples:
+      mlreg server users set-password alice
+      mlreg server users set-password ci --password-stdin < ci-password.txt
+    """
     password = _read_password(password_stdin)
     with _admin() as admin:
         admin.set_password(name, password)
@@ -146,7 +181,13 @@ def _user_or_me(admin: TeamAdmin, user: str | None) -> str:
 
 @click.group()
 def tokens() -> None:
-    """API tokens (Authorization: Bearer; MLREG_TRACKING_TOKEN)."""
+    """API tokens (Authorization: Bearer; MLREG_TRACKING_TOKEN).
+
+    \b
+    Examples:
+      mlreg server tokens create -n laptop
+      mlreg server tokens list
+    """
 
 
 @tokens.command("create")
@@ -158,7 +199,13 @@ def tokens() -> None:
 def tokens_create(
     name: str, user: str | None, days: float | None, never_expires: bool, as_json: bool
 ) -> None:
-    """Create a token; it is printed this once (only its digest is kept)."""
+    """Create a token; it is printed this once (only its digest is kept).
+
+    \b
+    Examples:
+      mlreg server tokens create -n laptop
+      mlreg server tokens create -n ci --user ci --days 30 --json
+    """
     with _admin() as admin:
         token, secret = admin.create_token(_user_or_me(admin, user), name, days, never_expires)
     expiry = _when(token.expires_at) or "never"
@@ -175,10 +222,23 @@ def tokens_create(
 @click.option("--user", default=None, help="Whose tokens (default: yours).")
 @json_option
 def tokens_list(user: str | None, as_json: bool) -> None:
-    """List tokens: name, first characters, state, expiry, last use."""
+    """List tokens: name, first characters, state, expiry, last use.
+
+    \b
+    Examples:
+      mlreg server tokens list
+      mlreg server tokens list --user ci --json
+    """
     with _admin() as admin:
-        items = admin.list_tokens(_user_or_me(admin, user))
-    emit(as_json, [t.to_dict() for t in items], lambda: _token_rows(items))
+        who = _user_or_me(admin, user)
+        items = admin.list_tokens(who)
+    listing(
+        as_json,
+        [t.to_dict() for t in items],
+        None,
+        lambda: _token_rows(items),
+        f"No tokens of {who}",
+    )
 
 
 @tokens.command("revoke")
@@ -186,7 +246,13 @@ def tokens_list(user: str | None, as_json: bool) -> None:
 @click.option("--user", default=None, help="Whose token (default: yours).")
 @json_option
 def tokens_revoke(token_id: int, user: str | None, as_json: bool) -> None:
-    """Revoke token TOKEN_ID: it stops working at once."""
+    """Revoke token TOKEN_ID: it stops working at once.
+
+    \b
+    Examples:
+      mlreg server tokens revoke 3
+      mlreg server tokens revoke 7 --user ci
+    """
     with _admin() as admin:
         token = admin.revoke_token(_user_or_me(admin, user), token_id)
     emit(
@@ -199,19 +265,33 @@ def tokens_revoke(token_id: int, user: str | None, as_json: bool) -> None:
 
 @click.group()
 def groups() -> None:
-    """Groups (teams): grant to a group instead of to each member."""
+    """Groups (teams): grant to a group instead of to each member.
+
+    \b
+    Examples:
+      mlreg server groups create vision
+      mlreg server groups add vision alice bob
+    """
 
 
 @groups.command("list")
 @json_option
 def groups_list(as_json: bool) -> None:
-    """List groups and their members."""
+    """List groups and their members.
+
+    \b
+    Examples:
+      mlreg server groups list
+      mlreg server groups list --json
+    """
     with _admin() as admin:
         items = admin.list_groups()
-    emit(
+    listing(
         as_json,
         [g.to_dict() for g in items],
+        None,
         lambda: table(["GROUP", "MEMBERS"], [[g.name, ", ".join(g.members)] for g in items]),
+        "No groups yet",
     )
 
 
@@ -219,7 +299,12 @@ def groups_list(as_json: bool) -> None:
 @click.argument("name")
 @json_option
 def groups_create(name: str, as_json: bool) -> None:
-    """Create group NAME."""
+    """Create group NAME.
+
+    \b
+    Examples:
+      mlreg server groups create vision
+    """
     with _admin() as admin:
         group = admin.create_group(name)
     emit(as_json, group.to_dict(), lambda: f"Created group {group.name}")
@@ -228,7 +313,12 @@ def groups_create(name: str, as_json: bool) -> None:
 @groups.command("delete")
 @click.argument("name")
 def groups_delete(name: str) -> None:
-    """Delete group NAME and its grants (its members stay)."""
+    """Delete group NAME and its grants (its members stay).
+
+    \b
+    Examples:
+      mlreg server groups delete vision
+    """
     with _admin() as admin:
         admin.delete_group(name)
     click.echo(f"Deleted group {name}")
@@ -239,7 +329,12 @@ def groups_delete(name: str) -> None:
 @click.argument("user_names", metavar="USER...", nargs=-1, required=True)
 @json_option
 def groups_add(group: str, user_names: tuple[str, ...], as_json: bool) -> None:
-    """Add users to GROUP."""
+    """Add users to GROUP.
+
+    \b
+    Examples:
+      mlreg server groups add vision alice bob
+    """
     with _admin() as admin:
         for name in user_names:
             result = admin.set_member(group, name, True)
@@ -251,7 +346,12 @@ def groups_add(group: str, user_names: tuple[str, ...], as_json: bool) -> None:
 @click.argument("user_names", metavar="USER...", nargs=-1, required=True)
 @json_option
 def groups_remove(group: str, user_names: tuple[str, ...], as_json: bool) -> None:
-    """Remove users from GROUP."""
+    """Remove users from GROUP.
+
+    \b
+    Examples:
+      mlreg server groups remove vision bob
+    """
     with _admin() as admin:
         for name in user_names:
             result = admin.set_member(group, name, False)
@@ -264,9 +364,16 @@ model_option = click.option("--model", default=None, help="A registered model, b
 experiment_option = click.option("--experiment", default=None, help="An experiment, by name.")
 
 
-def _grant_rows(items: list[Grant]) -> str:
-    return table(
-        ["PRINCIPAL", "KIND", "PERMISSION"], [[g.principal, g.kind, g.level.name] for g in items]
+def _grant_listing(as_json: bool, items: list[Grant]) -> None:
+    listing(
+        as_json,
+        [g.to_dict() for g in items],
+        None,
+        lambda: table(
+            ["PRINCIPAL", "KIND", "PERMISSION"],
+            [[g.principal, g.kind, g.level.name] for g in items],
+        ),
+        "No grants (admins, and everyone's default permission, still apply)",
     )
 
 
@@ -279,10 +386,18 @@ def _grant_rows(items: list[Grant]) -> str:
 def grant(
     principal: str, permission: str, model: str | None, experiment: str | None, as_json: bool
 ) -> None:
-    """Give USER_OR_GROUP a PERMISSION on a model or an experiment."""
+    """Give USER_OR_GROUP a PERMISSION on a model or an experiment.
+
+    Prints who holds what on it afterwards.
+
+    \b
+    Examples:
+      mlreg server grant ci PROMOTE --model mnist
+      mlreg server grant vision EDIT --experiment mnist-tuning
+    """
     with _admin() as admin:
         items = admin.grant(principal, Level[permission.upper()], model, experiment)
-    emit(as_json, [g.to_dict() for g in items], lambda: _grant_rows(items))
+    _grant_listing(as_json, items)
 
 
 @click.command()
@@ -291,10 +406,17 @@ def grant(
 @experiment_option
 @json_option
 def revoke(principal: str, model: str | None, experiment: str | None, as_json: bool) -> None:
-    """Take USER_OR_GROUP's permission on a model or an experiment away."""
+    """Take USER_OR_GROUP's permission on a model or an experiment away.
+
+    Prints who holds what on it afterwards.
+
+    \b
+    Examples:
+      mlreg server revoke bob --model mnist
+    """
     with _admin() as admin:
         items = admin.grant(principal, None, model, experiment)
-    emit(as_json, [g.to_dict() for g in items], lambda: _grant_rows(items))
+    _grant_listing(as_json, items)
 
 
 @click.command()
@@ -302,10 +424,16 @@ def revoke(principal: str, model: str | None, experiment: str | None, as_json: b
 @experiment_option
 @json_option
 def grants(model: str | None, experiment: str | None, as_json: bool) -> None:
-    """List who holds which permission on a model or an experiment."""
+    """List who holds which permission on a model or an experiment.
+
+    \b
+    Examples:
+      mlreg server grants --model mnist
+      mlreg server grants --experiment mnist-tuning --json
+    """
     with _admin() as admin:
         items = admin.grants(model, experiment)
-    emit(as_json, [g.to_dict() for g in items], lambda: _grant_rows(items))
+    _grant_listing(as_json, items)
 
 
 SERVER_COMMANDS = [users, tokens, groups, grant, revoke, grants]
@@ -330,8 +458,7 @@ def _change(event: AuditEvent) -> str:
 @click.option("--action", default=None, help="e.g. model_version.stage_changed or 'model_*'.")
 @click.option("--since", default=None, help="ISO 8601 time (UTC unless an offset is given).")
 @click.option("--until", default=None, help="ISO 8601 time.")
-@click.option("--max-results", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@paging(100)
 @json_option
 def audit(
     model: str | None,
@@ -341,10 +468,19 @@ def audit(
     since: str | None,
     until: str | None,
     max_results: int,
-    offset: int,
+    page_token: str | None,
     as_json: bool,
 ) -> None:
-    """Show the audit trail: every write, who, when, from where, old -> new."""
+    """Show the audit trail: who wrote what, when, old -> new.
+
+    Newest first; each write with its user, address, and the old and new value.
+
+    \b
+    Examples:
+      mlreg audit --model mnist
+      mlreg audit --user ci --since 2026-06-01T00:00:00Z --json
+      mlreg audit --action 'model_version.stage_changed'
+    """
     query = AuditQuery(
         model=model,
         experiment=experiment,
@@ -354,11 +490,12 @@ def audit(
         until=parse_timestamp(until, "--until") if until else None,
     )
     with _admin() as admin:
-        page = admin.audit(query, max_results, offset)
+        page = admin.audit(query, max_results, offset_of(page_token))
     items: list[AuditEvent] = page.items
-    emit(
+    listing(
         as_json,
-        {"events": [e.to_dict() for e in items], "next_offset": page.next_offset},
+        [e.to_dict() for e in items],
+        token_for(page.next_offset),
         lambda: table(
             ["WHEN", "USER", "FROM", "ACTION", "RESOURCE", "CHANGE"],
             [
@@ -373,6 +510,7 @@ def audit(
                 for e in items
             ],
         ),
+        "No audited writes match",
     )
 
 
@@ -415,7 +553,13 @@ def _delivery_rows(items: list[Delivery]) -> str:
 
 @click.group()
 def webhooks() -> None:
-    """Webhooks: registry events POSTed, signed, to your URLs."""
+    """Webhooks: signed registry events POSTed to URLs.
+
+    \b
+    Examples:
+      mlreg webhooks create https://ci.example.com/hook --model mnist
+      mlreg webhooks deliveries 1
+    """
 
 
 @webhooks.command("create")
@@ -428,7 +572,7 @@ def webhooks() -> None:
     type=click.Choice(EVENTS),
     help="An event to send (repeatable; default: all).",
 )
-@click.option("--description", "-d", default=None)
+@click.option("--description", "-d", default=None, help="What the webhook is for.")
 @click.option("--secret-stdin", is_flag=True, help="Read the signing secret from stdin.")
 @json_option
 def webhooks_create(
@@ -439,7 +583,14 @@ def webhooks_create(
     secret_stdin: bool,
     as_json: bool,
 ) -> None:
-    """Register URL for registry events; prints the signing secret this once."""
+    """Register URL for registry events; prints the signing secret this once.
+
+    \b
+    Examples:
+      mlreg webhooks create https://ci.example.com/hook --model mnist
+      mlreg webhooks create https://chat.example.com/hook --event model_version.stage_changed
+      mlreg webhooks create https://ci.example.com/hook --secret-stdin < secret.txt --json
+    """
     secret = sys.stdin.readline().strip() if secret_stdin else None
     with _admin() as admin:
         hook, secret = admin.create_webhook(url, list(events) or None, model, description, secret)
@@ -456,16 +607,29 @@ def webhooks_create(
 @webhooks.command("list")
 @json_option
 def webhooks_list(as_json: bool) -> None:
-    """List webhooks (of the models you manage; every one for an admin)."""
+    """List webhooks (of the models you manage; every one for an admin).
+
+    \b
+    Examples:
+      mlreg webhooks list
+      mlreg webhooks list --json
+    """
     with _admin() as admin:
         items = admin.list_webhooks()
-    emit(as_json, [h.to_dict() for h in items], lambda: _webhook_rows(items))
+    listing(
+        as_json, [h.to_dict() for h in items], None, lambda: _webhook_rows(items), "No webhooks"
+    )
 
 
 @webhooks.command("delete")
 @click.argument("webhook_id", type=int)
 def webhooks_delete(webhook_id: int) -> None:
-    """Delete webhook WEBHOOK_ID (its undelivered events are dropped)."""
+    """Delete webhook WEBHOOK_ID (its undelivered events are dropped).
+
+    \b
+    Examples:
+      mlreg webhooks delete 1
+    """
     with _admin() as admin:
         admin.delete_webhook(webhook_id)
     click.echo(f"Deleted webhook {webhook_id}")
@@ -475,7 +639,12 @@ def webhooks_delete(webhook_id: int) -> None:
 @click.argument("webhook_id", type=int)
 @json_option
 def webhooks_test(webhook_id: int, as_json: bool) -> None:
-    """Send webhook WEBHOOK_ID a 'ping' event (see it with `webhooks deliveries`)."""
+    """Send webhook WEBHOOK_ID a 'ping' event (see it with `webhooks deliveries`).
+
+    \b
+    Examples:
+      mlreg webhooks test 1
+    """
     with _admin() as admin:
         delivery = admin.test_webhook(webhook_id)
     emit(
@@ -487,10 +656,24 @@ def webhooks_test(webhook_id: int, as_json: bool) -> None:
 
 @webhooks.command("deliveries")
 @click.argument("webhook_id", type=int)
-@click.option("--max-results", default=50, show_default=True)
+@click.option(
+    "--max-results", default=50, show_default=True, help="How many of the latest to show."
+)
 @json_option
 def webhooks_deliveries(webhook_id: int, max_results: int, as_json: bool) -> None:
-    """Show the latest deliveries of WEBHOOK_ID: state, attempts, the receiver's answers."""
+    """Show the latest deliveries of WEBHOOK_ID: state, attempts, answers.
+
+    \b
+    Examples:
+      mlreg webhooks deliveries 1
+      mlreg webhooks deliveries 1 --max-results 5 --json
+    """
     with _admin() as admin:
         items = admin.deliveries(webhook_id, max_results)
-    emit(as_json, [d.to_dict() for d in items], lambda: _delivery_rows(items))
+    listing(
+        as_json,
+        [d.to_dict() for d in items],
+        None,
+        lambda: _delivery_rows(items),
+        f"No deliveries to webhook {webhook_id} yet",
+    )

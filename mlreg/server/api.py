@@ -111,6 +111,7 @@ class Api:
 
     def blueprint(self, name: str) -> Blueprint:
         bp = Blueprint(name, __name__, url_prefix=self.prefix or None)
+        bp.before_request(refuse_nul_in_path_and_query)
         for r in self.routes:
             bp.add_url_rule(r.rule, self.endpoint(r), r.handler, methods=[r.method])
         return bp
@@ -149,17 +150,24 @@ def route_body(route: Route) -> Any:
     return parsed_body(route.validator, current_app.config["MLREG_MAX_REQUEST_BYTES"])
 
 
+def require_media_type(expected: str) -> None:
+    """UnsupportedMediaType unless the request's body is of media type ``expected``."""
+    if request.mimetype != expected:
+        got = f"'{request.mimetype}'" if request.mimetype else "none"
+        raise UnsupportedMediaType(f"expected Content-Type {expected}, got {got}")
+
+
 def json_body(validator: Draft202012Validator, limit: int) -> Any:
     """The request's JSON body, checked against the route's schema."""
-    if request.mimetype != JSON:
-        got = f"'{request.mimetype}'" if request.mimetype else "none"
-        raise UnsupportedMediaType(f"expected Content-Type {JSON}, got {got}")
+    require_media_type(JSON)
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge.body(length, limit, "MLREG_MAX_REQUEST_BYTES")
-    raw = request.get_data(cache=False)
+    # At most one byte past the limit is read: a chunked body (no Content-Length) may be
+    # any size, and must not be held in memory whole to find out.
+    raw = request.stream.read(limit + 1)
     if len(raw) > limit:
-        raise PayloadTooLarge.body(len(raw), limit, "MLREG_MAX_REQUEST_BYTES")
+        raise PayloadTooLarge.body(length, limit, "MLREG_MAX_REQUEST_BYTES")
     if not raw.strip():
         raise InvalidInput("empty request body; expected a JSON object")
     try:
@@ -169,7 +177,41 @@ def json_body(validator: Draft202012Validator, limit: int) -> Any:
     error = best_match(validator.iter_errors(doc))
     if error is not None:
         raise InvalidInput(describe(error))
+    refuse_nul(doc)
     return doc
+
+
+NUL_MESSAGE = "contains a NUL character, which no name or text may hold"
+
+
+def refuse_nul(doc: Any, where: str = "") -> None:
+    """InvalidInput naming the first field whose text (or key) holds a NUL character.
+
+    JSON allows ``\\u0000`` in strings; PostgreSQL's text columns refuse it with a driver
+    error, so it is refused here for every store alike.
+    """
+    if isinstance(doc, str):
+        if "\x00" in doc:
+            raise InvalidInput(f"field '{where}': {NUL_MESSAGE}")
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            if "\x00" in key:
+                subject = f"a key of field '{where}'" if where else "a field name"
+                raise InvalidInput(f"{subject}: {NUL_MESSAGE}")
+            refuse_nul(value, f"{where}.{key}" if where else key)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            refuse_nul(value, f"{where}.{i}" if where else str(i))
+
+
+def refuse_nul_in_path_and_query() -> None:
+    """The path and query parameters of an /api/v1 request, checked as bodies are."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"path parameter '{name}': {NUL_MESSAGE}")
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise InvalidInput(f"query parameter '{name.replace(chr(0), '')}': {NUL_MESSAGE}")
 
 
 def describe(error: ValidationError) -> str:
@@ -190,6 +232,9 @@ def describe(error: ValidationError) -> str:
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return f"{subject}: expected {_article(expected)}, got {_json_type(error.instance)}"
+    if error.validator in ("oneOf", "anyOf"):
+        options = " or ".join(_expected(s) for s in error.validator_value)
+        return f"{subject}: expected {options}, got {_shown(error.instance)}"
     if error.validator == "enum":
         choices = ", ".join(repr(c) for c in error.validator_value)
         return f"{subject}: expected one of {choices}, got {error.instance!r}"
@@ -198,6 +243,18 @@ def describe(error: ValidationError) -> str:
         got = len(error.instance)
         return f"{subject}: expected {bound} {error.validator_value} characters, got {got}"
     return f"{subject}: {error.message}"
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    """What a (sub)schema accepts, in words: "a number", "one of 'a', 'b'"."""
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(c) for c in schema["enum"])
+    kind = schema.get("type", "value")
+    return " or ".join(_article(k) for k in (kind if isinstance(kind, list) else [kind]))
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else _json_type(value)
 
 
 def _article(kind: str) -> str:

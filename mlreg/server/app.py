@@ -37,6 +37,9 @@ def create_app(
     server never upgrades it by itself; ``mlreg db upgrade`` does).
     """
     app = Flask("mlreg.server")
+    # "a//b" must reach the routes as it is (and be refused there), not be answered with a
+    # redirect to "a/b" that a client may follow with its upload.
+    app.url_map.merge_slashes = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MLREG_MAX_REQUEST_BYTES"] = settings.max_request_bytes
     app.config["MLREG_MAX_UPLOAD_BYTES"] = settings.max_upload_bytes

