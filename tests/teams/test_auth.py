@@ -415,6 +415,44 @@ def test_renaming_a_model_keeps_its_grants(team):
     )
 
 
+@pytest.mark.parametrize(
+    ("who", "level", "resource", "key", "expected"),
+    [
+        ("nogrant", Level.READ, Resource.MODEL, "shown", False),
+        ("nogrant", Level.READ, Resource.SERVER, None, True),  # any signed-in user
+        ("nogrant", Level.EDIT, Resource.MODEL, "not-made-yet", True),  # its route says 404
+        ("nogrant", Level.ADMIN, Resource.SERVER, None, False),
+        ("member", Level.PROMOTE, Resource.MODEL, "shown", True),  # through the group
+        ("member", Level.MANAGE, Resource.MODEL, "shown", False),
+        ("member", Level.NONE, Resource.MODEL, "shown", True),
+        ("admin", Level.ADMIN, Resource.SERVER, None, True),
+        ("admin", Level.MANAGE, Resource.MODEL, "shown", True),
+        (None, Level.ADMIN, Resource.SERVER, None, True),  # no --auth: everyone may
+    ],
+)
+def test_can_is_the_rule_the_guard_enforces(team, who, level, resource, key, expected):
+    """``can(caller, level, resource, key)``: the plain function a page asks what to show;
+    the request-level ``can`` asks it for the signed-in caller."""
+    from flask import g
+
+    from mlreg.server.routes import can
+
+    _model(team, "shown")
+    access = team.services.access
+    access.create_user(ADMIN_ACTOR, "member", "member-password")
+    access.create_group(ADMIN_ACTOR, "vision")
+    access.set_member(ADMIN_ACTOR, "vision", "member", True)
+    access.grant(ADMIN_ACTOR, Resource.MODEL, "shown", "vision", Level.PROMOTE)
+    caller = None
+    if who is not None:
+        caller = access.authenticate_password(who, f"{who}-password", "127.0.0.1")
+    assert access.can(caller, level, resource, key) is expected
+    with team.app.test_request_context("/"):
+        if caller is not None:
+            g.caller = caller
+        assert can(level, resource, key) is expected
+
+
 def test_searches_show_only_what_the_caller_may_read(team):
     for name in ("seen", "hidden"):
         _model(team, name)

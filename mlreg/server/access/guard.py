@@ -147,16 +147,14 @@ def authenticate(access: AccessService) -> Caller:
 def authorize(route: Route, caller: Caller, access: AccessService) -> None:
     """PermissionDenied naming the permission the caller lacks for ``route``."""
     needed = route.permission
-    if caller.is_admin:
-        return
-    if needed.level is Level.ADMIN:
+    if needed.level is Level.ADMIN and not caller.is_admin:
         raise PermissionDenied(f"{caller.name} needs ADMIN for this (they are not an admin)")
-    if needed.resource is Resource.SERVER:
+    if caller.is_admin or needed.resource is Resource.SERVER:
         return
     for resource, key in named_resources(route):
-        have = access.level(caller, resource, key)
-        if have is None or have >= needed.level:
-            continue  # no such resource: the handler says so (or creates it)
+        if access.can(caller, needed.level, resource, key):
+            continue  # held, or no such resource: the handler says so (or creates it)
+        have = access.level(caller, resource, key) or Level.NONE
         raise PermissionDenied(_denied(caller, needed, resource, key, have))
 
 

@@ -113,6 +113,29 @@ class AccessService:
             return self.default_level
         return best if best is not None else Level.NONE
 
+    def can(
+        self,
+        caller: Caller | None,
+        level: Level,
+        resource: Resource = Resource.SERVER,
+        key: str | None = None,
+    ) -> bool:
+        """Whether ``caller`` holds ``level`` on a resource: the one rule the guard enforces
+        before every route, as a plain function a page can call to decide what to show.
+
+        ``caller`` None is a server without --auth (everyone may do everything); a resource
+        that does not exist (yet) needs only a signed-in caller, as its route would (creating
+        it, or answering 404); ``Resource.SERVER`` below ADMIN is any signed-in user.
+        """
+        if caller is None or level is Level.NONE or caller.is_admin:
+            return True
+        if level is Level.ADMIN:
+            return False
+        if resource is Resource.SERVER or key is None:
+            return True
+        have = self.level(caller, resource, key)
+        return have is None or have >= level
+
     # --- signing in ------------------------------------------------------------------------
 
     def _since(self) -> datetime:

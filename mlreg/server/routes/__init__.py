@@ -13,6 +13,7 @@ from flask import current_app, g, request
 from mlreg.errors import InvalidInput
 from mlreg.server.access.entities import Caller
 from mlreg.server.api import Api
+from mlreg.server.permissions import Level, Resource
 from mlreg.server.services import Services
 from mlreg.store.journal import Actor
 
@@ -43,6 +44,14 @@ def acting_user() -> str:
 def caller() -> Caller | None:
     """The signed-in caller (None when the server runs without authentication)."""
     return g.get("caller")
+
+
+def can(level: Level, resource: Resource = Resource.SERVER, key: str | None = None) -> bool:
+    """Whether the request's caller holds ``level`` on a resource (``key``: a model's name, an
+    experiment's id), by the rule the guard enforces before every route
+    (:meth:`mlreg.server.access.service.AccessService.can`); True on a server without --auth.
+    For pages that show only what their user may do (a promote button, a grant form)."""
+    return services().access.can(caller(), level, resource, key)
 
 
 def acting() -> Actor:
