@@ -132,6 +132,14 @@ class ArtifactNotFound(NotFound):
     """A file or directory: an artifact, or a local file to log."""
 
 
+class PrincipalNotFound(NotFound):
+    """A user or group that does not exist."""
+
+
+class WebhookNotFound(NotFound):
+    """A webhook id that does not exist."""
+
+
 class EndpointNotFound(NotFound):
     """No HTTP route at that path."""
 

@@ -78,7 +78,7 @@ class LocalAdmin:
 
     def __init__(self, settings: StoreSettings) -> None:
         self.db: Database = open_database(settings.uri)
-        self.actor = Actor(settings.user, "local")
+        self.actor = Actor(settings.user)  # no address: like every direct database write
         self.access = AccessService(AccessStore(self.db))
         self.audit_log = AuditLog(self.db)
         self.webhooks = WebhookStore(self.db)

@@ -315,10 +315,10 @@ def test_mlreg_audit_on_the_database_and_through_the_server(live_team, tmp_path)
         ).output
     )
     assert [e["action"] for e in first["items"]] == ["registered_model.tag_set"]
+    token = first["next_page_token"]
     second = runner.invoke(
         main,
-        ["audit", "--model", "audited", "--max-results", "1", "--page-token"]
-        + [first["next_page_token"], "--json"],
+        ["audit", "--model", "audited", "--max-results", "1", "--json", "--page-token", token],
         env=remote,
     )
     assert [e["action"] for e in json.loads(second.output)["items"]] == ["registered_model.created"]

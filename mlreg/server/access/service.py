@@ -269,7 +269,7 @@ class AccessService:
         if self.store.account(name)[0] is not None:
             return None  # a user of that name exists and is not an admin: leave it be
         try:
-            return self.create_user(Actor("mlreg-server", "local"), name, password, admin=True)
+            return self.create_user(Actor("mlreg-server"), name, password, admin=True)
         except AlreadyExists:  # another replica created it at the same moment
             return None
 

@@ -16,7 +16,14 @@ from sqlalchemy import DateTime, Integer, case, delete, func, literal, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mlreg.errors import AlreadyExists, ExperimentNotFound, InvalidInput, ModelNotFound, NotFound
+from mlreg.errors import (
+    AlreadyExists,
+    ExperimentNotFound,
+    InvalidInput,
+    ModelNotFound,
+    NotFound,
+    PrincipalNotFound,
+)
 from mlreg.server.access.entities import EVERYONE, Grant, Group, Token, User
 from mlreg.server.permissions import Level, Resource
 from mlreg.store.database import Database
@@ -45,10 +52,6 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PrincipalNotFound(NotFound):
-    """A user or group that does not exist."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
-from mlreg.errors import InvalidInput, ModelNotFound, NotFound
+from mlreg.errors import InvalidInput, ModelNotFound, WebhookNotFound
 from mlreg.store.database import Database
 from mlreg.store.journal import EVENTS, MANAGE, Actor, Change, mark_outbox, record
 from mlreg.store.tables import (
@@ -37,10 +37,6 @@ from mlreg.store.tables import (
 PING = "ping"
 #: Longest wait between two attempts of a delivery.
 MAX_BACKOFF = timedelta(hours=1)
-
-
-class WebhookNotFound(NotFound):
-    """A webhook id that does not exist."""
 
 
 def _utc(value: datetime | None) -> datetime | None:
