@@ -257,3 +257,29 @@ def test_optional_resources(render_server):
     } <= minimal
     deployment = only(render_server(FULL), "Deployment")
     assert "replicas" not in deployment["spec"]  # the HPA decides
+
+
+def test_install_dry_run_runs_the_migration_first_and_says_how_to_sign_in(helm):
+    """``helm install`` (client-side dry run: no cluster here) puts the migration Job among
+    the pre-install hooks, before any manifest, and its notes say how to sign in."""
+    result = run_helm(
+        helm,
+        "install",
+        "team",
+        str(SERVER_CHART),
+        "--dry-run=client",
+        "--namespace",
+        "ml",
+        *value_args([MINIMAL], ["auth.enabled=true", "auth.existingSecret=mlreg-admin"]),
+    )
+    assert result.returncode == 0, result.stderr
+    hooks, _, rest = result.stdout.partition("MANIFEST:")
+    manifest, _, notes = rest.partition("NOTES:")
+    assert "# Source: mlreg-server/templates/migrate-job.yaml" in hooks
+    assert "helm.sh/hook: pre-install,pre-upgrade" in hooks
+    assert "kind: Job" not in manifest  # the migration runs only as the hook
+    assert "kind: Deployment" in manifest
+    assert "(users and tokens; artifacts in a PersistentVolumeClaim)" in notes
+    assert "export MLREG_TRACKING_URI=http://team-mlreg-server.ml.svc:5000" in notes
+    assert "Sign in as the first admin (admin, password from the Secret mlreg-admin)" in notes
+    assert "helm test team --namespace ml" in notes
