@@ -108,7 +108,9 @@ def users_list(as_json: bool) -> None:
 def users_create(
     name: str, admin: bool, password_stdin: bool, no_password: bool, as_json: bool
 ) -> None:
-    """Create user NAME (asks for the password unless --password-stdin or --no-password).
+    """Create user NAME.
+
+    Asks for the password unless --password-stdin or --no-password.
 
     \b
     Examples:
@@ -141,7 +143,7 @@ def users_delete(name: str) -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def users_set_password(name: str, password_stdin: bool) -> None:
-    """Set the password of user NAME (yours, or anyone's as an admin).
+    """Set user NAME's password (yours; anyone's as an admin).
 
     \b
     Examples:
@@ -199,7 +201,9 @@ def tokens() -> None:
 def tokens_create(
     name: str, user: str | None, days: float | None, never_expires: bool, as_json: bool
 ) -> None:
-    """Create a token; it is printed this once (only its digest is kept).
+    """Create a token; it is printed this once.
+
+    Only its digest is kept: a lost token is revoked and replaced.
 
     \b
     Examples:
@@ -222,7 +226,7 @@ def tokens_create(
 @click.option("--user", default=None, help="Whose tokens (default: yours).")
 @json_option
 def tokens_list(user: str | None, as_json: bool) -> None:
-    """List tokens: name, first characters, state, expiry, last use.
+    """List tokens: name, prefix, state, expiry, last use.
 
     \b
     Examples:
@@ -265,7 +269,7 @@ def tokens_revoke(token_id: int, user: str | None, as_json: bool) -> None:
 
 @click.group()
 def groups() -> None:
-    """Groups (teams): grant to a group instead of to each member.
+    """Groups (teams): grant once to a group, not per member.
 
     \b
     Examples:
@@ -386,7 +390,7 @@ def _grant_listing(as_json: bool, items: list[Grant]) -> None:
 def grant(
     principal: str, permission: str, model: str | None, experiment: str | None, as_json: bool
 ) -> None:
-    """Give USER_OR_GROUP a PERMISSION on a model or an experiment.
+    """Give USER_OR_GROUP a PERMISSION on a model or experiment.
 
     Prints who holds what on it afterwards.
 
@@ -406,7 +410,9 @@ def grant(
 @experiment_option
 @json_option
 def revoke(principal: str, model: str | None, experiment: str | None, as_json: bool) -> None:
-    """Take USER_OR_GROUP's permission on a model or an experiment away.
+    """Take USER_OR_GROUP's permission on a model away.
+
+    Or on an experiment, with --experiment.
 
     Prints who holds what on it afterwards.
 
@@ -424,7 +430,7 @@ def revoke(principal: str, model: str | None, experiment: str | None, as_json: b
 @experiment_option
 @json_option
 def grants(model: str | None, experiment: str | None, as_json: bool) -> None:
-    """List who holds which permission on a model or an experiment.
+    """List who holds which permission on a model or experiment.
 
     \b
     Examples:
@@ -583,7 +589,9 @@ def webhooks_create(
     secret_stdin: bool,
     as_json: bool,
 ) -> None:
-    """Register URL for registry events; prints the signing secret this once.
+    """Send registry events to URL, signed.
+
+    Prints the signing secret this once.
 
     \b
     Examples:
@@ -607,7 +615,7 @@ def webhooks_create(
 @webhooks.command("list")
 @json_option
 def webhooks_list(as_json: bool) -> None:
-    """List webhooks (of the models you manage; every one for an admin).
+    """List webhooks of the models you manage (admins: all).
 
     \b
     Examples:
@@ -624,7 +632,7 @@ def webhooks_list(as_json: bool) -> None:
 @webhooks.command("delete")
 @click.argument("webhook_id", type=int)
 def webhooks_delete(webhook_id: int) -> None:
-    """Delete webhook WEBHOOK_ID (its undelivered events are dropped).
+    """Delete webhook WEBHOOK_ID, dropping its pending events.
 
     \b
     Examples:
@@ -639,7 +647,9 @@ def webhooks_delete(webhook_id: int) -> None:
 @click.argument("webhook_id", type=int)
 @json_option
 def webhooks_test(webhook_id: int, as_json: bool) -> None:
-    """Send webhook WEBHOOK_ID a 'ping' event (see it with `webhooks deliveries`).
+    """Send webhook WEBHOOK_ID a 'ping' event.
+
+    See how it went with `mlreg webhooks deliveries WEBHOOK_ID`.
 
     \b
     Examples:
@@ -661,7 +671,9 @@ def webhooks_test(webhook_id: int, as_json: bool) -> None:
 )
 @json_option
 def webhooks_deliveries(webhook_id: int, max_results: int, as_json: bool) -> None:
-    """Show the latest deliveries of WEBHOOK_ID: state, attempts, answers.
+    """Show WEBHOOK_ID's latest deliveries and their answers.
+
+    Each delivery's state, attempts and the receiver's last answer.
 
     \b
     Examples:
