@@ -364,6 +364,7 @@ def groups_remove(group: str, user_names: tuple[str, ...], as_json: bool) -> Non
 
 # --- grants ----------------------------------------------------------------------------------
 
+PERMISSIONS = click.Choice(["READ", "EDIT", "PROMOTE", "MANAGE"], case_sensitive=False)
 model_option = click.option("--model", default=None, help="A registered model, by name.")
 experiment_option = click.option("--experiment", default=None, help="An experiment, by name.")
 
@@ -383,7 +384,7 @@ def _grant_listing(as_json: bool, items: list[Grant]) -> None:
 
 @click.command()
 @click.argument("principal", metavar="USER_OR_GROUP")
-@click.argument("permission", type=click.Choice(["READ", "EDIT", "PROMOTE", "MANAGE"], False))
+@click.argument("permission", type=PERMISSIONS)
 @model_option
 @experiment_option
 @json_option
@@ -406,21 +407,39 @@ def grant(
 
 @click.command()
 @click.argument("principal", metavar="USER_OR_GROUP")
+@click.argument("permission", required=False, type=PERMISSIONS)
 @model_option
 @experiment_option
 @json_option
-def revoke(principal: str, model: str | None, experiment: str | None, as_json: bool) -> None:
+def revoke(
+    principal: str,
+    permission: str | None,
+    model: str | None,
+    experiment: str | None,
+    as_json: bool,
+) -> None:
     """Take USER_OR_GROUP's permission on a model away.
 
-    Or on an experiment, with --experiment.
-
-    Prints who holds what on it afterwards.
+    Or on an experiment, with --experiment. With PERMISSION, only if that is what they
+    hold (a script's check that it takes away what it means to). Prints who holds what
+    on it afterwards.
 
     \b
     Examples:
       mlreg server revoke bob --model mnist
+      mlreg server revoke ci-bot PROMOTE --model mnist
     """
     with _admin() as admin:
+        if permission is not None:
+            held = {g.principal: g.level for g in admin.grants(model, experiment)}
+            level = held.get(principal)
+            if level is None or level.name != permission.upper():
+                what = f"model {model!r}" if model is not None else f"experiment {experiment!r}"
+                has = level.name if level is not None else "no grant"
+                raise InvalidInput(
+                    f"{principal} holds {has} on {what}, not {permission.upper()}; "
+                    "nothing was revoked"
+                )
         items = admin.grant(principal, None, model, experiment)
     _grant_listing(as_json, items)
 

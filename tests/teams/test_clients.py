@@ -162,6 +162,53 @@ def test_the_first_admin_is_made_on_the_database(tmp_path):
     )
 
 
+LAST_GRANT_GONE = "PRINCIPAL  KIND   PERMISSION\neveryone   group  NONE\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "output"),
+    [
+        (
+            ["bob", "EDIT"],
+            2,
+            "Error: bob holds PROMOTE on model 'shared', not EDIT; nothing was revoked\n",
+        ),
+        (
+            ["carol", "READ"],
+            2,
+            "Error: carol holds no grant on model 'shared', not READ; nothing was revoked\n",
+        ),
+        (
+            ["bob", "promote"],
+            0,
+            # The last grant taken away leaves the model private, not at the default.
+            LAST_GRANT_GONE,
+        ),
+        (["bob"], 0, LAST_GRANT_GONE),
+    ],
+    ids=["other-level", "no-grant", "named-level", "any-level"],
+)
+def test_revoke_with_a_permission_takes_only_that(tmp_path, args, code, output):
+    env = {"MLREG_HOME": str(tmp_path / "home"), "MLREG_USER": "ops"}
+    runner = CliRunner()
+    for name in ("bob", "carol"):
+        made = runner.invoke(main, ["server", "users", "create", name, "--no-password"], env=env)
+        assert made.exit_code == 0, made.output
+    with MlregClient(StoreSettings.from_env({"MLREG_HOME": env["MLREG_HOME"]})) as registry:
+        registry.create_registered_model("shared")
+    granted = runner.invoke(
+        main, ["server", "grant", "bob", "PROMOTE", "--model", "shared"], env=env
+    )
+    assert granted.exit_code == 0, granted.output
+    result = runner.invoke(main, ["server", "revoke", *args, "--model", "shared"], env=env)
+    assert (result.exit_code, result.output) == (code, output)
+    left = runner.invoke(main, ["server", "grants", "--model", "shared", "--json"], env=env)
+    expected = [{"principal": "bob", "kind": "user", "level": "PROMOTE"}]
+    if code == 0:
+        expected = [{"principal": "everyone", "kind": "group", "level": "NONE"}]
+    assert json.loads(left.output)["items"] == expected
+
+
 def test_team_commands_through_the_server(live_team, tmp_path):
     team = live_team.team
     runner = CliRunner()

@@ -409,6 +409,9 @@ class AccessStore:
 
         Taking away the last grant leaves everyone at NONE rather than no grant at all (which
         would mean "made before grants existed": the server's default permission)."""
+        # Before the transaction: made on first use in a transaction of its own, which on
+        # SQLite would wait for this one's write lock until it timed out.
+        everyone = self.everyone_id()
         with self._session() as session:
             table, column, rid, name = self._target(session, resource, key)
             who = self._principal(session, principal)
@@ -423,9 +426,7 @@ class AccessStore:
                 session.flush()
                 left = session.scalar(select(func.count()).where(column == rid))
                 if not left:
-                    session.add(
-                        table(**{column.key: rid}, principal_id=self.everyone_id(), level=0)
-                    )
+                    session.add(table(**{column.key: rid}, principal_id=everyone, level=0))
             elif current is None:
                 session.add(table(**{column.key: rid}, principal_id=who.id, level=int(level)))
             else:
