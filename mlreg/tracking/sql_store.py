@@ -279,10 +279,34 @@ class SqlTrackingStore:
     ) -> None:
         with self._session() as session:
             row = self._run_row(session, run_id)
+            old: dict[str, str] = {}
+            new: dict[str, str] = {}
+            if run_name is not None and run_name != row.run_name:
+                old["run_name"], new["run_name"] = row.run_name, run_name
+            if lifecycle is not None and lifecycle.value != row.lifecycle_stage:
+                old["lifecycle_stage"], new["lifecycle_stage"] = (
+                    row.lifecycle_stage,
+                    lifecycle.value,
+                )
+            if new:
+                action = "run.renamed"
+                if "lifecycle_stage" in new:
+                    deleted = lifecycle is Lifecycle.DELETED
+                    action = "run.deleted" if deleted else "run.restored"
+                self._record(session, self._run_change(action, row, old=old, new=new))
             if run_name is not None:
                 row.run_name = run_name
             if lifecycle is not None:
                 row.lifecycle_stage = lifecycle.value
+
+    def record_artifact(self, run_id: str, action: str, path: str, detail: dict[str, Any]) -> None:
+        """Audit an artifact write. Files are not rows: the record follows the write (a write
+        that failed is not recorded; a crash between the two loses the record, not the file)."""
+        with self._session() as session:
+            row = self._run_row(session, run_id)
+            entry = {"path": path, **detail}
+            values = {"old": entry} if action == "artifact.deleted" else {"new": entry}
+            self._record(session, self._run_change(action, row, **values))
 
     # --- logging -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ RunNotFound, a taken name AlreadyExists, a database that fails underneath StoreE
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlreg.store.pages import Page
 from mlreg.tracking.entities import Experiment, Lifecycle, Metric, Run, RunStatus, ViewType
@@ -57,6 +57,11 @@ class TrackingStore(Protocol):
         self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
     ) -> None:
         """Rename a run or move it to a lifecycle stage; RunNotFound."""
+
+    def record_artifact(self, run_id: str, action: str, path: str, detail: dict[str, Any]) -> None:
+        """Put an artifact write on the audit trail (``artifact.logged``, with ``detail``
+        such as the size; ``artifact.deleted``); a store behind a server leaves it to the
+        server, which records what it receives."""
 
     def log_batch(
         self,

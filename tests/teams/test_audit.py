@@ -152,6 +152,55 @@ def test_tracking_writes_are_recorded(team):
     assert [e["action"] for e in mine] == ["experiment.tag_set", "experiment.created"]
 
 
+def test_run_renames_deletions_and_artifacts_are_recorded(team, tmp_path):
+    """Writes that are not rows of their own: a run's name and lifecycle stage (main's
+    delete/restore), and its artifact files, uploaded through the server or deleted."""
+    tracking = team.services.tracking_as(team.services.access.actor_for(None, "editor", "10.1.1.1"))
+    experiment = tracking.create_experiment("files")
+    run = tracking.create_run(experiment, run_name="cnn").info.run_id
+    start = datetime.now(timezone.utc).isoformat()
+    tracking.store.update_run_info(run, run_name="cnn-2")
+    tracking.delete_run(run)
+    tracking.delete_run(run)  # already deleted: nothing changed, nothing recorded
+    tracking.restore_run(run)
+    (tmp_path / "notes.txt").write_text("12345")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "a.png").write_bytes(b"x" * 10)
+    tracking.log_artifact(run, tmp_path / "notes.txt", "docs")
+    tracking.log_artifacts(run, tmp_path / "plots", "plots")
+    uploaded = team.call(
+        "admin",
+        "PUT",
+        f"/api/v1/runs/{run}/artifacts/raw/data.bin",
+        data=b"abc",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert uploaded.status_code == 200, uploaded.json
+    assert team.call("admin", "DELETE", f"/api/v1/runs/{run}/artifacts/docs").status_code == 200
+    events = _events(team, since=start)
+    assert [(e["user"], e["action"], e["resource"], e["old"], e["new"]) for e in events] == [
+        ("editor", "run.renamed", "cnn", {"run_name": "cnn"}, {"run_name": "cnn-2"}),
+        (
+            "editor",
+            "run.deleted",
+            "cnn-2",
+            {"lifecycle_stage": "active"},
+            {"lifecycle_stage": "deleted"},
+        ),
+        (
+            "editor",
+            "run.restored",
+            "cnn-2",
+            {"lifecycle_stage": "deleted"},
+            {"lifecycle_stage": "active"},
+        ),
+        ("editor", "artifact.logged", "cnn-2", None, {"path": "docs/notes.txt", "size": 5}),
+        ("editor", "artifact.logged", "cnn-2", None, {"path": "plots", "files": 1, "size": 10}),
+        ("admin", "artifact.logged", "cnn-2", None, {"path": "raw/data.bin", "size": 3}),
+        ("admin", "artifact.deleted", "cnn-2", {"path": "docs"}, None),
+    ]
+
+
 def test_team_changes_are_recorded_without_secrets(team):
     access = team.services.access
     start = datetime.now(timezone.utc).isoformat()

@@ -328,8 +328,7 @@ def upload_artifact(run_id: str, path: str) -> Response:
     response=_obj({}),
 )
 def delete_artifact(run_id: str, path: str) -> Response:
-    service = tracking()
-    service.artifacts.delete(service.get_run(run_id).info, safe_relpath(path))
+    tracking().delete_artifact(run_id, path)
     return ok({})
 
 
