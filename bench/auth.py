@@ -1,9 +1,11 @@
 """What authentication costs a request: mlreg's server without authentication, with a token
 and with a password, next to MLflow's server without and with its basic-auth app, in one run.
 
-Each server runs on loopback with 2 workers and a SQLite database; one client with keep-alive
-reads one registered model N times in a row; the table shows the median and p90 in ms and the
-ratio to the same server without authentication. "first" is the slowest of the first four
+Each server runs on loopback with 2 workers and a SQLite database, all at once; one client
+with keep-alive reads one registered model from each in turn, ten rounds of N/10 requests
+(MLflow with a password: a fifth as many), so load from elsewhere on the machine falls on
+every case alike; the table shows the median and p90 in ms and the ratio to the same server
+without authentication. "first" is the slowest of the first four
 requests with a password: mlreg verifies an argon2id hash once per worker process and then
 remembers the verified password (until it changes); MLflow verifies its hash on every request.
 
@@ -81,24 +83,19 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[int(len(ordered) * 0.9) - 1]
 
 
-def mlreg(home: Path, n: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {}
+#: label -> (session, url, share of the requests): the cases measured, round after round.
+Cases = dict[str, tuple[requests.Session, str, float]]
+
+
+def mlreg(home: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[Cases, dict[str, float]]:
+    """Two mlreg servers, without and with --auth; the first requests with a password."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    plain_base = f"http://127.0.0.1:{port}"
     env = {"MLREG_HOME": str(home / "plain"), "MLREG_LOG_LEVEL": "warning"}
-    proc = start(
-        [str(BIN / "mlreg"), "server", "-p", str(port), "--workers", "2"],
-        env,
-        f"{base}/ready",
-        home / "mlreg-plain.log",
-    )
-    try:
-        plain = requests.Session()
-        plain.post(f"{base}/api/v1/models", json={"name": "bench"}).raise_for_status()
-        timed(plain, f"{base}/api/v1/models/bench", 20)  # warm up both workers
-        results["mlreg, no authentication"] = timed(plain, f"{base}/api/v1/models/bench", n)
-    finally:
-        stop(proc)
+    cmd = [str(BIN / "mlreg"), "server", "-p", str(port), "--workers", "2"]
+    procs.append(start(cmd, env, f"{plain_base}/ready", home / "mlreg-plain.log"))
+    plain = requests.Session()
+    plain.post(f"{plain_base}/api/v1/models", json={"name": "bench"}).raise_for_status()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -107,36 +104,30 @@ def mlreg(home: Path, n: int) -> dict[str, list[float]]:
         "MLREG_LOG_LEVEL": "warning",
         "MLREG_ADMIN_PASSWORD": PASSWORD,
     }
-    proc = start(
-        [str(BIN / "mlreg"), "server", "--auth", "-p", str(port), "--workers", "2"],
-        env,
-        f"{base}/ready",
-        home / "mlreg-auth.log",
-    )
-    try:
-        basic = requests.Session()
-        basic.auth = ("admin", PASSWORD)
-        first = timed(basic, f"{base}/api/v1/models", 4)
-        basic.post(f"{base}/api/v1/models", json={"name": "bench"}).raise_for_status()
-        made = basic.post(f"{base}/api/v1/users/admin/tokens", json={"name": "bench"})
-        token = requests.Session()
-        token.headers["Authorization"] = f"Bearer {made.json()['secret']}"
-        timed(token, f"{base}/api/v1/models/bench", 20)
-        timed(basic, f"{base}/api/v1/models/bench", 20)
-        results["mlreg, token"] = timed(token, f"{base}/api/v1/models/bench", n)
-        results["mlreg, password"] = timed(basic, f"{base}/api/v1/models/bench", n)
-        results["mlreg, password, first"] = [max(first)]
-    finally:
-        stop(proc)
-    return results
+    cmd = [str(BIN / "mlreg"), "server", "--auth", "-p", str(port), "--workers", "2"]
+    procs.append(start(cmd, env, f"{base}/ready", home / "mlreg-auth.log"))
+    basic = requests.Session()
+    basic.auth = ("admin", PASSWORD)
+    first = timed(basic, f"{base}/api/v1/models", 4)
+    basic.post(f"{base}/api/v1/models", json={"name": "bench"}).raise_for_status()
+    made = basic.post(f"{base}/api/v1/users/admin/tokens", json={"name": "bench"})
+    token = requests.Session()
+    token.headers["Authorization"] = f"Bearer {made.json()['secret']}"
+    cases: Cases = {
+        "mlreg, no authentication": (plain, f"{plain_base}/api/v1/models/bench", 1.0),
+        "mlreg, token": (token, f"{base}/api/v1/models/bench", 1.0),
+        "mlreg, password": (basic, f"{base}/api/v1/models/bench", 1.0),
+    }
+    return cases, {"mlreg, password, first": max(first)}
 
 
-def mlflow(home: Path, n: int) -> dict[str, list[float]]:
+def mlflow(home: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[Cases, dict[str, float]]:
     mlflow_bin = BIN / "mlflow"
     if not mlflow_bin.exists():
         print("(mlflow is not installed: no peer)")
-        return {}
-    results: dict[str, list[float]] = {}
+        return {}, {}
+    cases: Cases = {}
+    firsts: dict[str, float] = {}
     apps: list[tuple[str | None, str]] = [(None, "MLflow, no authentication")]
     if importlib.util.find_spec("flask_wtf") is not None:  # MLflow's auth app needs it
         apps.append(("basic-auth", "MLflow, password"))
@@ -155,24 +146,32 @@ def mlflow(home: Path, n: int) -> dict[str, list[float]]:
                 "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
                 "MLFLOW_AUTH_CONFIG_PATH": str(auth_config(home)),
             }
-        proc = start(cmd, env, f"{base}/health", home / f"mlflow-{app or 'plain'}.log")
-        try:
-            session = requests.Session()
-            if app:
-                session.auth = ("admin", PASSWORD)
-            first = timed(session, f"{base}/api/2.0/mlflow/registered-models/search", 4)
-            session.post(
-                f"{base}/api/2.0/mlflow/registered-models/create", json={"name": "bench"}
-            ).raise_for_status()
-            url = f"{base}/api/2.0/mlflow/registered-models/get?name=bench"
-            timed(session, url, 5)
-            # MLflow checks a password hash on every request: fewer of those keep the run short.
-            results[label] = timed(session, url, n if app is None else min(n, 100))
-            if app:
-                results[f"{label}, first"] = [max(first)]
-        finally:
-            stop(proc)
-    return results
+        procs.append(start(cmd, env, f"{base}/health", home / f"mlflow-{app or 'plain'}.log"))
+        session = requests.Session()
+        if app:
+            session.auth = ("admin", PASSWORD)
+        first = timed(session, f"{base}/api/2.0/mlflow/registered-models/search", 4)
+        session.post(
+            f"{base}/api/2.0/mlflow/registered-models/create", json={"name": "bench"}
+        ).raise_for_status()
+        url = f"{base}/api/2.0/mlflow/registered-models/get?name=bench"
+        # MLflow checks a password hash on every request: a fifth as many keep the run short.
+        cases[label] = (session, url, 0.2 if app else 1.0)
+        if app:
+            firsts[f"{label}, first"] = max(first)
+    return cases, firsts
+
+
+def measure(cases: Cases, n: int, rounds: int = 10) -> dict[str, list[float]]:
+    """Every case in turn, ``rounds`` times (the machine's other load drifts; taking turns
+    spreads it over every case alike), after a warm-up of each."""
+    for session, url, _ in cases.values():
+        timed(session, url, 10)
+    samples: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(rounds):
+        for label, (session, url, share) in cases.items():
+            samples[label] += timed(session, url, max(1, round(n * share / rounds)))
+    return samples
 
 
 def auth_config(home: Path) -> Path:
@@ -194,9 +193,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="mlreg-bench-auth-"))
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        results = mlreg(home, args.requests) | mlflow(home, args.requests)
+        ours, our_firsts = mlreg(home, procs)
+        theirs, their_firsts = mlflow(home, procs)
+        results: dict[str, list[float]] = {}
+        for label, samples in measure(ours | theirs, args.requests).items():
+            results[label] = samples
+        for label, first in (our_firsts | their_firsts).items():
+            results[label] = [first]
     finally:
+        for proc in procs:
+            stop(proc)
         shutil.rmtree(home, ignore_errors=True)
     bases: dict[str, Callable[[str], str]] = {
         "mlreg": lambda label: "mlreg, no authentication",

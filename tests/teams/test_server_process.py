@@ -11,7 +11,8 @@ import time
 import pytest
 import requests
 
-from tests.teams.process import free_port, start_server
+from tests.s3 import free_port
+from tests.server.process import start_server
 from tests.teams.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ def test_no_event_is_lost_across_a_restart(database, tmp_path):
     again; when the receiver comes up, every event arrives, in order."""
     port = free_port()
     home = tmp_path / "home"
-    server = start_server(home, _env(database), "--auth")
+    server = start_server(home, env=_env(database), args=["--auth"])
     try:
         api = requests.Session()
         api.auth = ADMIN
@@ -65,7 +66,7 @@ def test_no_event_is_lost_across_a_restart(database, tmp_path):
         server.stop()
 
     receiver = Receiver(port=port)
-    again = start_server(home, _env(database), "--auth")
+    again = start_server(home, env=_env(database), args=["--auth"])
     try:
         receiver.wait(lambda: len(receiver.ok()) == 6, timeout=90)
         got = [(r.payload["event"], r.payload["version"]) for r in receiver.ok()]
@@ -77,7 +78,7 @@ def test_no_event_is_lost_across_a_restart(database, tmp_path):
 
 def test_tokens_and_passwords_never_reach_the_logs(tmp_path):
     env = {**_env(f"sqlite:///{tmp_path / 'server.db'}"), "MLREG_LOG_FORMAT": "json"}
-    server = start_server(tmp_path / "home", env, "--auth", "--log-level", "debug")
+    server = start_server(tmp_path / "home", env=env, args=["--auth", "--log-level", "debug"])
     secrets = [ADMIN[1]]
     try:
         url = f"{server.url}/api/v1"
@@ -104,7 +105,8 @@ def test_tokens_and_passwords_never_reach_the_logs(tmp_path):
         )
         assert changed.ok
     finally:
-        output = server.stop()
+        server.stop()
+    output = server.log_text()
     # The log is not empty: each request was logged, with who made it.
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     whoami = [line for line in lines if line.get("path") == "/api/v1/whoami"]
