@@ -33,6 +33,7 @@ from mlreg.registry.entities import (
 from mlreg.registry.service import copy_model
 from mlreg.store import StoreSettings, migrate
 from mlreg.store.database import database_exists, make_engine
+from mlreg.store.http import Credentials
 from mlreg.store.pages import offset_of
 from mlreg.store.pages import page_token as token_for
 from mlreg.store.validation import parse_timestamp, validate_name
@@ -738,6 +739,24 @@ def _installed(names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _sign_in(credentials: Credentials) -> dict[str, str | None]:
+    """How a client of a server signs in, from MLREG_/MLFLOW_TRACKING_* (never the secret:
+    a token's first characters, as `mlreg server tokens list` shows them)."""
+    if credentials.token:
+        shown = credentials.token[:12] + "…"
+        return {"method": "token", "user": None, "described": f"a token ({shown})"}
+    if credentials.username is not None:
+        user = credentials.username
+        how = "a password" if credentials.password else "no password (MLREG_TRACKING_PASSWORD)"
+        return {"method": "password", "user": user, "described": f"user {user} with {how}"}
+    return {
+        "method": None,
+        "user": None,
+        "described": "none (a server with --auth answers 401: set MLREG_TRACKING_TOKEN, "
+        "or MLREG_TRACKING_USERNAME and MLREG_TRACKING_PASSWORD)",
+    }
+
+
 def _schema(settings: StoreSettings) -> tuple[str | None, str]:
     """The database's schema revision and what it means (info reports, never raises)."""
     try:
@@ -787,6 +806,10 @@ def info(as_json: bool) -> None:
         },
     }
 
+    sign_in = None
+    if settings.remote:
+        doc["sign_in"] = sign_in = _sign_in(Credentials.from_env())
+
     def human() -> str:
         versions = ", ".join(f"{k} {v or '-'}" for k, v in doc["versions"].items())
         return "\n".join(
@@ -794,6 +817,7 @@ def info(as_json: bool) -> None:
                 f"registry:      {doc['registry_uri']}",
                 f"artifact root: {doc['artifact_root']}",
                 f"user:          {doc['user']}",
+                *([f"sign-in:       {sign_in['described']}"] if sign_in else []),
                 f"home:          {doc['home']}",
                 f"schema:        {schema or '-'} ({state})",
                 f"versions:      {versions}",

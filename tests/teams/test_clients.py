@@ -136,6 +136,46 @@ def test_the_fluent_api_and_the_cli_sign_in_from_the_environment(
 # --- the team commands ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("env", "line", "method"),
+    [
+        ({"MLREG_TRACKING_TOKEN": "mlreg_abcdefghijklmnop"}, "a token (mlreg_abcdef…)", "token"),
+        (
+            {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "pw-of-alice"},
+            "user alice with a password",
+            "password",
+        ),
+        (
+            {"MLREG_TRACKING_USERNAME": "bob"},
+            "user bob with no password (MLREG_TRACKING_PASSWORD)",
+            "password",
+        ),
+        (
+            {},
+            "none (a server with --auth answers 401: set MLREG_TRACKING_TOKEN, or "
+            "MLREG_TRACKING_USERNAME and MLREG_TRACKING_PASSWORD)",
+            None,
+        ),
+    ],
+    ids=["token", "mlflow-names", "no-password", "none"],
+)
+def test_info_says_how_a_client_of_a_server_signs_in(tmp_path, monkeypatch, env, line, method):
+    """Read from the environment only (no request: the server may be down), never the secret."""
+    for var in CREDENTIAL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    variables = {
+        "MLREG_TRACKING_URI": "http://127.0.0.1:1",
+        "MLREG_HOME": str(tmp_path / "home"),
+        **env,
+    }
+    result = CliRunner().invoke(main, ["info"], env=variables)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[3] == f"sign-in:       {line}"
+    assert "abcdefghijklmnop" not in result.output and "pw-of-alice" not in result.output
+    doc = json.loads(CliRunner().invoke(main, ["info", "--json"], env=variables).output)
+    assert doc["sign_in"]["method"] == method
+
+
 def test_the_first_admin_is_made_on_the_database(tmp_path):
     env = {"MLREG_HOME": str(tmp_path / "home"), "MLREG_USER": "ops"}
     runner = CliRunner()
