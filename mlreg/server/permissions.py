@@ -59,7 +59,8 @@ class Ref:
     the resource's key (e.g. a ``models:/`` URI into the model's name). ``absent`` is the key
     to check when the field is missing (e.g. the Default experiment for ``POST /runs``);
     None: then the route needs only a signed-in caller (what it touches it creates, or it
-    answers 404).
+    answers 404) — or an admin, with ``admin_when_absent`` (``/audit?model=`` is the model's
+    managers', the whole trail the admins').
     """
 
     place: str
@@ -68,6 +69,7 @@ class Ref:
     absent: str | None = None
     #: The resource ``absent`` names, when it is not the route's (an experiment by name).
     absent_resource: Resource | None = None
+    admin_when_absent: bool = False
 
     def __post_init__(self) -> None:
         if self.place not in ("path", "body", "query"):
@@ -99,9 +101,10 @@ class Permission:
         if self.resource is Resource.SERVER:
             return "a signed-in user"
         assert self.ref is not None
-        return (
+        described = (
             f"{self.level.name} on the {self.resource.value} ({self.ref.place} '{self.ref.field}')"
         )
+        return described + (", ADMIN without it" if self.ref.admin_when_absent else "")
 
 
 PUBLIC = Permission(Level.NONE)
@@ -122,8 +125,10 @@ def body(
     return Ref("body", field, parse, absent, absent_resource)
 
 
-def query(field: str, *, parse: Callable[[str], str] | None = None) -> Ref:
-    return Ref("query", field, parse)
+def query(
+    field: str, *, parse: Callable[[str], str] | None = None, admin_when_absent: bool = False
+) -> Ref:
+    return Ref("query", field, parse, admin_when_absent=admin_when_absent)
 
 
 def model(level: Level, arg: str = "name", *, ref: Ref | None = None) -> Permission:

@@ -338,6 +338,50 @@ def test_history_at_through_the_server(live_team, model_dir, tmp_path, monkeypat
     assert json.loads(result.output)["stages"] == {"Production": [1]}
 
 
+@pytest.mark.parametrize(
+    ("who", "query", "status", "found"),
+    [
+        ("manager", {"model": "kept"}, 200, ["registered_model.created"]),
+        ("admin", {"model": "kept"}, 200, ["registered_model.created"]),
+        ("editor", {"model": "kept"}, 403, "editor needs MANAGE on model 'kept'; they have EDIT"),
+        (
+            "manager",
+            {},
+            403,
+            "manager needs ADMIN for this without query parameter 'model' (with it, MANAGE on "
+            "that model)",
+        ),
+        (
+            "manager",
+            {"experiment": "x"},
+            403,
+            "manager needs ADMIN for this without query parameter 'model' (with it, MANAGE on "
+            "that model)",
+        ),
+        # A deleted model's trail is the admins': nobody manages it any more.
+        ("manager", {"model": "gone"}, 404, "registered model 'gone' does not exist"),
+        ("admin", {"model": "gone"}, 200, ["registered_model.created", "registered_model.deleted"]),
+        ("anonymous", {"model": "kept"}, 401, None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_api_audit_is_a_models_managers_with_model_and_the_admins_without(
+    team, who, query, status, found
+):
+    for name in ("kept", "gone"):
+        assert team.call("admin", "POST", "/api/v1/models", json={"name": name}).status_code == 201
+        for user, level in (("manager", Level.MANAGE), ("editor", Level.EDIT)):
+            team.services.access.grant(ADMIN_ACTOR, Resource.MODEL, name, user, level)
+    assert team.call("admin", "DELETE", "/api/v1/models/gone").status_code == 200
+    response = team.call(who, "GET", "/api/v1/audit", query_string=query)
+    assert response.status_code == status, response.json
+    if status == 200:
+        actions = [e["action"] for e in reversed(response.json["events"])]
+        assert [a for a in actions if a.startswith("registered_model.")] == found
+    elif found is not None:
+        assert response.json["message"].startswith(found), response.json
+
+
 # --- mlreg audit ----------------------------------------------------------------------------
 
 
@@ -375,7 +419,8 @@ def test_mlreg_audit_on_the_database_and_through_the_server(live_team, tmp_path)
     result = runner.invoke(main, ["audit"], env=remote)
     assert (result.exit_code, result.output) == (
         13,
-        "Error: manager needs ADMIN for this (they are not an admin)\n",
+        "Error: manager needs ADMIN for this without query parameter 'model' (with it, "
+        "MANAGE on that model)\n",
     )
     local = {
         "MLREG_TRACKING_URI": team.services.registry.store.uri,

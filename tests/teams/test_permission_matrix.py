@@ -160,7 +160,7 @@ REQUESTS: dict[str, Callable[[World, str, Any], Request]] = {
         f"/experiments/{w.experiment}/grants/{w.victim}"
     ),
     # --- audit
-    "api_v1.get_audit": lambda w, who, d: R("/audit"),
+    "api_v1.get_audit": lambda w, who, d: R("/audit", query={"model": w.model}),
     "api_v1.get_model_audit": lambda w, who, d: R(f"/models/{w.model}/audit"),
     "api_v1.get_experiment_audit": lambda w, who, d: R(f"/experiments/{w.experiment}/audit"),
     # --- webhooks

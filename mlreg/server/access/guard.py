@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
@@ -27,7 +28,7 @@ from mlreg.errors import InvalidInput, PermissionDenied, RateLimited, Unauthenti
 from mlreg.server.access.entities import Caller
 from mlreg.server.access.service import AccessService
 from mlreg.server.api import Route, declared_route, route_body
-from mlreg.server.permissions import Level, Permission, Resource
+from mlreg.server.permissions import Level, Permission, Ref, Resource
 from mlreg.server.settings import ServerSettings
 
 REALM = "mlreg"
@@ -151,11 +152,29 @@ def authorize(route: Route, caller: Caller, access: AccessService) -> None:
         raise PermissionDenied(f"{caller.name} needs ADMIN for this (they are not an admin)")
     if caller.is_admin or needed.resource is Resource.SERVER:
         return
+    ref = needed.ref
+    if ref is not None and ref.admin_when_absent and _named(route, ref) is None:
+        raise PermissionDenied(
+            f"{caller.name} needs ADMIN for this without {ref.place} parameter "
+            f"'{ref.field}' (with it, {needed.level.name} on that {needed.resource.value})"
+        )
     for resource, key in named_resources(route):
         if access.can(caller, needed.level, resource, key):
             continue  # held, or no such resource: the handler says so (or creates it)
         have = access.level(caller, resource, key) or Level.NONE
         raise PermissionDenied(_denied(caller, needed, resource, key, have))
+
+
+def _named(route: Route, ref: Ref) -> Any:
+    """The raw value the request gives where ``ref`` says (None when it gives none)."""
+    if ref.place == "path":
+        raw = (request.view_args or {}).get(ref.field)
+    elif ref.place == "query":
+        raw = request.args.get(ref.field)
+    else:
+        doc = route_body(route)
+        raw = doc.get(ref.field) if isinstance(doc, dict) else None
+    return None if raw == "" else raw
 
 
 def named_resources(route: Route) -> Iterator[tuple[Resource, str]]:
@@ -164,13 +183,7 @@ def named_resources(route: Route) -> Iterator[tuple[Resource, str]]:
     permission = route.permission
     ref = permission.ref
     assert ref is not None
-    if ref.place == "path":
-        raw = (request.view_args or {}).get(ref.field)
-    elif ref.place == "query":
-        raw = request.args.get(ref.field)
-    else:
-        doc = route_body(route)
-        raw = doc.get(ref.field) if isinstance(doc, dict) else None
+    raw = _named(route, ref)
     for value in raw if isinstance(raw, list) else [raw]:
         if value is None or value == "":
             if ref.absent is not None:

@@ -12,7 +12,7 @@ from mlreg.server import permissions as perm
 from mlreg.server.api import ok, query_int, query_str
 from mlreg.server.audit import AuditQuery
 from mlreg.server.permissions import Level
-from mlreg.server.routes import api, services
+from mlreg.server.routes import api, caller, services
 from mlreg.server.routes.registry import TEXT, _obj, _wrap, registry
 from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.validation import parse_timestamp, validate_name
@@ -40,6 +40,10 @@ def _time(name: str) -> datetime | None:
 
 
 def _search(model: str | None = None, experiment: str | None = None) -> Response:
+    signed_in = caller()
+    if model is not None and signed_in is not None and not signed_in.is_admin:
+        # Its managers read a model's trail; a deleted model has none left but the admins.
+        registry().get_registered_model(validate_name(model))
     query = AuditQuery(
         model=model,
         experiment=experiment,
@@ -62,8 +66,9 @@ def _search(model: str | None = None, experiment: str | None = None) -> Response
 @api.route(
     "GET",
     "/audit",
-    permission=perm.ADMIN,
-    summary="The whole audit trail, newest first (model= or experiment= narrows it to one).",
+    permission=perm.model(Level.MANAGE, ref=perm.query("model", admin_when_absent=True)),
+    summary="The audit trail, newest first: a model's (model=, for its managers) or the "
+    "whole trail (admins; experiment= narrows it to one experiment).",
     tag=TAG,
     query={
         "model": {"type": "string"},
