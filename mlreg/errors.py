@@ -88,6 +88,18 @@ class PermissionDenied(MlregError):
     error_code = "PERMISSION_DENIED"
 
 
+class RateLimited(MlregError):
+    """Too many failed sign-ins for a user or from an address; try again later."""
+
+    status_code = 429
+    exit_code = 13
+    error_code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MLmodelError(MlregError):
     """An MLmodel file (or the model directory around it) is broken."""
 
@@ -122,6 +134,14 @@ class ArtifactNotFound(NotFound):
 
 class TagNotFound(NotFound):
     """A tag to remove that is not set."""
+
+
+class PrincipalNotFound(NotFound):
+    """A user or group that does not exist."""
+
+
+class WebhookNotFound(NotFound):
+    """A webhook id that does not exist."""
 
 
 class EndpointNotFound(NotFound):

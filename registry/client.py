@@ -12,6 +12,7 @@ from mlreg.registry.sql_store import SqlRegistryStore
 from mlreg.registry.storage import artifact_store
 from mlreg.registry.store import RegistryStore
 from mlreg.store.http import open_http
+from mlreg.store.journal import Actor
 from mlreg.store.settings import StoreSettings, tracking_uri_generation
 from mlreg.uris import ResolvedModel
 
@@ -22,7 +23,8 @@ def open_stores(settings: StoreSettings) -> tuple[RegistryStore, ArtifactStore]:
     if settings.remote:
         store = RestRegistryStore(open_http(settings.uri, settings.user))
         return store, RestArtifactStore(store.http, settings.cache_dir)
-    return SqlRegistryStore(settings.uri), artifact_store(settings)
+    # Writes straight to the database are recorded as the local user (MLREG_USER).
+    return SqlRegistryStore(settings.uri, Actor(settings.user)), artifact_store(settings)
 
 
 class MlregClient(RegistryService):

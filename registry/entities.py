@@ -165,3 +165,34 @@ class StageTransition:
             user=doc["user"],
             timestamp=datetime.fromisoformat(doc["timestamp"]),
         )
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What a registered model looked like at a moment: the versions that existed, the READY
+    ones in each stage, and where its aliases pointed."""
+
+    name: str
+    at: datetime
+    versions: list[int]
+    stages: dict[str, list[int]]
+    aliases: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "at": self.at.isoformat(),
+            "versions": self.versions,
+            "stages": self.stages,
+            "aliases": self.aliases,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ModelState:
+        return cls(
+            name=doc["name"],
+            at=datetime.fromisoformat(doc["at"]),
+            versions=[int(v) for v in doc["versions"]],
+            stages={k: [int(v) for v in vs] for k, vs in doc["stages"].items()},
+            aliases={k: int(v) for k, v in doc["aliases"].items()},
+        )

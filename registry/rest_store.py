@@ -19,6 +19,7 @@ from typing import Any
 from mlreg.errors import DigestMismatch, ModelNotFound
 from mlreg.registry.artifacts import Leftover, StoredFiles, dir_digest
 from mlreg.registry.entities import (
+    ModelState,
     ModelVersion,
     RegisteredModel,
     Stage,
@@ -219,6 +220,10 @@ class RestRegistryStore:
         params = {"version": version} if version is not None else None
         doc = self._get("GET", self._model(name, "history"), params=params)
         return [StageTransition.from_dict(t) for t in doc["transitions"]]
+
+    def model_state_at(self, name: str, at: datetime) -> ModelState:
+        doc = self._get("GET", self._model(name, "state"), params={"at": at.isoformat()})
+        return ModelState.from_dict(doc["state"])
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self._get("PUT", self._model(name, "aliases", alias), json={"version": version})

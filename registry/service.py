@@ -28,6 +28,7 @@ from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
 from mlreg.registry.artifacts import ArtifactStore, dir_digest
 from mlreg.registry.entities import (
+    ModelState,
     ModelVersion,
     RegisteredModel,
     Stage,
@@ -338,6 +339,13 @@ class RegistryService:
         if number is not None and not history:
             self.store.get_model_version(name, number)  # a version that never was: not found
         return history
+
+    def get_model_state(self, name: str, at: datetime) -> ModelState:
+        """The model as it was at ``at``: which version was in Production then, and where
+        its aliases pointed (a naive ``at`` is UTC)."""
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        return self.store.model_state_at(name, at)
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
         self.store.set_alias(name, validate_alias(alias), validate_version(version))

@@ -4,21 +4,27 @@ Every method is one transaction. Version numbers come from a counter on the mode
 row, bumped by a single ``UPDATE ... RETURNING``: the row lock (PostgreSQL) or the
 database write lock taken by ``BEGIN IMMEDIATE`` (SQLite) serialises concurrent
 registrations, so numbers have no gaps, no duplicates and are never reused.
+
+Every write records what it changed (old and new value) through :mod:`mlreg.store.journal`
+in its own transaction, as the :class:`~mlreg.store.journal.Actor` the store is bound to;
+searches show only the models that actor may read (when it is limited).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
 from mlreg.errors import AlreadyExists, InvalidInput, ModelNotFound
 from mlreg.registry.entities import (
+    ModelState,
     ModelVersion,
     RegisteredModel,
     Stage,
@@ -26,11 +32,14 @@ from mlreg.registry.entities import (
     VersionStatus,
 )
 from mlreg.store.database import Database, applied_result, open_database, record_applied
+from mlreg.store.journal import Actor, Change, record
 from mlreg.store.pages import Page
 from mlreg.store.search import Filter
 from mlreg.store.sql_search import compare
 from mlreg.store.tables import (
     AliasRow,
+    AuditRow,
+    ModelGrantRow,
     ModelVersionRow,
     ModelVersionTagRow,
     RegisteredModelRow,
@@ -51,14 +60,51 @@ def _now() -> datetime:
 class SqlRegistryStore:
     """Persistence for registered models, versions, aliases and stage history."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, actor: Actor | None = None) -> None:
         self.uri = uri
         self.db: Database = open_database(uri)
         self._session = self.db.transaction
+        self.actor = actor or Actor("unknown")
 
     def close(self) -> None:
         """Release the shared database (its connections close with the last user)."""
         self.db.close()
+
+    def acting(self, actor: Actor) -> SqlRegistryStore:
+        """This store (sharing its database) recording writes as ``actor`` and showing what it
+        may read; the view is never closed, the store it came from is."""
+        view = copy.copy(self)
+        view.actor = actor
+        return view
+
+    # --- the audit trail and visibility ------------------------------------------------
+
+    def _record(self, session: Session, change: Change) -> None:
+        record(session, self.actor, change)
+
+    def _model_change(self, action: str, row: RegisteredModelRow, **values: Any) -> Change:
+        return Change(action, "model", row.id, row.name, **values)
+
+    def _created(self, session: Session, model_id: int, name: str, **new: Any) -> None:
+        """Record a new model and give its creator's grants."""
+        self._record(session, Change("registered_model.created", "model", model_id, name, new=new))
+        for principal_id, level in self.actor.creator_grants:
+            session.add(ModelGrantRow(model_id=model_id, principal_id=principal_id, level=level))
+
+    def _visible(self, query: Any) -> Any:
+        """``query`` (over RegisteredModelRow) limited to the models the actor may read."""
+        readers = self.actor.readers
+        if readers is None:
+            return query
+        granted = exists().where(
+            ModelGrantRow.model_id == RegisteredModelRow.id,
+            ModelGrantRow.principal_id.in_(readers),
+            ModelGrantRow.level >= 1,
+        )
+        if not self.actor.ungranted_visible:
+            return query.where(granted)
+        ungranted = ~exists().where(ModelGrantRow.model_id == RegisteredModelRow.id)
+        return query.where(or_(granted, ungranted))
 
     # --- conversions -------------------------------------------------------------------
 
@@ -102,7 +148,9 @@ class SqlRegistryStore:
         row = session.scalars(query).one_or_none()
         if row is None:
             names = session.scalars(
-                select(RegisteredModelRow.name).order_by(RegisteredModelRow.name).limit(10)
+                self._visible(select(RegisteredModelRow.name))
+                .order_by(RegisteredModelRow.name)
+                .limit(10)
             ).all()
             known = ", ".join(names) if names else "none yet"
             raise ModelNotFound(
@@ -119,6 +167,7 @@ class SqlRegistryStore:
                 row.tags = [RegisteredModelTagRow(key=k, value=v) for k, v in tags.items()]
                 session.add(row)
                 session.flush()
+                self._created(session, row.id, name, description=description, tags=tags)
                 return self._model(row)
         except SqlIntegrityError:
             raise AlreadyExists(f"registered model {name!r} already exists") from None
@@ -144,7 +193,7 @@ class SqlRegistryStore:
         filters: Sequence[Filter] = (),
     ) -> Page:
         with self._session() as session:
-            query = select(RegisteredModelRow)
+            query = self._visible(select(RegisteredModelRow))
             if name_like:
                 query = query.where(RegisteredModelRow.name.like(name_like))
             for key, value in (tags or {}).items():
@@ -171,6 +220,15 @@ class SqlRegistryStore:
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         with self._session() as session:
             row = self._model_row(session, name)
+            self._record(
+                session,
+                self._model_change(
+                    "registered_model.updated",
+                    row,
+                    old={"description": row.description},
+                    new={"description": description},
+                ),
+            )
             row.description = description
             row.updated_at = _now()
             return self._model(row)
@@ -179,6 +237,17 @@ class SqlRegistryStore:
         try:
             with self._session() as session:
                 row = self._model_row(session, name)
+                self._record(
+                    session,
+                    Change(
+                        "registered_model.renamed",
+                        "model",
+                        row.id,
+                        new_name,
+                        old={"name": name},
+                        new={"name": new_name},
+                    ),
+                )
                 row.name = new_name
                 row.updated_at = _now()
                 session.flush()
@@ -190,15 +259,40 @@ class SqlRegistryStore:
         """Delete the model and its versions; return the storage locations to remove."""
         with self._session() as session:
             row = self._model_row(session, name)
-            locations = session.scalars(
-                select(ModelVersionRow.storage_location).where(ModelVersionRow.model_id == row.id)
+            versions = session.execute(
+                select(ModelVersionRow.version, ModelVersionRow.storage_location)
+                .where(ModelVersionRow.model_id == row.id)
+                .order_by(ModelVersionRow.version)
             ).all()
+            self._record(
+                session,
+                self._model_change(
+                    "registered_model.deleted",
+                    row,
+                    old={
+                        "versions": [number for number, _ in versions],
+                        "aliases": {a.alias: a.version for a in row.aliases},
+                    },
+                ),
+            )
             session.delete(row)
-            return [loc for loc in locations if loc]
+            return [loc for _, loc in versions if loc]
 
     def set_registered_model_tag(self, name: str, key: str, value: str | None) -> None:
         with self._session() as session:
             row = self._model_row(session, name)
+            old = next((t.value for t in row.tags if t.key == key), None)
+            self._record(
+                session,
+                self._model_change(
+                    "registered_model.tag_set"
+                    if value is not None
+                    else "registered_model.tag_deleted",
+                    row,
+                    old={key: old},
+                    new={key: value},
+                ),
+            )
             row.tags = [t for t in row.tags if t.key != key]
             if value is not None:
                 row.tags.append(RegisteredModelTagRow(key=key, value=value))
@@ -217,12 +311,14 @@ class SqlRegistryStore:
         row = session.execute(bump).one_or_none()
         if row is None:
             now = _now()
-            session.execute(
+            inserted = session.execute(
                 self.db.insert()(RegisteredModelRow)
                 .values(name=name, last_version=0, created_at=now, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["name"])
-            )
+            ).rowcount
             row = session.execute(bump).one()
+            if inserted:
+                self._created(session, row[0], name)
         return row[0], row[1]
 
     def create_model_version(
@@ -290,6 +386,17 @@ class SqlRegistryStore:
         )
         row.tags = [ModelVersionTagRow(key=k, value=v) for k, v in tags.items()]
         session.add(row)
+        self._record(
+            session,
+            Change(
+                "model_version.created",
+                "model",
+                model_id,
+                name,
+                number,
+                new={"source": source, "run_id": run_id, "status": row.status},
+            ),
+        )
         return row
 
     def _version_row(self, session: Session, name: str, version: int) -> ModelVersionRow:
@@ -319,21 +426,34 @@ class SqlRegistryStore:
         message: str | None = None,
     ) -> None:
         with self._session() as session:
-            model_id = select(RegisteredModelRow.id).where(RegisteredModelRow.name == name)
-            updated = session.execute(
-                update(ModelVersionRow)
-                .where(ModelVersionRow.model_id.in_(model_id.scalar_subquery()))
-                .where(ModelVersionRow.version == version)
-                .values(
-                    status=status.value,
-                    digest=digest,
-                    storage_location=storage_location,
-                    status_message=message,
-                    updated_at=_now(),
-                )
-            ).rowcount
-            if not updated:
-                self._version_row(session, name, version)  # raises, saying what exists
+            row = self._version_row(session, name, version)
+            action = (
+                "model_version.ready"
+                if status is VersionStatus.READY
+                else "model_version.failed"
+                if status is VersionStatus.FAILED_REGISTRATION
+                else "model_version.updated"
+            )
+            new = {"status": status.value, "digest": digest}
+            if message is not None:
+                new["message"] = message
+            self._record(
+                session,
+                Change(
+                    action,
+                    "model",
+                    row.model_id,
+                    name,
+                    version,
+                    old={"status": row.status},
+                    new=new,
+                ),
+            )
+            row.status = status.value
+            row.digest = digest
+            row.storage_location = storage_location
+            row.status_message = message
+            row.updated_at = _now()
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
         with self._session() as session:
@@ -354,7 +474,7 @@ class SqlRegistryStore:
         filters: Sequence[Filter] = (),
     ) -> Page:
         with self._session() as session:
-            query = select(ModelVersionRow).join(ModelVersionRow.model)
+            query = self._visible(select(ModelVersionRow).join(ModelVersionRow.model))
             if name is not None:
                 query = query.where(RegisteredModelRow.name == name)
             if run_id is not None:
@@ -415,6 +535,18 @@ class SqlRegistryStore:
     ) -> ModelVersion:
         with self._session() as session:
             row = self._version_row(session, name, version)
+            self._record(
+                session,
+                Change(
+                    "model_version.updated",
+                    "model",
+                    row.model_id,
+                    name,
+                    version,
+                    old={"description": row.description},
+                    new={"description": description},
+                ),
+            )
             row.description = description
             row.updated_at = _now()
             return self._version(row)
@@ -422,6 +554,19 @@ class SqlRegistryStore:
     def set_model_version_tag(self, name: str, version: int, key: str, value: str | None) -> None:
         with self._session() as session:
             row = self._version_row(session, name, version)
+            old = next((t.value for t in row.tags if t.key == key), None)
+            self._record(
+                session,
+                Change(
+                    "model_version.tag_set" if value is not None else "model_version.tag_deleted",
+                    "model",
+                    row.model_id,
+                    name,
+                    version,
+                    old={key: old},
+                    new={key: value},
+                ),
+            )
             row.tags = [t for t in row.tags if t.key != key]
             if value is not None:
                 row.tags.append(ModelVersionTagRow(key=key, value=value))
@@ -432,6 +577,24 @@ class SqlRegistryStore:
         with self._session() as session:
             row = self._version_row(session, name, version)
             location = row.storage_location
+            self._record(
+                session,
+                Change(
+                    "model_version.deleted",
+                    "model",
+                    row.model_id,
+                    name,
+                    version,
+                    old={
+                        "stage": row.stage,
+                        "status": row.status,
+                        "digest": row.digest,
+                        "aliases": sorted(
+                            a.alias for a in row.model.aliases if a.version == version
+                        ),
+                    },
+                ),
+            )
             session.execute(
                 delete(AliasRow).where(
                     AliasRow.model_id == row.model_id, AliasRow.version == version
@@ -462,6 +625,18 @@ class SqlRegistryStore:
             for target, to_stage in moves:
                 if target.stage == to_stage.value:
                     continue
+                self._record(
+                    session,
+                    Change(
+                        "model_version.stage_changed",
+                        "model",
+                        model.id,
+                        model.name,
+                        target.version,
+                        old={"stage": target.stage},
+                        new={"stage": to_stage.value},
+                    ),
+                )
                 session.add(
                     StageTransitionRow(
                         model_id=model.id,
@@ -497,12 +672,82 @@ class SqlRegistryStore:
                 for r in rows
             ]
 
+    def model_state_at(self, name: str, at: datetime) -> ModelState:
+        """Stages from the stage history (kept since the first release); versions and aliases
+        from the rows and the audit trail (kept since schema 0007)."""
+        at = at.astimezone(timezone.utc)
+        with self._session() as session:
+            model = self._model_row(session, name)
+            created = {
+                number: _utc(when)
+                for number, when in session.execute(
+                    select(ModelVersionRow.version, ModelVersionRow.created_at).where(
+                        ModelVersionRow.model_id == model.id
+                    )
+                )
+            }
+            trail = session.scalars(
+                select(AuditRow)
+                .where(
+                    AuditRow.resource_type == "model",
+                    AuditRow.resource_id == str(model.id),
+                    AuditRow.timestamp <= at,
+                    AuditRow.action.in_(
+                        [
+                            "model_version.created",
+                            "model_version.deleted",
+                            "model_alias.set",
+                            "model_alias.deleted",
+                        ]
+                    ),
+                )
+                .order_by(AuditRow.id)
+            ).all()
+            moves = session.execute(
+                select(StageTransitionRow.version, StageTransitionRow.to_stage)
+                .where(StageTransitionRow.model_id == model.id, StageTransitionRow.timestamp <= at)
+                .order_by(StageTransitionRow.id)
+            ).all()
+        existed = {number for number, when in created.items() if when <= at}
+        aliases: dict[str, int] = {}
+        for row in trail:
+            if row.action == "model_version.created" and row.version is not None:
+                existed.add(row.version)
+            elif row.action == "model_version.deleted":
+                existed.discard(row.version)  # type: ignore[arg-type]
+                aliases = {a: v for a, v in aliases.items() if v != row.version}
+            elif row.action == "model_alias.set":
+                aliases[json.loads(row.new_value or "{}")["alias"]] = row.version  # type: ignore[assignment]
+            else:
+                aliases.pop(json.loads(row.old_value or "{}").get("alias"), None)
+        stage_of = {version: to_stage for version, to_stage in moves}
+        stages: dict[str, list[int]] = {}
+        for version in sorted(existed):
+            stage = stage_of.get(version, Stage.NONE.value)
+            if stage != Stage.NONE.value:
+                stages.setdefault(stage, []).append(version)
+        return ModelState(model.name, at, sorted(existed), stages, dict(sorted(aliases.items())))
+
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """One upsert: concurrent calls for the same alias end with one of them winning, and a
-        version deleted meanwhile is refused by the foreign key (no alias to nothing)."""
+        version deleted meanwhile is refused by the foreign key (no alias to nothing). The
+        audit row (old -> new) is written in the same transaction."""
         try:
             with self._session() as session:
                 row = self._version_row(session, name, version)
+                before = next((a.version for a in row.model.aliases if a.alias == alias), None)
+                self._record(
+                    session,
+                    Change(
+                        "model_alias.set",
+                        "model",
+                        row.model_id,
+                        name,
+                        version,
+                        old={"alias": alias, "version": before},
+                        new={"alias": alias, "version": version},
+                    ),
+                )
                 insert = self.db.insert()(AliasRow).values(
                     model_id=row.model_id, alias=alias, version=version
                 )
@@ -518,11 +763,23 @@ class SqlRegistryStore:
     def delete_alias(self, name: str, alias: str) -> None:
         with self._session() as session:
             model = self._model_row(session, name)
-            deleted = session.execute(
-                delete(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias)
-            ).rowcount
-            if not deleted:
+            before = next((a.version for a in model.aliases if a.alias == alias), None)
+            if before is None:
                 raise ModelNotFound(self._alias_missing(model, alias))
+            self._record(
+                session,
+                Change(
+                    "model_alias.deleted",
+                    "model",
+                    model.id,
+                    name,
+                    before,
+                    old={"alias": alias, "version": before},
+                ),
+            )
+            session.execute(
+                delete(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias)
+            )
 
     def version_for_alias(self, name: str, alias: str) -> int:
         with self._session() as session:

@@ -10,9 +10,11 @@ database that fails underneath StoreError.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from mlreg.registry.entities import (
+    ModelState,
     ModelVersion,
     RegisteredModel,
     Stage,
@@ -127,6 +129,10 @@ class RegistryStore(Protocol):
 
     def stage_history(self, name: str, version: int | None) -> list[StageTransition]:
         """Every transition of the model (or one version), oldest first; ModelNotFound."""
+
+    def model_state_at(self, name: str, at: datetime) -> ModelState:
+        """The model as it was at ``at`` (UTC): its versions, the version in each stage, its
+        aliases (from the stage history and the audit trail); ModelNotFound."""
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``alias`` at ``version`` (moving it if it exists); ModelNotFound."""

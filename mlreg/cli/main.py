@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("mlreg.cli.registry:info", "Show which registry and artifact store mlreg uses."),
     "db": ("mlreg.cli.registry:db", "The registry database: upgrade its schema."),
     "gc": ("mlreg.cli.registry:gc", "Remove failed versions and leftover copies."),
+    "audit": ("mlreg.cli.teams:audit", "Show the audit trail: who wrote what, when, old -> new."),
+    "webhooks": ("mlreg.cli.teams:webhooks", "Webhooks: signed registry events POSTed to URLs."),
     "experiments": ("mlreg.cli.tracking:experiments", "Experiments: list, create."),
     "runs": ("mlreg.cli.tracking:runs", "Tracked runs: list, show, delete, restore."),
     "artifacts": ("mlreg.cli.tracking:artifacts", "A run's artifacts: list, download."),

@@ -23,13 +23,20 @@ from mlreg.cli.output import listing, table, when
 from mlreg.cli.stores import Opened, open_store
 from mlreg.errors import InvalidInput, ModelNotFound, RunNotFound, StoreError
 from mlreg.registry import MlregClient
-from mlreg.registry.entities import ModelVersion, RegisteredModel, Stage, StageTransition
+from mlreg.registry.entities import (
+    ModelState,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StageTransition,
+)
 from mlreg.registry.service import copy_model
 from mlreg.store import StoreSettings, migrate
 from mlreg.store.database import database_exists, make_engine
+from mlreg.store.http import Credentials
 from mlreg.store.pages import offset_of
 from mlreg.store.pages import page_token as token_for
-from mlreg.store.validation import validate_name
+from mlreg.store.validation import parse_timestamp, validate_name
 from mlreg.uris import resolve_model_uri, scheme_of
 from mlreg.version import __version__
 
@@ -551,15 +558,32 @@ def alias_delete(name: str, alias_name: str) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--version", default=None, help="Only this version's transitions.")
+@click.option(
+    "--at",
+    default=None,
+    help="Instead: NAME as it was at this ISO 8601 time (UTC unless an offset is given): "
+    "which version was in each stage, where the aliases pointed.",
+)
 @json_option
-def history(name: str, version: str | None, as_json: bool) -> None:
+def history(name: str, version: str | None, at: str | None, as_json: bool) -> None:
     """Show NAME's stage transitions: from, to, when, who.
+
+    With --at TIMESTAMP: which version was in Production (and each stage) then.
 
     \b
     Examples:
       mlreg history mnist
       mlreg history mnist --version 3 --json
+      mlreg history mnist --at 2026-06-01T12:00:00Z
     """
+    if at is not None:
+        moment = parse_timestamp(at, "--at")
+        with _reader() as opened:
+            if opened.client is None:
+                raise _no_registry(opened, name)
+            state = opened.client.get_model_state(name, moment)
+        emit(as_json, state.to_dict(), lambda: _state_text(state))
+        return
     with _reader() as opened:
         if opened.client is None:
             raise _no_registry(opened, name)
@@ -571,6 +595,17 @@ def history(name: str, version: str | None, as_json: bool) -> None:
         lambda: _history_rows(items),
         f"No stage transitions of {name!r}" + (f" version {version}" if version else "") + " yet",
     )
+
+
+def _state_text(state: ModelState) -> str:
+    lines = [f"{state.name} at {state.at.isoformat()}"]
+    for stage in ("Production", "Staging", "Archived"):
+        numbers = state.stages.get(stage, [])
+        lines.append(f"  {stage + ':':<12}{', '.join(map(str, numbers)) or '-'}")
+    aliases = ", ".join(f"{a} -> {v}" for a, v in state.aliases.items())
+    lines.append(f"  {'aliases:':<12}{aliases or '-'}")
+    lines.append(f"  {'versions:':<12}{', '.join(map(str, state.versions)) or '-'}")
+    return "\n".join(lines)
 
 
 @click.command()
@@ -704,6 +739,24 @@ def _installed(names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _sign_in(credentials: Credentials) -> dict[str, str | None]:
+    """How a client of a server signs in, from MLREG_/MLFLOW_TRACKING_* (never the secret:
+    a token's first characters, as `mlreg server tokens list` shows them)."""
+    if credentials.token:
+        shown = credentials.token[:12] + "…"
+        return {"method": "token", "user": None, "described": f"a token ({shown})"}
+    if credentials.username is not None:
+        user = credentials.username
+        how = "a password" if credentials.password else "no password (MLREG_TRACKING_PASSWORD)"
+        return {"method": "password", "user": user, "described": f"user {user} with {how}"}
+    return {
+        "method": None,
+        "user": None,
+        "described": "none (a server with --auth answers 401: set MLREG_TRACKING_TOKEN, "
+        "or MLREG_TRACKING_USERNAME and MLREG_TRACKING_PASSWORD)",
+    }
+
+
 def _schema(settings: StoreSettings) -> tuple[str | None, str]:
     """The database's schema revision and what it means (info reports, never raises)."""
     try:
@@ -753,6 +806,10 @@ def info(as_json: bool) -> None:
         },
     }
 
+    sign_in = None
+    if settings.remote:
+        doc["sign_in"] = sign_in = _sign_in(Credentials.from_env())
+
     def human() -> str:
         versions = ", ".join(f"{k} {v or '-'}" for k, v in doc["versions"].items())
         return "\n".join(
@@ -760,6 +817,7 @@ def info(as_json: bool) -> None:
                 f"registry:      {doc['registry_uri']}",
                 f"artifact root: {doc['artifact_root']}",
                 f"user:          {doc['user']}",
+                *([f"sign-in:       {sign_in['described']}"] if sign_in else []),
                 f"home:          {doc['home']}",
                 f"schema:        {schema or '-'} ({state})",
                 f"versions:      {versions}",

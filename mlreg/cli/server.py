@@ -6,8 +6,11 @@ import os
 
 import click
 
+from mlreg.cli import teams
+from mlreg.server.access.service import AccessService
+from mlreg.server.access.store import AccessStore
 from mlreg.server.runner import run
-from mlreg.server.settings import LOG_FORMATS, LOG_LEVELS, ServerSettings
+from mlreg.server.settings import LOG_FORMATS, LOG_LEVELS, PERMISSIONS, ServerSettings
 from mlreg.store.database import describe, open_database
 from mlreg.web.gunicorn import check_bind
 
@@ -32,6 +35,36 @@ from mlreg.web.gunicorn import check_bind
 )
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None, help="text or json.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default=None, help="Default: info.")
+@click.option(
+    "--auth",
+    is_flag=True,
+    default=None,
+    help="Require users and tokens ($MLREG_AUTH); the first admin comes from "
+    "$MLREG_ADMIN_USER (admin) and $MLREG_ADMIN_PASSWORD.",
+)
+@click.option(
+    "--allow-unauthenticated",
+    is_flag=True,
+    default=None,
+    help="Listen beyond loopback without --auth (a trusted network only).",
+)
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Host names the server answers to besides addresses and localhost, comma-separated "
+    "(*.example.com patterns; * any).",
+)
+@click.option(
+    "--cors-origins",
+    default=None,
+    help="Origins whose browser scripts may call the API, comma-separated (* any).",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(PERMISSIONS, case_sensitive=False),
+    default=None,
+    help="What everyone gets on a new model or experiment (default READ; its creator gets MANAGE).",
+)
 @click.pass_context
 def server(ctx: click.Context, **flags: object) -> None:
     """Run the registry and tracking server a team shares.
@@ -44,6 +77,7 @@ def server(ctx: click.Context, **flags: object) -> None:
       mlreg server --registry-uri postgresql+psycopg://mlreg:pw@db/mlreg \\
                    --artifact-root s3://models/mlreg --host 0.0.0.0
       MLREG_TRACKING_URI=http://127.0.0.1:5000 mlreg models list   # a client
+      MLREG_ADMIN_PASSWORD=… mlreg server --auth --host 0.0.0.0 --allowed-hosts mlreg.internal
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -52,13 +86,31 @@ def server(ctx: click.Context, **flags: object) -> None:
     # Open the database once here, so a wrong URI or an old schema is one line and an exit
     # code, not a worker crash; each worker opens its own after the fork.
     db = open_database(settings.store.uri)
-    where = describe(db.engine)
-    db.close()
+    try:
+        where = describe(db.engine)
+        if settings.auth:
+            access = AccessService(AccessStore(db))
+            made = access.bootstrap_admin(settings.admin_user, settings.admin_password)
+            if made is not None:
+                click.echo(f"Created the first admin, {made.name!r}", err=True)
+            elif not access.store.count_admins():
+                click.echo(
+                    "No admin yet: set MLREG_ADMIN_PASSWORD, or run `mlreg server users create "
+                    "NAME --admin` against the database",
+                    err=True,
+                )
+    finally:
+        db.close()
+    mode = "users and tokens" if settings.auth else "no authentication"
     click.echo(
         f"mlreg server on http://{settings.bind} (database {where}, artifacts "
         f"{settings.store.artifact_root}; {settings.workers} worker(s) x {settings.threads} "
-        "threads)",
+        f"threads; {mode})",
         err=True,
     )
     click.echo(f"Open http://{settings.bind}/ in a browser for the web UI.", err=True)
     run(settings)
+
+
+for command in teams.SERVER_COMMANDS:
+    server.add_command(command)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -47,6 +47,8 @@ class Route:
     raw_response: bool = False
     #: Status of a successful answer.
     status: int = 200
+    #: The compiled ``body`` schema.
+    validator: Draft202012Validator | None = field(default=None, compare=False, repr=False)
 
 
 class Api:
@@ -73,7 +75,8 @@ class Api:
         status: int = 200,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            wrapped = self._with_body(handler, body) if body is not None else handler
+            validator = Draft202012Validator(body) if body is not None else None
+            wrapped = self._with_body(handler, validator) if validator is not None else handler
             self.routes.append(
                 Route(
                     method,
@@ -88,18 +91,17 @@ class Api:
                     raw_body,
                     raw_response,
                     status,
+                    validator,
                 )
             )
             return handler
 
         return register
 
-    def _with_body(self, handler: Handler, schema: dict[str, Any]) -> Handler:
-        validator = Draft202012Validator(schema)
-
+    def _with_body(self, handler: Handler, validator: Draft202012Validator) -> Handler:
         @functools.wraps(handler)
         def parse_then_handle(**kwargs: Any) -> Response:
-            return handler(body=json_body(validator, self._max_json_bytes()), **kwargs)
+            return handler(body=parsed_body(validator, self._max_json_bytes()), **kwargs)
 
         return parse_then_handle
 
@@ -131,6 +133,21 @@ class Api:
 
 
 # --- request bodies -------------------------------------------------------------------------
+
+
+def parsed_body(validator: Draft202012Validator, limit: int) -> Any:
+    """The request's JSON body checked against the route's schema, parsed once per request
+    (the permission check may need it before the handler does)."""
+    if "mlreg_body" not in g:
+        g.mlreg_body = json_body(validator, limit)
+    return g.mlreg_body
+
+
+def route_body(route: Route) -> Any:
+    """The JSON body of the request ``route`` answers (None if it declares none)."""
+    if route.validator is None:
+        return None
+    return parsed_body(route.validator, current_app.config["MLREG_MAX_REQUEST_BYTES"])
 
 
 def require_media_type(expected: str) -> None:

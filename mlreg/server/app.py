@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mlreg.server import mlflow
+from mlreg.server.access.guard import install_guard
+from mlreg.server.access.service import LoginPolicy
 from mlreg.server.metrics import ServerMetrics
+from mlreg.server.permissions import Level
 from mlreg.server.routes import (  # noqa: F401  (declare routes)
+    access,
     api,
+    audit,
     logged_models,
     meta,
     registry,
     tracking,
+    webhooks,
 )
 from mlreg.server.services import Services
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui import site
+from mlreg.server.webhooks.deliverer import Deliverer, DeliveryPolicy
 from mlreg.web.http import HttpConfig, install
 
 ACCESS_LOGGER = "mlreg.server.access"
@@ -39,7 +47,11 @@ def create_app(
     app.config["MLREG_MAX_REQUEST_BYTES"] = settings.max_request_bytes
     app.config["MLREG_MAX_UPLOAD_BYTES"] = settings.max_upload_bytes
     metrics = metrics or ServerMetrics()
-    app.extensions["mlreg.server"] = services or Services.open(settings.store)
+    services = services or Services.open(
+        settings.store, login_policy(settings), Level[settings.default_permission]
+    )
+    services.access.metrics = metrics
+    app.extensions["mlreg.server"] = services
     app.extensions["mlreg.server.metrics"] = metrics
     app.extensions["mlreg.server.settings"] = settings
     api.mount(app, "api_v1")
@@ -57,4 +69,30 @@ def create_app(
             error_page=site.error_page,
         ),
     )
+    # After install(): a refused request still gets its request id and its access-log line.
+    install_guard(app, settings, services.access)
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
+    if settings.deliver_webhooks and services.deliverer is None:
+        services.deliverer = Deliverer(
+            services.webhooks,
+            DeliveryPolicy(
+                poll_seconds=settings.webhook_poll_seconds,
+                timeout=settings.webhook_timeout,
+                max_attempts=settings.webhook_max_attempts,
+                backoff_seconds=settings.webhook_backoff_seconds,
+            ),
+            metrics,
+        ).start()
     return app
+
+
+def login_policy(settings: ServerSettings) -> LoginPolicy:
+    return LoginPolicy(
+        max_failures_per_user=settings.login_max_failures,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_window_seconds,
+        token_days=settings.token_days,
+    )

@@ -1,8 +1,9 @@
-"""The registry server's metrics: HTTP traffic and the database connection pool."""
+"""The registry server's metrics: HTTP traffic, the database connection pool, sign-ins and
+webhook deliveries."""
 
 from __future__ import annotations
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from mlreg.web.metrics import HttpMetrics
 
@@ -21,4 +22,23 @@ class ServerMetrics(HttpMetrics):
             "Database connections the pool keeps open",
             registry=self.registry,
             multiprocess_mode="livesum",
+        )
+        self.sign_ins = Counter(
+            "mlreg_server_sign_ins",
+            "Authentication attempts by method (password, token) and outcome (ok, refused, "
+            "rate_limited)",
+            ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "mlreg_server_webhook_attempts",
+            "Webhook POSTs by outcome (delivered, retry, failed: given up, dropped: its "
+            "webhook was deleted meanwhile)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_errors = Counter(
+            "mlreg_server_webhook_deliverer_errors",
+            "Rounds of the webhook deliverer that failed (e.g. the database was unavailable)",
+            registry=self.registry,
         )

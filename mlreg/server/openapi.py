@@ -148,14 +148,115 @@ COMPONENTS: dict[str, Any] = {
             "size": {"type": ["integer", "null"]},
         },
     },
+    "User": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "is_admin": {"type": "boolean"},
+            "has_password": {"type": "boolean"},
+            "groups": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Group": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "members": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "user": {"type": "string"},
+            "name": {"type": "string"},
+            "prefix": {"type": "string", "description": "the token's first characters"},
+            "state": {"enum": ["active", "expired", "revoked"]},
+            "created_at": TIME,
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Grant": {
+        "type": "object",
+        "properties": {
+            "principal": {"type": "string"},
+            "kind": {"enum": ["user", "group"]},
+            "level": {"enum": ["NONE", "READ", "EDIT", "PROMOTE", "MANAGE"]},
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "timestamp": TIME,
+            "user": {"type": "string"},
+            "address": NULLABLE_TEXT,
+            "action": {"type": "string", "description": "e.g. model_version.stage_changed"},
+            "resource_type": {"type": "string"},
+            "resource_id": NULLABLE_TEXT,
+            "resource": {"type": "string", "description": "its name at the time"},
+            "version": {"type": ["integer", "null"]},
+            "old": {"description": "the value before (JSON)"},
+            "new": {"description": "the value after (JSON)"},
+        },
+    },
+    "ModelState": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "at": TIME,
+            "versions": {"type": "array", "items": {"type": "integer"}},
+            "stages": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+            },
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    },
+    "Webhook": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string"}},
+            "model": NULLABLE_TEXT,
+            "description": NULLABLE_TEXT,
+            "created_by": {"type": "string"},
+            "created_at": TIME,
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "webhook_id": {"type": "integer"},
+            "event_id": {"type": "string"},
+            "event": {"type": "string"},
+            "state": {"enum": ["pending", "sending", "delivered", "failed"]},
+            "attempts": {"type": "integer"},
+            "created_at": TIME,
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_status": {"type": ["integer", "null"]},
+            "last_error": NULLABLE_TEXT,
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
 }
 
 ERRORS = {
     "400": "Bad input: the message names the field and what was expected",
+    "401": "No or wrong credentials (with --auth); WWW-Authenticate says how to sign in",
+    "403": "Signed in, but without the permission the route needs (the message names it)",
     "404": "Not found: the message says what exists",
     "409": "Conflicts with the current state (e.g. a version that is not READY)",
     "413": "Body over the limit",
     "415": "Wrong Content-Type",
+    "429": "Too many failed sign-ins; Retry-After says when to try again",
     "503": "The database is unavailable",
 }
 
@@ -181,6 +282,7 @@ def operation(route: Route) -> dict[str, Any]:
         "x-mlreg-permission": {
             "level": route.permission.level.name,
             "resource": route.permission.resource.value,
+            "needs": route.permission.describe(),
         },
         "parameters": path_params + query,
         "responses": {

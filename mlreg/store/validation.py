@@ -13,6 +13,7 @@ import numbers
 import re
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -173,3 +174,16 @@ def validate_step(key: str, step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}")
     return int(step)
+
+
+def parse_timestamp(text: str, what: str = "timestamp") -> datetime:
+    """An ISO 8601 time (``2026-06-01``, ``2026-06-01 12:00``, ``…T12:00:00Z``, ``…+02:00``)
+    as an aware datetime; a time without an offset is UTC."""
+    raw = text.strip()
+    try:
+        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{what}: expected an ISO 8601 time such as 2026-06-01T12:00:00Z, got {text!r}"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

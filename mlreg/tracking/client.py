@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlreg.store.http import open_http
+from mlreg.store.journal import Actor
 from mlreg.store.settings import StoreSettings
 from mlreg.tracking.artifacts import RunArtifacts
 from mlreg.tracking.rest_store import RestRunArtifacts, RestTrackingStore
@@ -21,7 +22,8 @@ def open_stores(settings: StoreSettings) -> tuple[TrackingStore, RunArtifacts]:
     if settings.remote:
         store = RestTrackingStore(open_http(settings.uri, settings.user))
         return store, RestRunArtifacts(store.http, settings.cache_dir / "runs")
-    return SqlTrackingStore(settings.uri), run_artifacts(settings)
+    # Writes straight to the database are recorded as the local user (MLREG_USER).
+    return SqlTrackingStore(settings.uri, Actor(settings.user)), run_artifacts(settings)
 
 
 class TrackingClient(TrackingService):

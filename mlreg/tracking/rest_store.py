@@ -379,6 +379,9 @@ class RestTrackingStore:
         items = [LoggedModel.from_dict(m) for m in doc["logged_models"]]
         return Page(items, offset + max_results if doc.get("next_page_token") else None)
 
+    def record_artifact(self, run_id: str, action: str, path: str, detail: dict[str, Any]) -> None:
+        """Nothing: the server records the upload or deletion it receives, as the caller."""
+
     def close(self) -> None:
         """Release this store's share of the process's session with the server."""
         release(self.http)

@@ -222,7 +222,9 @@ class TrackingService(LoggedModelRules):
         if parent_run_id:
             self.store.get_run(parent_run_id)
             clean[PARENT_TAG] = parent_run_id
-        clean.setdefault(USER_TAG, self.user)
+        # Who started the run is the service's user, never a tag the caller sent: on a server
+        # with authentication that is the signed-in user.
+        clean[USER_TAG] = self.user
         experiment = self.active_experiment(experiment_id)
         started = now_ms() if start_time is None else _time_ms("start_time", start_time)
         return self.store.create_run(
@@ -424,6 +426,10 @@ class TrackingService(LoggedModelRules):
             raise InvalidInput(f"cannot log artifact {source}: not a regular file")
         path = safe_relpath(artifact_path) if artifact_path else None
         self.artifacts.log_file(self._run_info(run_id), source, path)
+        where = f"{path}/{source.name}" if path else source.name
+        self.store.record_artifact(
+            run_id, "artifact.logged", where, {"size": source.stat().st_size}
+        )
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -433,6 +439,19 @@ class TrackingService(LoggedModelRules):
             raise ArtifactNotFound(f"cannot log artifacts from {source}: no such directory")
         path = safe_relpath(artifact_path) if artifact_path else None
         self.artifacts.log_dir(self._run_info(run_id), source, path)
+        files = [p for p in source.rglob("*") if p.is_file()]
+        self.store.record_artifact(
+            run_id,
+            "artifact.logged",
+            path or ".",
+            {"files": len(files), "size": sum(p.stat().st_size for p in files)},
+        )
+
+    def delete_artifact(self, run_id: str, path: str) -> None:
+        """Remove an artifact file or directory of a run (recorded on the audit trail)."""
+        relpath = safe_relpath(path)
+        self.artifacts.delete(self._run_info(run_id), relpath)
+        self.store.record_artifact(run_id, "artifact.deleted", relpath, {})
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         path = safe_relpath(path) if path else None

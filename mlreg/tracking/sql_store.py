@@ -1,17 +1,21 @@
 """The SQL tracking store: experiments, runs, params, metric history, tags, inputs, outputs.
 
 Logged models live in :mod:`mlreg.tracking.sql_logged_models` (a part of the same store).
+Every write records what it changed through :mod:`mlreg.store.journal` in its own
+transaction, as the :class:`~mlreg.store.journal.Actor` the store is bound to; experiment
+searches show only what that actor may read (when it is limited).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal_column, or_, select
+from sqlalchemy import case, delete, exists, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,9 +28,11 @@ from mlreg.errors import (
     TagNotFound,
 )
 from mlreg.store.database import Database, applied_result, open_database, record_applied
+from mlreg.store.journal import Actor, Change, record
 from mlreg.store.pages import Page
 from mlreg.store.tables import (
     DatasetRow,
+    ExperimentGrantRow,
     ExperimentRow,
     ExperimentTagRow,
     LatestMetricRow,
@@ -64,14 +70,43 @@ INPUT, OUTPUT = "input", "output"
 class SqlTrackingStore(SqlLoggedModels):
     """Persistence for experiments, runs, params, metric history, tags and logged models."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, actor: Actor | None = None) -> None:
         self.uri = uri
         self.db: Database = open_database(uri)
         self._session = self.db.transaction
+        self.actor = actor or Actor("unknown")
 
     def close(self) -> None:
         """Release the shared database (its connections close with the last user)."""
         self.db.close()
+
+    def acting(self, actor: Actor) -> SqlTrackingStore:
+        """This store (sharing its database) recording writes as ``actor`` and showing what it
+        may read; the view is never closed, the store it came from is."""
+        view = copy.copy(self)
+        view.actor = actor
+        return view
+
+    def _record(self, session: Session, change: Change) -> None:
+        record(session, self.actor, change)
+
+    def _run_change(self, action: str, row: RunRow, **values: Any) -> Change:
+        return Change(action, "run", row.run_id, row.run_name, **values)
+
+    def _visible(self, query: Any) -> Any:
+        """``query`` (over ExperimentRow) limited to the experiments the actor may read."""
+        readers = self.actor.readers
+        if readers is None:
+            return query
+        granted = exists().where(
+            ExperimentGrantRow.experiment_id == ExperimentRow.id,
+            ExperimentGrantRow.principal_id.in_(readers),
+            ExperimentGrantRow.level >= 1,
+        )
+        if not self.actor.ungranted_visible:
+            return query.where(granted)
+        ungranted = ~exists().where(ExperimentGrantRow.experiment_id == ExperimentRow.id)
+        return query.where(or_(granted, ungranted))
 
     # --- experiments ---------------------------------------------------------------------
 
@@ -107,6 +142,22 @@ class SqlTrackingStore(SqlLoggedModels):
                 )
                 session.add(row)
                 session.flush()
+                self._record(
+                    session,
+                    Change(
+                        "experiment.created",
+                        "experiment",
+                        row.id,
+                        name,
+                        new={"artifact_location": artifact_location},
+                    ),
+                )
+                for principal_id, level in self.actor.creator_grants:
+                    session.add(
+                        ExperimentGrantRow(
+                            experiment_id=row.id, principal_id=principal_id, level=level
+                        )
+                    )
                 return self._experiment(session, row)
         except SqlIntegrityError:
             raise AlreadyExists(f"experiment {name!r} already exists") from None
@@ -114,7 +165,7 @@ class SqlTrackingStore(SqlLoggedModels):
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self._session() as session:
             row = session.scalars(
-                select(ExperimentRow).where(ExperimentRow.name == name)
+                self._visible(select(ExperimentRow)).where(ExperimentRow.name == name)
             ).one_or_none()
             return self._experiment(session, row) if row else None
 
@@ -129,7 +180,7 @@ class SqlTrackingStore(SqlLoggedModels):
         view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
         with self._session() as session:
-            query = select(ExperimentRow).where(
+            query = self._visible(select(ExperimentRow)).where(
                 ExperimentRow.lifecycle_stage.in_([s.value for s in view.stages()])
             )
             if name_like:
@@ -179,16 +230,24 @@ class SqlTrackingStore(SqlLoggedModels):
     def set_experiment_tag(self, experiment_id: str, key: str, value: str | None) -> None:
         with self._session() as session:
             row = self._experiment_row(session, experiment_id)
-            if value is not None:
-                session.merge(ExperimentTagRow(experiment_id=row.id, key=key, value=value))
-                return
-            gone = session.execute(
-                delete(ExperimentTagRow).where(
-                    ExperimentTagRow.experiment_id == row.id, ExperimentTagRow.key == key
-                )
-            )
-            if not gone.rowcount:
+            old = session.get(ExperimentTagRow, (row.id, key))
+            if value is None and old is None:
                 raise TagNotFound(f"experiment {experiment_id} has no tag {key!r}")
+            self._record(
+                session,
+                Change(
+                    "experiment.tag_set",
+                    "experiment",
+                    row.id,
+                    row.name,
+                    old={key: old.value if old else None},
+                    new={key: value},
+                ),
+            )
+            if value is None:
+                session.delete(old)
+            else:
+                session.merge(ExperimentTagRow(experiment_id=row.id, key=key, value=value))
 
     # --- runs ----------------------------------------------------------------------------
 
@@ -216,6 +275,14 @@ class SqlTrackingStore(SqlLoggedModels):
             )
             session.add(row)
             session.add_all(RunTagRow(run_id=run_id, key=k, value=v) for k, v in tags.items())
+            self._record(
+                session,
+                self._run_change(
+                    "run.created",
+                    row,
+                    new={"experiment_id": experiment_id, "tags": tags, "status": row.status},
+                ),
+            )
         return self.get_run(run_id)
 
     def _run_row(self, session: Session, run_id: str) -> RunRow:
@@ -297,6 +364,15 @@ class SqlTrackingStore(SqlLoggedModels):
     def update_run(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
         with self._session() as session:
             row = self._run_row(session, run_id)
+            self._record(
+                session,
+                self._run_change(
+                    "run.updated",
+                    row,
+                    old={"status": row.status, "end_time": row.end_time},
+                    new={"status": status.value, "end_time": end_time},
+                ),
+            )
             row.status = status.value
             row.end_time = end_time
 
@@ -305,6 +381,21 @@ class SqlTrackingStore(SqlLoggedModels):
     ) -> None:
         with self._session() as session:
             row = self._run_row(session, run_id)
+            old: dict[str, str] = {}
+            new: dict[str, str] = {}
+            if run_name is not None and run_name != row.run_name:
+                old["run_name"], new["run_name"] = row.run_name, run_name
+            if lifecycle is not None and lifecycle.value != row.lifecycle_stage:
+                old["lifecycle_stage"], new["lifecycle_stage"] = (
+                    row.lifecycle_stage,
+                    lifecycle.value,
+                )
+            if new:
+                action = "run.renamed"
+                if "lifecycle_stage" in new:
+                    deleted = lifecycle is Lifecycle.DELETED
+                    action = "run.deleted" if deleted else "run.restored"
+                self._record(session, self._run_change(action, row, old=old, new=new))
             if run_name is not None:
                 row.run_name = run_name
             if lifecycle is not None:
@@ -403,6 +494,15 @@ class SqlTrackingStore(SqlLoggedModels):
             .on_conflict_do_nothing(index_elements=["experiment_id", "name", "digest"])
         )
         return session.scalars(query).one()
+
+    def record_artifact(self, run_id: str, action: str, path: str, detail: dict[str, Any]) -> None:
+        """Audit an artifact write. Files are not rows: the record follows the write (a write
+        that failed is not recorded; a crash between the two loses the record, not the file)."""
+        with self._session() as session:
+            row = self._run_row(session, run_id)
+            entry = {"path": path, **detail}
+            values = {"old": entry} if action == "artifact.deleted" else {"new": entry}
+            self._record(session, self._run_change(action, row, **values))
 
     # --- logging -------------------------------------------------------------------------
 
@@ -513,6 +613,16 @@ class SqlTrackingStore(SqlLoggedModels):
             )
         for key, value in tags.items():
             session.merge(RunTagRow(run_id=run_id, key=key, value=value))
+        # Params and tags in full; metrics by key and count (their history is the record).
+        new: dict[str, Any] = {}
+        if params:
+            new["params"] = params
+        if tags:
+            new["tags"] = tags
+        if metrics:
+            keys = sorted({m.key for m in metrics})
+            new["metrics"] = {"count": len(metrics), "keys": keys[:100]}
+        self._record(session, self._run_change("run.logged", row, new=new))
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self._session() as session:

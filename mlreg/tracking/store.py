@@ -10,7 +10,7 @@ AlreadyExists, a database that fails underneath StoreError.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlreg.store.pages import Page
 from mlreg.tracking.entities import (
@@ -100,6 +100,11 @@ class TrackingStore(Protocol):
         self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
     ) -> None:
         """Rename a run or move it to a lifecycle stage; RunNotFound."""
+
+    def record_artifact(self, run_id: str, action: str, path: str, detail: dict[str, Any]) -> None:
+        """Put an artifact write on the audit trail (``artifact.logged``, with ``detail``
+        such as the size; ``artifact.deleted``); a store behind a server leaves it to the
+        server, which records what it receives."""
 
     def log_batch(
         self,

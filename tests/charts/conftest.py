@@ -20,6 +20,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "mlreg-serving"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+SERVER_CHART = ROOT / "charts" / "mlreg-server"
+SERVER_VALUES = sorted((SERVER_CHART / "ci").glob("*.yaml"))
 HELM_ENV = "MLREG_HELM"
 # The chart's lowest supported Kubernetes (Chart.yaml kubeVersion) and a recent one.
 KUBE_VERSIONS = ("1.30.0", "1.34.0")
@@ -82,8 +84,7 @@ def value_args(values: Iterable[Path] = (), sets: Iterable[str] = ()) -> list[st
     return args
 
 
-@pytest.fixture(scope="session")
-def render(helm: str) -> Callable[..., Manifests]:
+def renderer(helm: str, chart: Path) -> Callable[..., Manifests]:
     """helm template RELEASE CHART [-f ...] [--set ...] -> the parsed documents (cached)."""
     cache: dict[tuple[Any, ...], Manifests] = {}
 
@@ -94,7 +95,7 @@ def render(helm: str) -> Callable[..., Manifests]:
                 helm,
                 "template",
                 RELEASE,
-                str(CHART),
+                str(chart),
                 "--namespace",
                 "ml",
                 "--kube-version",
@@ -106,6 +107,18 @@ def render(helm: str) -> Callable[..., Manifests]:
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def render(helm: str) -> Callable[..., Manifests]:
+    """The serving chart, rendered."""
+    return renderer(helm, CHART)
+
+
+@pytest.fixture(scope="session")
+def render_server(helm: str) -> Callable[..., Manifests]:
+    """The server chart, rendered."""
+    return renderer(helm, SERVER_CHART)
 
 
 def only(manifests: Manifests, kind: str) -> dict[str, Any]:

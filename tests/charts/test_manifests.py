@@ -48,7 +48,7 @@ def chart_env(manifests) -> dict[str, str]:
             m for m in manifests if m["kind"] == "ConfigMap" and m["metadata"]["name"] == name
         ]
         env.update(config["data"])
-    env.update({e["name"]: e["value"] for e in mlreg.get("env", [])})
+    env.update({e["name"]: e["value"] for e in mlreg.get("env", []) if "value" in e})
     return env
 
 
@@ -309,7 +309,7 @@ def test_labels_and_selectors(render):
         assert labels["app.kubernetes.io/name"] == "mlreg-serving"
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
-        assert labels["helm.sh/chart"] == "mlreg-serving-0.1.0"
+        assert labels["helm.sh/chart"] == "mlreg-serving-0.2.0"
     deployment = only(manifests, "Deployment")
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()

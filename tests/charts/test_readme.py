@@ -9,12 +9,14 @@ import sys
 import pytest
 import yaml
 
-from .conftest import CHART
+from .conftest import CHART, SERVER_CHART
+
+CHARTS = pytest.mark.parametrize("chart", [CHART, SERVER_CHART], ids=lambda c: c.name)
 
 
 @pytest.fixture(scope="module")
 def gen_readme():
-    spec = importlib.util.spec_from_file_location("gen_readme", CHART / "gen_readme.py")
+    spec = importlib.util.spec_from_file_location("gen_readme", CHART.parent / "gen_readme.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     try:
@@ -24,11 +26,12 @@ def gen_readme():
         del sys.modules[spec.name]
 
 
-def test_readme_table_is_up_to_date(gen_readme):
-    readme = (CHART / "README.md").read_text()
-    values = (CHART / "values.yaml").read_text()
+@CHARTS
+def test_readme_table_is_up_to_date(gen_readme, chart):
+    readme = (chart / "README.md").read_text()
+    values = (chart / "values.yaml").read_text()
     assert gen_readme.render(readme, values) == readme, (
-        "charts/mlreg-serving/README.md is stale: run python charts/mlreg-serving/gen_readme.py"
+        f"charts/{chart.name}/README.md is stale: run python charts/gen_readme.py"
     )
 
 
@@ -41,10 +44,11 @@ def leaves(tree, prefix=""):
             yield path, value
 
 
-def test_every_value_is_in_the_table_with_its_default(gen_readme):
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    readme = (CHART / "README.md").read_text()
-    documented = {row.key: row for row in gen_readme.rows((CHART / "values.yaml").read_text())}
+@CHARTS
+def test_every_value_is_in_the_table_with_its_default(gen_readme, chart):
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    readme = (chart / "README.md").read_text()
+    documented = {row.key: row for row in gen_readme.rows((chart / "values.yaml").read_text())}
     for path, value in leaves(values):
         # The row is the key itself or a documented map that contains it.
         owner = next((key for key in documented if path == key or path.startswith(key + ".")), None)
@@ -66,10 +70,11 @@ def test_undocumented_value_is_refused(gen_readme):
     assert [(r.key, r.default) for r in rows] == [("resources", {"limits": {"memory": "1Gi"}})]
 
 
-def test_schema_knows_every_value():
+@CHARTS
+def test_schema_knows_every_value(chart):
     """values.yaml and values.schema.json describe the same keys (the schema refuses others)."""
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((chart / "values.schema.json").read_text())
+    values = yaml.safe_load((chart / "values.yaml").read_text())
 
     def walk(node, tree, prefix):
         props = node.get("properties", {})

@@ -48,7 +48,8 @@ class Target:
     """A server with a little of everything in it: model ``m`` (version 1 READY with alias
     ``champion`` and tag ``k``; version 2 PENDING), experiment ``exp`` and a run in it with
     param ``p``, metric ``loss`` and artifact ``a/b.txt``, and a logged model the run made
-    (tag ``k``)."""
+    (tag ``k``); user ``u`` in group ``g`` (the server runs without --auth, so the team routes
+    answer anyone on loopback)."""
 
     server: ServerProcess
     experiment_id: str
@@ -70,6 +71,11 @@ class Target:
             "run_id": self.run_id,
             "experiment_id": self.experiment_id,
             "model_id": self.logged_model_id,
+            "user": "u",
+            "group": "g",
+            "principal": "u",
+            "token_id": "1",
+            "webhook_id": "1",
         }
 
 
@@ -101,6 +107,12 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
             logged = tracking.create_logged_model(
                 experiment_id, "model", source_run_id=run.info.run_id, tags={"k": "v"}
             )
+        for method, path, body in [
+            ("POST", "/users", {"name": "u"}),
+            ("POST", "/groups", {"name": "g"}),
+            ("PUT", "/groups/g/members/u", None),
+        ]:
+            assert server.send(method, API + path, json=body).status in (200, 201)
         yield Target(server, experiment_id, run.info.run_id, model_dir, logged.model_id)
     finally:
         server.stop()
@@ -168,6 +180,15 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "set_logged_model_tag": {"value": "v"},
     "log_logged_model_params": {"params": {"q": "2"}},
     "search_logged_models": {"experiment_ids": ["1"]},
+    "create_user": {"name": "fresh"},
+    "update_user": {"admin": False},
+    "set_password": {"password": "a long new password"},
+    "create_token": {"name": "ci"},
+    "create_group": {"name": "fresh"},
+    "grant_model": {"permission": "READ"},
+    "grant_experiment": {"permission": "READ"},
+    "create_webhook": {"url": "http://127.0.0.1:9/hook"},
+    "create_model_webhook": {"url": "http://127.0.0.1:9/hook"},
 }
 
 

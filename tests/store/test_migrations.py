@@ -37,6 +37,16 @@ TABLES = {
     "logged_model_tags",
     "logged_model_params",
     "run_models",
+    "principals",
+    "group_members",
+    "api_tokens",
+    "model_grants",
+    "experiment_grants",
+    "login_failures",
+    "audit_events",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_attempts",
     "alembic_version",
 }
 
@@ -45,7 +55,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.db.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0007"
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0008"
     finally:
         store.close()
 
@@ -247,3 +257,70 @@ def test_registry_and_tracking_share_one_engine_per_database(migrated_backend):
     again = SqlRegistryStore(migrated_backend)
     assert again.db is not registry.db
     again.close()
+
+
+def test_the_migrations_make_exactly_the_tables_the_code_declares(migrated_backend):
+    """Alembic's autogenerate finds nothing to add or change: tables.py and the migration
+    chain describe the same schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from mlreg.store.tables import Base
+
+    SqlRegistryStore(migrated_backend).close()
+    engine = create_engine(migrated_backend)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_database_of_revision_0006_upgrades_to_teams_keeping_its_rows(backend, tmp_path):
+    """0007 and 0008 (MLflow's logged models, then teams) from 0006; 0008 adds users, grants,
+    the audit trail and webhooks: the registry and tracking rows
+    stay, and the first writes after the upgrade are audited (the new tables work)."""
+    engine = make_engine(backend)
+    migrate.upgrade(engine, "0006")
+    with engine.begin() as conn:
+        for statement in ROWS_AT_0003:
+            conn.execute(text(statement.replace(" user,", ' "user",')))
+        conn.execute(
+            text(
+                "INSERT INTO applied_requests (request_id, result, created_at)"
+                " VALUES ('req-1', '2', '2026-11-02 10:00:00+00')"
+            )
+        )
+        if engine.dialect.name == "postgresql":
+            for table in ("registered_models", "model_versions", "experiments"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)"))
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0008"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT result FROM applied_requests")).scalar() == "2"
+        assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0
+    engine.dispose()
+
+    settings = StoreSettings(backend, tmp_path / "artifacts", "carol")
+    with MlregClient(settings) as registry:
+        assert registry.get_version_for_uri("models:/mnist/Production").version == 2
+        registry.set_alias("mnist", "champion", 1)
+        # The state at a moment before any audit row: the stage history still answers it.
+        from datetime import datetime, timezone
+
+        state = registry.get_model_state("mnist", datetime(2026, 11, 2, 12, tzinfo=timezone.utc))
+        assert (state.versions, state.stages) == ([1, 2], {"Production": [2]})
+    engine = make_engine(backend)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text('SELECT "user", action, old_value, new_value FROM audit_events')
+        ).all()
+    engine.dispose()
+    assert rows == [
+        (
+            "carol",
+            "model_alias.set",
+            '{"alias": "champion", "version": 2}',
+            '{"alias": "champion", "version": 1}',
+        )
+    ]

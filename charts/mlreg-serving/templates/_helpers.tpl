@@ -113,3 +113,32 @@ A number as an environment variable value: whole numbers without Go's exponent n
 {{- define "mlreg-serving.number" -}}
 {{- if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
 {{- end }}
+
+{{/*
+The Secret holding the registry token: the given one, the chart's own (when registry.token is
+set), or nothing (a server without authentication).
+*/}}
+{{- define "mlreg-serving.registrySecret" -}}
+{{- if .Values.registry.uri }}
+{{- if .Values.registry.existingSecret }}
+{{- .Values.registry.existingSecret }}
+{{- else if .Values.registry.token }}
+{{- printf "%s-registry" (include "mlreg-serving.fullname" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Registry mode needs the model's URI, and serves through the local backend (the TF Serving
+sidecar copies its export out of the image, which then holds no model of its own).
+*/}}
+{{- define "mlreg-serving.checkRegistry" -}}
+{{- if .Values.registry.uri }}
+{{- if not .Values.registry.modelUri }}
+{{- fail "registry.uri is set: set registry.modelUri too (e.g. models:/mnist@champion)" }}
+{{- end }}
+{{- if .Values.tfserving.enabled }}
+{{- fail "registry.uri and tfserving.enabled do not go together: the sidecar serves the export baked into the image; serve from the registry with the local backend" }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -11,8 +11,11 @@ import re
 from flask import current_app, g, request
 
 from mlreg.errors import InvalidInput
+from mlreg.server.access.entities import Caller
 from mlreg.server.api import Api
+from mlreg.server.permissions import Level, Resource
 from mlreg.server.services import Services
+from mlreg.store.journal import Actor
 
 API_PREFIX = "/api/v1"
 #: Who the caller says they are when the server runs without authentication.
@@ -36,6 +39,28 @@ def acting_user() -> str:
         user = claimed[:256] if claimed and claimed.isprintable() else ANONYMOUS
         g.user = user
     return user
+
+
+def caller() -> Caller | None:
+    """The signed-in caller (None when the server runs without authentication)."""
+    return g.get("caller")
+
+
+def can(level: Level, resource: Resource = Resource.SERVER, key: str | None = None) -> bool:
+    """Whether the request's caller holds ``level`` on a resource (``key``: a model's name, an
+    experiment's id), by the rule the guard enforces before every route
+    (:meth:`mlreg.server.access.service.AccessService.can`); True on a server without --auth.
+    For pages that show only what their user may do (a promote button, a grant form)."""
+    return services().access.can(caller(), level, resource, key)
+
+
+def acting() -> Actor:
+    """What the request's writes are recorded as and its searches may show: the signed-in
+    caller (or, without authentication, the user the client names), from its address."""
+    actor = g.get("actor")
+    if actor is None:
+        actor = g.actor = services().access.actor_for(caller(), acting_user(), request.remote_addr)
+    return actor
 
 
 def acting_as(claimed: str | None) -> str:

@@ -20,7 +20,7 @@ from mlreg.server.api import (
     require_media_type,
 )
 from mlreg.server.permissions import Level
-from mlreg.server.routes import acting_as, acting_user, api, request_id, services
+from mlreg.server.routes import acting, acting_as, api, request_id, services
 from mlreg.server.streams import send_stream
 from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.tarstream import MEDIA_TYPE, extract_tar
@@ -54,7 +54,7 @@ def _wrap(key: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def registry() -> RegistryService:
     """The registry service, acting as the caller."""
-    return services().registry_as(acting_user())
+    return services().registry_as(acting())
 
 
 def _version(name: str, version: str) -> ModelVersion:
@@ -576,10 +576,18 @@ def search_versions() -> Response:
     )
 
 
+def _uri_model(uri: str) -> str | None:
+    """The model a ``models:/`` URI names (None: not one; the handler says why)."""
+    if not uri.startswith(MODELS_SCHEME):
+        return None
+    rest = uri[len(MODELS_SCHEME) :]
+    return rest.split("@", 1)[0] if "@" in rest else rest.partition("/")[0]
+
+
 @api.route(
     "GET",
     "/resolve",
-    permission=perm.server(Level.READ),
+    permission=perm.model(Level.READ, ref=perm.query("uri", parse=_uri_model)),
     summary="The READY version a models:/ URI names (models:/name/3, /Production, /latest, "
     "@alias).",
     tag=TAG,

@@ -10,8 +10,8 @@ from flask import Response, current_app, request
 from mlreg.errors import PayloadTooLarge
 from mlreg.server import permissions as perm
 from mlreg.server.api import ok, query_int, query_str, require_media_type
-from mlreg.server.permissions import Level
-from mlreg.server.routes import acting_user, api, request_id, services
+from mlreg.server.permissions import Level, Resource
+from mlreg.server.routes import acting, api, request_id, services
 from mlreg.server.routes.registry import TAGS, TEXT, _obj, _wrap
 from mlreg.server.streams import send_stream
 from mlreg.store.files import CHUNK
@@ -27,6 +27,7 @@ from mlreg.tracking.entities import (
     number_from_json,
 )
 from mlreg.tracking.service import MAX_SEARCH, TrackingService
+from mlreg.tracking.store import DEFAULT_EXPERIMENT
 
 TAG = "tracking"
 EXPERIMENT = {"$ref": "#/components/schemas/Experiment"}
@@ -69,7 +70,7 @@ MODEL_OUTPUT = _obj({"model_id": {"type": "string"}, "step": {"type": "integer"}
 
 def tracking() -> TrackingService:
     """The tracking service, acting as the caller."""
-    return services().tracking_as(acting_user())
+    return services().tracking_as(acting())
 
 
 # --- experiments ----------------------------------------------------------------------------
@@ -214,7 +215,14 @@ def set_experiment_tag(experiment_id: str, key: str, body: dict[str, Any]) -> Re
 @api.route(
     "POST",
     "/runs",
-    permission=perm.experiment(Level.EDIT, arg="experiment_id"),
+    permission=perm.experiment(
+        Level.EDIT,
+        ref=perm.body(
+            "experiment_id",
+            absent=DEFAULT_EXPERIMENT,
+            absent_resource=Resource.EXPERIMENT_NAME,
+        ),
+    ),
     summary="Start a run in an experiment (the Default one if none is given).",
     tag=TAG,
     body=_obj(
@@ -420,7 +428,7 @@ def metric_history(run_id: str, key: str) -> Response:
 @api.route(
     "POST",
     "/runs/search",
-    permission=perm.server(Level.READ),
+    permission=perm.experiment(Level.READ, ref=perm.body("experiment_ids")),
     summary="Search runs of experiments with MLflow's filter syntax "
     "(metrics.val_loss < 0.5 and params.opt = 'adam') and order_by clauses.",
     tag=TAG,
@@ -510,8 +518,7 @@ def upload_artifact(run_id: str, path: str) -> Response:
     response=_obj({}),
 )
 def delete_artifact(run_id: str, path: str) -> Response:
-    service = tracking()
-    service.artifacts.delete(service.get_run(run_id).info, safe_relpath(path))
+    tracking().delete_artifact(run_id, path)
     return ok({})
 
 

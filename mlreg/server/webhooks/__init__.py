@@ -1,0 +1,1 @@
+"""Registry events POSTed to registered URLs: the webhooks, their outbox, the deliverer."""
