@@ -80,6 +80,8 @@ class Ref:
     #: The resource ``absent`` names, when it is not the route's (an experiment by name).
     absent_resource: Resource | None = None
     admin_when_absent: bool = False
+    #: An older name of the field, read when the field is missing (MLflow's ``run_uuid``).
+    alias: str | None = None
 
     def __post_init__(self) -> None:
         if self.place not in PLACES:
@@ -141,8 +143,15 @@ def query(
     return Ref("query", field, parse, admin_when_absent=admin_when_absent)
 
 
-def message(field: str, *, parse: Callable[[str], str] | None = None) -> Ref:
-    return Ref("message", field, parse)
+def message(
+    field: str,
+    *,
+    absent: str | None = None,
+    alias: str | None = None,
+    admin_when_absent: bool = False,
+) -> Ref:
+    """A field of MLflow's request message (the query string of a GET, the JSON body else)."""
+    return Ref("message", field, None, absent, admin_when_absent=admin_when_absent, alias=alias)
 
 
 def model(level: Level, arg: str = "name", *, ref: Ref | None = None) -> Permission:

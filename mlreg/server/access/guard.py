@@ -18,7 +18,7 @@ a query parameter (:class:`mlreg.server.permissions.Ref`).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +27,7 @@ from flask import Flask, Response, g, request
 from mlreg.errors import InvalidInput, PermissionDenied, RateLimited, Unauthenticated
 from mlreg.server.access.entities import Caller
 from mlreg.server.access.service import AccessService
-from mlreg.server.api import Route, declared_route, route_body
+from mlreg.server.api import Route, declared_route, message_body, route_body
 from mlreg.server.permissions import Level, Permission, Ref, Resource
 from mlreg.server.settings import ServerSettings
 
@@ -172,8 +172,15 @@ def _named(route: Route, ref: Ref) -> Any:
     elif ref.place == "query":
         raw = request.args.get(ref.field)
     else:
-        doc = route_body(route)
-        raw = doc.get(ref.field) if isinstance(doc, dict) else None
+        if ref.place == "message" and request.method == "GET":
+            doc: Any = request.args
+        else:
+            doc = message_body() if ref.place == "message" else route_body(route)
+        if not isinstance(doc, Mapping):
+            return None  # not an object: the handler refuses the body
+        raw = doc.get(ref.field)
+        if raw in (None, "") and ref.alias is not None:
+            raw = doc.get(ref.alias)
     return None if raw == "" else raw
 
 
@@ -211,5 +218,7 @@ def _denied(caller: Caller, needed: Permission, resource: Resource, key: str, ha
         Resource.RUN: "the experiment of run",
         Resource.EXPERIMENT: "experiment",
         Resource.EXPERIMENT_NAME: "experiment",
+        Resource.LOGGED_MODEL: "the experiment of logged model",
+        Resource.ARTIFACT_PATH: "the experiment or model of artifact path",
     }[resource]
     return f"{caller.name} needs {needed.level.name} on {kind} {key!r}; they have {held}"

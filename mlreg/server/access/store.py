@@ -31,6 +31,7 @@ from mlreg.store.journal import Actor, Change, record
 from mlreg.store.tables import (
     ExperimentGrantRow,
     ExperimentRow,
+    LoggedModelRow,
     LoginFailureRow,
     MembershipRow,
     ModelGrantRow,
@@ -450,6 +451,13 @@ class AccessStore:
     ) -> tuple[bool, Level | None, int | None]:
         """Whether the resource exists, the best level ``principals`` hold on it (None: no
         grant of theirs), and how many grants it has at all (None: it does not exist)."""
+        if resource is Resource.ARTIFACT_PATH:
+            # MLflow's proxy paths: registry/<model>/<version>/... or <experiment id>/...
+            head, _, rest = key.strip("/").partition("/")
+            if head == "registry":
+                resource, key = Resource.MODEL, rest.partition("/")[0]
+            else:
+                resource, key = Resource.EXPERIMENT, head
         with self._session() as session:
             if resource is Resource.MODEL:
                 owner = select(RegisteredModelRow.id).where(RegisteredModelRow.name == key)
@@ -465,6 +473,8 @@ class AccessStore:
                     return False, None, None  # not an id: the handler says so
             elif resource is Resource.RUN:
                 owner = select(RunRow.experiment_id).where(RunRow.run_id == key)
+            elif resource is Resource.LOGGED_MODEL:
+                owner = select(LoggedModelRow.experiment_id).where(LoggedModelRow.model_id == key)
             elif resource is Resource.WEBHOOK:
                 try:
                     hook = session.get(WebhookRow, int(key))

@@ -63,7 +63,7 @@ def _locate(artifact_path: str) -> Location:
 @mlflow_api.route(
     "GET",
     "/mlflow-artifacts/artifacts",
-    permission=perm.artifact_path(Level.READ, arg="path"),
+    permission=perm.artifact_path(Level.READ, ref=perm.message("path", admin_when_absent=True)),
     summary="The entries directly under a path (names relative to it; a file or a missing "
     "path lists as nothing).",
     request_message=message({"path": STRING}),

@@ -118,7 +118,7 @@ mlflow_api.route(
 @mlflow_api.route(
     "GET",
     "/mlflow/experiments/get",
-    permission=perm.experiment(Level.READ),
+    permission=perm.experiment(Level.READ, ref=perm.message("experiment_id")),
     summary="One experiment, deleted or not.",
     request_message=message({"experiment_id": STRING}, ["experiment_id"]),
 )
@@ -130,7 +130,7 @@ def get_experiment(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/experiments/get-by-name",
-    permission=perm.server(Level.READ),
+    permission=perm.experiment_named(Level.READ, perm.message("experiment_name")),
     summary="One experiment by its name, deleted or not.",
     request_message=message({"experiment_name": STRING}, ["experiment_name"]),
 )
@@ -149,7 +149,7 @@ def get_experiment_by_name(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/delete",
-    permission=perm.experiment(Level.MANAGE),
+    permission=perm.experiment(Level.MANAGE, ref=perm.message("experiment_id")),
     summary="Mark an experiment deleted (it and its runs stay, restorable).",
     request_message=message({"experiment_id": STRING}, ["experiment_id"]),
 )
@@ -162,7 +162,7 @@ def delete_experiment(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/restore",
-    permission=perm.experiment(Level.MANAGE),
+    permission=perm.experiment(Level.MANAGE, ref=perm.message("experiment_id")),
     summary="Restore a deleted experiment.",
     request_message=message({"experiment_id": STRING}, ["experiment_id"]),
 )
@@ -175,7 +175,7 @@ def restore_experiment(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/update",
-    permission=perm.experiment(Level.MANAGE),
+    permission=perm.experiment(Level.MANAGE, ref=perm.message("experiment_id")),
     summary="Rename an experiment.",
     request_message=message({"experiment_id": STRING, "new_name": STRING}, ["experiment_id"]),
 )
@@ -191,7 +191,7 @@ def update_experiment(msg: dict[str, Any]) -> dict[str, Any] | Response:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/set-experiment-tag",
-    permission=perm.experiment(Level.EDIT),
+    permission=perm.experiment(Level.EDIT, ref=perm.message("experiment_id")),
     summary="Set a tag of an experiment.",
     request_message=message(
         {"experiment_id": STRING, "key": STRING, "value": STRING}, ["experiment_id", "key"]
@@ -206,7 +206,7 @@ def set_experiment_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/delete-experiment-tag",
-    permission=perm.experiment(Level.EDIT),
+    permission=perm.experiment(Level.EDIT, ref=perm.message("experiment_id")),
     summary="Remove a tag of an experiment.",
     request_message=message({"experiment_id": STRING, "key": STRING}, ["experiment_id", "key"]),
 )

@@ -45,7 +45,7 @@ def _model(model_id: str) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/logged-models",
-    permission=perm.experiment(Level.EDIT),
+    permission=perm.experiment(Level.EDIT, ref=perm.message("experiment_id")),
     summary="Create a logged model (PENDING until finalized); its files go to "
     "mlflow-artifacts:/<experiment>/models/<model id>/artifacts.",
     request_message=message(
@@ -153,7 +153,7 @@ ORDER = message(
 @mlflow_api.route(
     "POST",
     "/mlflow/logged-models/search",
-    permission=perm.server(Level.READ),
+    permission=perm.experiment(Level.READ, ref=perm.message("experiment_ids")),
     summary="Search logged models of experiments (filter on name, status, source_run_id, "
     "params., tags., metrics.), newest first unless ordered.",
     request_message=message(

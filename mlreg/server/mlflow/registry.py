@@ -123,7 +123,7 @@ def create_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/registered-models/rename",
-    permission=perm.model(Level.MANAGE),
+    permission=perm.model(Level.MANAGE, ref=perm.message("name")),
     summary="Rename a registered model (versions, aliases and history stay).",
     request_message=message({"name": STRING, "new_name": STRING}, ["name"]),
 )
@@ -137,7 +137,7 @@ def rename_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "PATCH",
     "/mlflow/registered-models/update",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Set a registered model's description.",
     request_message=message({"name": STRING, "description": STRING}, ["name"]),
 )
@@ -151,7 +151,7 @@ def update_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/registered-models/delete",
-    permission=perm.model(Level.MANAGE),
+    permission=perm.model(Level.MANAGE, ref=perm.message("name")),
     summary="Delete a registered model, its versions and their files.",
     request_message=NAME,
 )
@@ -164,7 +164,7 @@ def delete_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/registered-models/get",
-    permission=perm.model(Level.READ),
+    permission=perm.model(Level.READ, ref=perm.message("name")),
     summary="One registered model: tags, aliases, the latest version in each stage.",
     request_message=NAME,
 )
@@ -213,7 +213,7 @@ for _method in ("POST", "GET"):
     mlflow_api.route(
         _method,
         "/mlflow/registered-models/get-latest-versions",
-        permission=perm.model(Level.READ),
+        permission=perm.model(Level.READ, ref=perm.message("name")),
         summary="The newest READY version in each stage asked for (every stage if none is).",
         request_message=message({"name": STRING, "stages": repeated(STRING)}, ["name"]),
     )(get_latest_versions)
@@ -222,7 +222,7 @@ for _method in ("POST", "GET"):
 @mlflow_api.route(
     "POST",
     "/mlflow/registered-models/set-tag",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Set a tag of a registered model.",
     request_message=message({"name": STRING, "key": STRING, "value": STRING}, ["name", "key"]),
 )
@@ -235,7 +235,7 @@ def set_registered_model_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/registered-models/delete-tag",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Remove a tag of a registered model.",
     request_message=message({"name": STRING, "key": STRING}, ["name", "key"]),
 )
@@ -251,7 +251,7 @@ def delete_registered_model_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/registered-models/alias",
-    permission=perm.model(Level.PROMOTE),
+    permission=perm.model(Level.PROMOTE, ref=perm.message("name")),
     summary="Point an alias at a version (models:/name@alias).",
     request_message=message(
         {"name": STRING, "alias": STRING, "version": STRING}, ["name", "alias", "version"]
@@ -266,7 +266,7 @@ def set_alias(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/registered-models/alias",
-    permission=perm.model(Level.PROMOTE),
+    permission=perm.model(Level.PROMOTE, ref=perm.message("name")),
     summary="Remove an alias.",
     request_message=message({"name": STRING, "alias": STRING}, ["name", "alias"]),
 )
@@ -279,7 +279,7 @@ def delete_alias(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/registered-models/alias",
-    permission=perm.model(Level.READ),
+    permission=perm.model(Level.READ, ref=perm.message("name")),
     summary="The version an alias points at.",
     request_message=message({"name": STRING, "alias": STRING}, ["name", "alias"]),
 )
@@ -298,7 +298,7 @@ def get_version_by_alias(msg: dict[str, Any]) -> dict[str, Any] | Response:
 @mlflow_api.route(
     "POST",
     "/mlflow/model-versions/create",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Register the model at source as the next version: its files are copied into the "
     "registry and digested, so it answers READY.",
     request_message=message(
@@ -336,7 +336,7 @@ def create_model_version(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "PATCH",
     "/mlflow/model-versions/update",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Set a version's description.",
     request_message=message(
         {"name": STRING, "version": STRING, "description": STRING}, ["name", "version"]
@@ -353,7 +353,7 @@ def update_model_version(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/model-versions/transition-stage",
-    permission=perm.model(Level.PROMOTE),
+    permission=perm.model(Level.PROMOTE, ref=perm.message("name")),
     summary="Move a version to a stage (None, Staging, Production, Archived), optionally "
     "archiving the versions now in it.",
     request_message=message(
@@ -380,7 +380,7 @@ def transition_model_version_stage(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/model-versions/delete",
-    permission=perm.model(Level.MANAGE),
+    permission=perm.model(Level.MANAGE, ref=perm.message("name")),
     summary="Delete a version and its files (its number is never reused).",
     request_message=NAME_VERSION,
 )
@@ -393,7 +393,7 @@ def delete_model_version(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/model-versions/get",
-    permission=perm.model(Level.READ),
+    permission=perm.model(Level.READ, ref=perm.message("name")),
     summary="One version: stage, status, source, tags, aliases (and mlreg_digest).",
     request_message=NAME_VERSION,
 )
@@ -436,7 +436,7 @@ def search_model_versions(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/model-versions/get-download-uri",
-    permission=perm.model(Level.READ),
+    permission=perm.model(Level.READ, ref=perm.message("name")),
     summary="Where a version's files are downloaded from: the registry's copy, through the "
     "artifact proxy (mlflow-artifacts:/registry/<name>/<version>).",
     request_message=NAME_VERSION,
@@ -450,7 +450,7 @@ def get_model_version_download_uri(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/model-versions/set-tag",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Set a tag of a version.",
     request_message=message(
         {"name": STRING, "version": STRING, "key": STRING, "value": STRING},
@@ -466,7 +466,7 @@ def set_model_version_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/model-versions/delete-tag",
-    permission=perm.model(Level.EDIT),
+    permission=perm.model(Level.EDIT, ref=perm.message("name")),
     summary="Remove a tag of a version.",
     request_message=message(
         {"name": STRING, "version": STRING, "key": STRING}, ["name", "version", "key"]

@@ -9,6 +9,7 @@ here, and the tag is shown from the name. ``mlflow.parentRunId`` makes the run a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -31,7 +32,7 @@ from mlreg.server.mlflow.table import (
     required,
 )
 from mlreg.server.permissions import Level
-from mlreg.server.routes import acting_as, services
+from mlreg.server.routes import acting, acting_as, services
 from mlreg.server.routes.tracking import tracking
 from mlreg.store.pages import offset_of, page_token
 from mlreg.tracking.artifacts import ArtifactOwner
@@ -102,7 +103,7 @@ def _rename_by_tag(service: TrackingService, run_id: str, tags: dict[str, str]) 
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/create",
-    permission=perm.experiment(Level.EDIT),
+    permission=perm.experiment(Level.EDIT, ref=perm.message("experiment_id", absent="0")),
     summary="Start a run (in the default experiment, id 0, unless one is named).",
     request_message=message(
         {
@@ -118,7 +119,9 @@ def create_run(msg: dict[str, Any]) -> dict[str, Any]:
     tags = _tags(msg.get("tags"))
     name = msg.get("run_name") or tags.get(RUN_NAME_TAG) or None
     tags.pop(RUN_NAME_TAG, None)
-    service = services().tracking_as(acting_as(msg.get("user_id")))
+    # The user MLflow's client names (its OS user), unless the server signed the caller in.
+    actor = dataclasses.replace(acting(), user=acting_as(msg.get("user_id")))
+    service = services().tracking_as(actor)
     start = msg.get("start_time")
     run = service.create_run(
         msg.get("experiment_id") or None,
@@ -133,7 +136,7 @@ def create_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/update",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="End a run (FINISHED, FAILED, KILLED at end_time), take it up again, rename it.",
     request_message=message(
         {**RUN_ID, "status": RUN_STATUS, "end_time": INT64, "run_name": STRING}
@@ -156,7 +159,7 @@ def update_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/delete",
-    permission=perm.run(Level.MANAGE),
+    permission=perm.run(Level.MANAGE, ref=perm.message("run_id", alias="run_uuid")),
     summary="Mark a run deleted (kept, restorable; searches leave it out).",
     request_message=message({"run_id": STRING}, ["run_id"]),
 )
@@ -168,7 +171,7 @@ def delete_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/restore",
-    permission=perm.run(Level.MANAGE),
+    permission=perm.run(Level.MANAGE, ref=perm.message("run_id", alias="run_uuid")),
     summary="Restore a deleted run.",
     request_message=message({"run_id": STRING}, ["run_id"]),
 )
@@ -180,7 +183,7 @@ def restore_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-metric",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Log one metric value (optionally against a logged model and a dataset).",
     request_message=message(
         {**RUN_ID, **METRIC["properties"]},
@@ -195,7 +198,7 @@ def log_metric(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-parameter",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Log one param (a param cannot change once set).",
     request_message=message({**RUN_ID, "key": STRING, "value": STRING}, ["key"]),
 )
@@ -209,7 +212,7 @@ def log_param(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/set-tag",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Set a tag of a run (mlflow.runName renames it).",
     request_message=message({**RUN_ID, "key": STRING, "value": STRING}, ["key"]),
 )
@@ -225,7 +228,7 @@ def set_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/delete-tag",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Remove a tag of a run.",
     request_message=message({"run_id": STRING, "key": STRING}, ["run_id", "key"]),
 )
@@ -237,7 +240,7 @@ def delete_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/runs/get",
-    permission=perm.run(Level.READ),
+    permission=perm.run(Level.READ, ref=perm.message("run_id", alias="run_uuid")),
     summary="One run: info, params, latest metrics, tags, inputs, outputs.",
     request_message=message(RUN_ID),
 )
@@ -248,7 +251,7 @@ def get_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/search",
-    permission=perm.server(Level.READ),
+    permission=perm.experiment(Level.READ, ref=perm.message("experiment_ids")),
     summary="Search runs of experiments with MLflow's filter and order_by syntax.",
     request_message=message(
         {
@@ -283,7 +286,7 @@ def search_runs(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/metrics/get-history",
-    permission=perm.run(Level.READ),
+    permission=perm.run(Level.READ, ref=perm.message("run_id", alias="run_uuid")),
     summary="Every value logged for one metric of a run, by step then time.",
     request_message=message(
         {**RUN_ID, "metric_key": STRING, "page_token": STRING, "max_results": INT32},
@@ -305,7 +308,7 @@ def get_metric_history(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-batch",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Log metrics, params and tags in one transaction (MLflow's limits: 1000 metrics, "
     "100 params, 100 tags, 1000 in all).",
     request_message=message(
@@ -345,7 +348,7 @@ def log_batch(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-model",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Record a model logged in a run (MLflow 2): appended to the run's tag "
     "mlflow.log-model.history.",
     request_message=message({"run_id": STRING, "model_json": STRING}, ["run_id", "model_json"]),
@@ -380,7 +383,7 @@ DATASET = message(
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-inputs",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Record the datasets (with their context tags) and logged models a run used.",
     request_message=message(
         {
@@ -405,7 +408,7 @@ def log_inputs(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/outputs",
-    permission=perm.run(Level.EDIT),
+    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
     summary="Record the logged models a run produced, and at which step.",
     request_message=message(
         {
@@ -424,7 +427,7 @@ def log_outputs(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/artifacts/list",
-    permission=perm.run(Level.READ),
+    permission=perm.run(Level.READ, ref=perm.message("run_id", alias="run_uuid")),
     summary="The artifacts directly under a path of a run (paths relative to its root).",
     request_message=message({**RUN_ID, "path": STRING, "page_token": STRING}),
 )

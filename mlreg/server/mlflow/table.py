@@ -21,9 +21,9 @@ from jsonschema.exceptions import best_match
 from werkzeug import exceptions as http
 
 from mlreg.errors import InvalidInput, MlregError, PayloadTooLarge
-from mlreg.server.api import ROUTES_KEY, Route, describe
+from mlreg.server.api import ROUTES_KEY, Route, describe, message_body
 from mlreg.server.permissions import Permission
-from mlreg.web.http import JSON, HttpConfig, as_error, json_response
+from mlreg.web.http import HttpConfig, as_error, json_response
 
 Handler = Callable[..., Any]
 
@@ -187,29 +187,11 @@ def read_message(validator: Draft202012Validator, schema: dict[str, Any]) -> dic
     if request.method == "GET":
         doc: Any = _from_query(schema)
     else:
-        doc = _json_body()
+        doc = message_body()
     error = best_match(validator.iter_errors(doc))
     if error is not None:
         raise InvalidInput(describe(error))
     return doc
-
-
-def _json_body() -> Any:
-    limit = current_app.config["MLREG_MAX_REQUEST_BYTES"]
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge.body(length, limit, "MLREG_MAX_REQUEST_BYTES")
-    raw = request.get_data(cache=False)
-    if len(raw) > limit:
-        raise PayloadTooLarge.body(len(raw), limit, "MLREG_MAX_REQUEST_BYTES")
-    if not raw.strip():
-        return {}  # MLflow's clients send no body where every field is optional
-    if request.mimetype not in (JSON, "", None) and not request.mimetype.endswith("+json"):
-        raise InvalidInput(f"expected Content-Type {JSON}, got '{request.mimetype}'")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"malformed JSON: {e}") from None
 
 
 def _from_query(schema: dict[str, Any]) -> dict[str, Any]:
