@@ -21,20 +21,50 @@ API = "/api/2.0/mlflow"
 CASES: list[tuple[str, str, Any, str]] = [
     ("GET", "/experiments/get", lambda w: {"experiment_id": w.experiment}, "reader"),
     ("GET", "/experiments/get-by-name", lambda w: {"experiment_name": w.experiment_name}, "reader"),
-    ("POST", "/experiments/update", lambda w: {"experiment_id": w.experiment, "new_name": "x"}, "manager"),
+    (
+        "POST",
+        "/experiments/update",
+        lambda w: {"experiment_id": w.experiment, "new_name": "x"},
+        "manager",
+    ),
     ("POST", "/runs/create", lambda w: {"experiment_id": w.experiment}, "editor"),
     ("GET", "/runs/get", lambda w: {"run_id": w.run}, "reader"),
     ("GET", "/metrics/get-history", lambda w: {"run_id": w.run, "metric_key": "loss"}, "reader"),
-    ("POST", "/runs/log-metric", lambda w: {"run_id": w.run, "key": "m", "value": 1, "timestamp": 1, "step": 0}, "editor"),
+    (
+        "POST",
+        "/runs/log-metric",
+        lambda w: {"run_id": w.run, "key": "m", "value": 1, "timestamp": 1, "step": 0},
+        "editor",
+    ),
     # the older field name MLflow 1.x clients send
-    ("POST", "/runs/log-parameter", lambda w: {"run_uuid": w.run, "key": "p", "value": "1"}, "editor"),
+    (
+        "POST",
+        "/runs/log-parameter",
+        lambda w: {"run_uuid": w.run, "key": "p", "value": "1"},
+        "editor",
+    ),
     ("POST", "/runs/delete", lambda w: {"run_id": w.run}, "manager"),
     ("POST", "/runs/search", lambda w: {"experiment_ids": [w.experiment]}, "reader"),
     ("GET", "/registered-models/get", lambda w: {"name": w.model}, "reader"),
-    ("POST", "/registered-models/set-tag", lambda w: {"name": w.model, "key": "k", "value": "v"}, "editor"),
-    ("POST", "/model-versions/transition-stage", lambda w: {"name": w.model, "version": "1", "stage": "Production", "archive_existing_versions": False}, "promoter"),
+    (
+        "POST",
+        "/registered-models/set-tag",
+        lambda w: {"name": w.model, "key": "k", "value": "v"},
+        "editor",
+    ),
+    (
+        "POST",
+        "/model-versions/transition-stage",
+        lambda w: {
+            "name": w.model,
+            "version": "1",
+            "stage": "Production",
+            "archive_existing_versions": False,
+        },
+        "promoter",
+    ),
     ("DELETE", "/registered-models/delete", lambda w: {"name": w.model}, "manager"),
-]  # fmt: skip
+]
 
 
 def call(team: Team, who: str, method: str, path: str, message: dict[str, Any]) -> Any:
