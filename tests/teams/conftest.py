@@ -104,6 +104,7 @@ class World:
     victim_token: int
     group: str
     other: str
+    logged_model: str = ""
 
 
 def make_world(team: Team, model_dir: Path) -> World:
@@ -121,12 +122,15 @@ def make_world(team: Team, model_dir: Path) -> World:
     registry.transition_model_version_stage(model, 1, "Staging")
     experiment_name = f"e-{tag}"
     experiment = tracking.create_experiment(experiment_name)
+    tracking.set_experiment_tag(experiment, "k", "v")
     run = tracking.create_run(experiment).info.run_id
     tracking.log_batch(run, metrics=[("loss", 0.5, 0, None)])
     artifact = team.home / f"a-{tag}" / "a.txt"
     artifact.parent.mkdir(parents=True)
     artifact.write_text("artifact")
     tracking.log_artifact(run, artifact)
+    logged = tracking.create_logged_model(experiment, "lm", source_run_id=run, tags={"k": "v"})
+    tracking.log_owner_file(logged, artifact)
     hook, _ = services.webhooks.create(ADMIN_ACTOR, "http://127.0.0.1:9/hook", None, model)
     victim, other, group = f"v-{tag}", f"o-{tag}", f"g-{tag}"
     access.create_user(ADMIN_ACTOR, victim, None)
@@ -138,7 +142,17 @@ def make_world(team: Team, model_dir: Path) -> World:
         access.grant(ADMIN_ACTOR, Resource.MODEL, model, who, level)
         access.grant(ADMIN_ACTOR, Resource.EXPERIMENT, experiment, who, level)
     return World(
-        tag, model, experiment, experiment_name, run, hook.id, victim, token.id, group, other
+        tag,
+        model,
+        experiment,
+        experiment_name,
+        run,
+        hook.id,
+        victim,
+        token.id,
+        group,
+        other,
+        logged.model_id,
     )
 
 

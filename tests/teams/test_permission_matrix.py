@@ -129,6 +129,54 @@ REQUESTS: dict[str, Callable[[World, str, Any], Request]] = {
         headers={"Content-Type": "application/octet-stream"},
     ),
     "api_v1.delete_delete_artifact": lambda w, who, d: R(f"/runs/{w.run}/artifacts/a.txt"),
+    "api_v1.patch_rename_experiment": lambda w, who, d: R(
+        f"/experiments/{w.experiment}", {"name": f"renamed-{w.tag}"}
+    ),
+    "api_v1.delete_delete_experiment": lambda w, who, d: R(f"/experiments/{w.experiment}"),
+    "api_v1.post_restore_experiment": lambda w, who, d: R(f"/experiments/{w.experiment}/restore"),
+    "api_v1.delete_delete_experiment_tag": lambda w, who, d: R(
+        f"/experiments/{w.experiment}/tags/k"
+    ),
+    "api_v1.delete_delete_run": lambda w, who, d: R(f"/runs/{w.run}"),
+    "api_v1.post_restore_run": lambda w, who, d: R(f"/runs/{w.run}/restore"),
+    "api_v1.delete_delete_run_tag": lambda w, who, d: R(f"/runs/{w.run}/tags/mlreg.user"),
+    "api_v1.post_log_inputs": lambda w, who, d: R(f"/runs/{w.run}/inputs", {"datasets": []}),
+    "api_v1.post_log_outputs": lambda w, who, d: R(f"/runs/{w.run}/outputs", {"models": []}),
+    # --- logged models
+    "api_v1.post_create_logged_model": lambda w, who, d: R(
+        "/logged-models", {"experiment_id": w.experiment}
+    ),
+    "api_v1.post_search_logged_models": lambda w, who, d: R(
+        "/logged-models/search", {"experiment_ids": [w.experiment]}
+    ),
+    "api_v1.get_get_logged_model": lambda w, who, d: R(f"/logged-models/{w.logged_model}"),
+    "api_v1.patch_finalize_logged_model": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}", {"status": "READY"}
+    ),
+    "api_v1.delete_delete_logged_model": lambda w, who, d: R(f"/logged-models/{w.logged_model}"),
+    "api_v1.put_set_logged_model_tag": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/tags/k", {"value": "x"}
+    ),
+    "api_v1.delete_delete_logged_model_tag": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/tags/k"
+    ),
+    "api_v1.post_log_logged_model_params": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/params", {"params": {"q": "2"}}
+    ),
+    "api_v1.get_list_logged_model_artifacts": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/artifacts"
+    ),
+    "api_v1.get_download_logged_model_artifact": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/artifacts/a.txt"
+    ),
+    "api_v1.put_upload_logged_model_artifact": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/artifacts/b.txt",
+        data=b"bytes",
+        headers={"Content-Type": "application/octet-stream"},
+    ),
+    "api_v1.delete_delete_logged_model_artifact": lambda w, who, d: R(
+        f"/logged-models/{w.logged_model}/artifacts/a.txt"
+    ),
     # --- users, tokens, groups, grants
     "api_v1.get_whoami": lambda w, who, d: R("/whoami"),
     "api_v1.get_list_users": lambda w, who, d: R("/users"),
@@ -182,7 +230,13 @@ REQUESTS: dict[str, Callable[[World, str, Any], Request]] = {
 
 
 def routes_of(team: Team) -> dict[str, Route]:
-    return team.app.extensions[ROUTES_KEY]
+    """The REST API's and the probes' routes (MLflow's API: test_mlflow_auth.py; the web UI's
+    pages and forms: tests/ui/test_access.py)."""
+    return {
+        endpoint: route
+        for endpoint, route in team.app.extensions[ROUTES_KEY].items()
+        if endpoint.startswith(("api_v1.", "ops."))
+    }
 
 
 def level_of(who: str, route: Route) -> Level:
@@ -231,6 +285,7 @@ def denial_message(who: str, route: Route, w: World) -> str:
         Resource.MODEL: f"model {w.model!r}",
         Resource.RUN: f"the experiment of run {w.run!r}",
         Resource.EXPERIMENT: f"experiment {w.experiment!r}",
+        Resource.LOGGED_MODEL: f"the experiment of logged model {w.logged_model!r}",
     }[resource]
     return f"{who} needs {needed.level.name} on {what}; they have {held}"
 

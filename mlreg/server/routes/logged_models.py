@@ -29,7 +29,7 @@ LOGGED_MODEL = {"$ref": "#/components/schemas/LoggedModel"}
 @api.route(
     "POST",
     "/logged-models",
-    permission=perm.experiment(Level.EDIT),
+    permission=perm.experiment(Level.EDIT, ref=perm.body("experiment_id")),
     summary="Create a logged model (PENDING until finished) in an experiment.",
     tag=TAG,
     body=_obj(
@@ -143,7 +143,7 @@ def log_logged_model_params(model_id: str, body: dict[str, Any]) -> Response:
 @api.route(
     "POST",
     "/logged-models/search",
-    permission=perm.server(Level.READ),
+    permission=perm.experiment(Level.READ, ref=perm.body("experiment_ids")),
     summary="Search the logged models of experiments with MLflow's filter syntax (name, "
     "status, source_run_id, params., tags., metrics.), newest first unless ordered.",
     tag=TAG,
