@@ -9,11 +9,12 @@ from mlreg.server import mlflow
 from mlreg.server.access.guard import install_guard
 from mlreg.server.access.service import LoginPolicy
 from mlreg.server.metrics import ServerMetrics
-from mlreg.server.permissions import Level
+from mlreg.server.permissions import Level, Permission
 from mlreg.server.routes import (  # noqa: F401  (declare routes)
     access,
     api,
     audit,
+    can,
     logged_models,
     meta,
     registry,
@@ -23,6 +24,7 @@ from mlreg.server.routes import (  # noqa: F401  (declare routes)
 from mlreg.server.services import Services
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui import site
+from mlreg.server.ui.access import set_policy
 from mlreg.server.webhooks.deliverer import Deliverer, DeliveryPolicy
 from mlreg.web.http import HttpConfig, install
 
@@ -71,6 +73,9 @@ def create_app(
     )
     # After install(): a refused request still gets its request id and its access-log line.
     install_guard(app, settings, services.access)
+    if settings.auth:
+        # The pages show what the signed-in caller may do, by the rule the guard enforces.
+        set_policy(app, _caller_may)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
@@ -87,6 +92,11 @@ def create_app(
             metrics,
         ).start()
     return app
+
+
+def _caller_may(user: str, permission: Permission, resource: str | None) -> bool:
+    """The web UI's question, answered for the request's signed-in caller (``user``)."""
+    return can(permission.level, permission.resource, resource)
 
 
 def login_policy(settings: ServerSettings) -> LoginPolicy:

@@ -407,11 +407,17 @@ class TrackingService(LoggedModelRules):
     def log_owner_file(
         self, owner: ArtifactOwner, local_file: Path, artifact_path: str | None = None
     ) -> None:
-        """Copy one file into the artifacts of a run or a logged model."""
+        """Copy one file into the artifacts of a run or a logged model (a run's is recorded on
+        the audit trail)."""
         if not local_file.is_file():
             raise ArtifactNotFound(f"cannot log artifact {local_file}: no such file")
         path = safe_relpath(artifact_path) if artifact_path else None
         self.artifacts.log_file(owner, local_file, path)
+        if isinstance(owner, RunInfo):
+            where = f"{path}/{local_file.name}" if path else local_file.name
+            self.store.record_artifact(
+                owner.run_id, "artifact.logged", where, {"size": local_file.stat().st_size}
+            )
 
     def list_owner_artifacts(self, owner: ArtifactOwner, path: str | None = None) -> list[FileInfo]:
         return self.artifacts.list(owner, safe_relpath(path) if path else None)

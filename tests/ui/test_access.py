@@ -237,8 +237,8 @@ def test_a_user_without_promote_sees_no_button_and_gets_403_posting_the_form(tmp
             f"{api}/users", json={"name": reader[0], "password": reader[1]}, auth=admin
         )
         assert made.status_code == 201
-        grant = {"principal": "reader", "permission": "READ", "model": "cnn"}
-        assert http.post(f"{api}/grants", json=grant, auth=admin).status_code in (200, 201)
+        grant = http.put(f"{api}/models/cnn/grants/reader", json={"permission": "READ"}, auth=admin)
+        assert grant.status_code in (200, 201), grant.text
         page = http.get(server.url + "/models/cnn", auth=reader)
         assert page.status_code == 200
         assert "/models/cnn/transition" not in page.text
