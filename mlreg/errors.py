@@ -61,6 +61,28 @@ class UnsupportedMediaType(InvalidInput):
     error_code = "UNSUPPORTED_MEDIA_TYPE"
 
 
+class RequestTimeout(InvalidInput):
+    """A client did not send its whole request (headers and body) within the read deadline."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+
+
+class HeadersTooLarge(InvalidInput):
+    status_code = 431
+    error_code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
+
+
+class ClientClosedRequest(InvalidInput):
+    """The client closed the connection before its request was read or answered.
+
+    No response can reach it; the status (nginx's 499) is for logs and metrics only.
+    """
+
+    status_code = 499
+    error_code = "CLIENT_CLOSED_REQUEST"
+
+
 class MethodNotAllowed(InvalidInput):
     status_code = 405
     error_code = "METHOD_NOT_ALLOWED"
@@ -159,6 +181,15 @@ class ModelExecutionError(MlregError):
     status_code = 500
     exit_code = 8
     error_code = "MODEL_EXECUTION_ERROR"
+
+
+class SwapRefused(MlregError):
+    """Follow mode did not swap in a new model version (it failed to load or warm up, or its
+    signature would break the served one's clients); the served version goes on serving."""
+
+    status_code = 409
+    exit_code = 8
+    error_code = "MODEL_SWAP_REFUSED"
 
 
 class Timeout(MlregError):

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 
 from mlreg.serving.backends import Backend
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
-from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install
+from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install, refusal_reporter
+from mlreg.web.worker import WorkerOptions
 
 ACCESS_LOGGER = "mlreg.serving.access"
+#: The registry version that answered (empty for a model served from a directory).
+MODEL_VERSION_HEADER = "X-Model-Version"
 #: Probes and scrapes: answered at any rate, logged only at DEBUG (counted in the metrics).
-QUIET_PATHS = frozenset(["/ping", "/health", "/metrics"])
+QUIET_PATHS = frozenset(["/ping", "/health", "/metrics", "/v2/health/live", "/v2/health/ready"])
+#: Answered on the HTTP worker's event loop, never queued behind predictions: a probe must
+#: answer while every request thread is busy with the model.
+INLINE_PATHS = frozenset([*QUIET_PATHS, "/version"])
 
 
 def create_app(
@@ -35,18 +41,38 @@ def create_app(
     if model is not None:
         state.load(lambda: model)
     app.register_blueprint(bp)
-    install(
-        app,
-        HttpConfig(
-            access_logger=ACCESS_LOGGER,
-            max_request_bytes=settings.max_request_bytes,
-            max_request_setting=MAX_REQUEST_BYTES_VAR,
-            quiet_paths=QUIET_PATHS,
-            metrics=state.metrics,
-            error_fields=_tfserving_error_field,
-        ),
+
+    def model_version() -> str:
+        # The version that answered this request; else the one served now.
+        if has_request_context() and "model_version" in g:
+            return g.model_version
+        return state.version
+
+    config = HttpConfig(
+        access_logger=ACCESS_LOGGER,
+        max_request_bytes=settings.max_request_bytes,
+        max_request_setting=MAX_REQUEST_BYTES_VAR,
+        quiet_paths=QUIET_PATHS,
+        metrics=state.metrics,
+        error_fields=_tfserving_error_field,
+        metric_labels=lambda: (model_version(),),
+        response_headers=lambda: {MODEL_VERSION_HEADER: model_version()},
+    )
+    install(app, config)
+    # What mlreg.web.worker.AsyncWorker reads when it serves this app.
+    app.worker_options = WorkerOptions(  # type: ignore[attr-defined]
+        read_timeout=settings.read_timeout,
+        max_body=lambda: settings.max_request_bytes,
+        max_body_setting=MAX_REQUEST_BYTES_VAR,
+        inline=_inline,
+        on_refused=refusal_reporter(app, config),
+        on_drain=state.drain,
     )
     return app
+
+
+def _inline(method: str, path: str) -> bool:
+    return method == "GET" and (path in INLINE_PATHS or path.endswith("/ready"))
 
 
 def _tfserving_error_field(path: str, message: str) -> dict[str, Any]:
@@ -54,4 +80,4 @@ def _tfserving_error_field(path: str, message: str) -> dict[str, Any]:
     return {"error": message} if path.startswith("/v1/") else {}
 
 
-__all__ = ["ACCESS_LOGGER", "REQUEST_ID_HEADER", "create_app"]
+__all__ = ["ACCESS_LOGGER", "MODEL_VERSION_HEADER", "REQUEST_ID_HEADER", "create_app"]

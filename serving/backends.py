@@ -62,6 +62,12 @@ def input_schema(backend: Backend) -> Schema | None:
     return signature.inputs if signature is not None else None
 
 
+def version_of(source: ResolvedModel) -> str:
+    """The registry version a model came from, as the metrics and headers show it ("" for a
+    model served from a directory)."""
+    return str(source.version) if source.version is not None else ""
+
+
 def model_source(settings: ServingSettings, source: ResolvedModel | None) -> ResolvedModel:
     """Where the model is: as ``mlreg serve`` resolved it, else from MLREG_MODEL_URI."""
     if source is not None:
@@ -109,4 +115,5 @@ __all__ = [
     "load_backend",
     "load_local",
     "model_source",
+    "version_of",
 ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mlreg.errors import BackendUnavailable, ModelNotFound, PayloadTooLarge
@@ -15,7 +17,7 @@ from mlreg.models.serving_export import DEFAULT_SIGNATURE, ServingExport
 from mlreg.serving import codecs
 from mlreg.serving.backends import Backend, input_schema
 from mlreg.serving.settings import env_var
-from mlreg.serving.state import ServingState
+from mlreg.serving.state import Served, ServingState
 from mlreg.version import __version__
 
 bp = Blueprint("serving", __name__)
@@ -27,6 +29,16 @@ MAX_REQUEST_BYTES_VAR = env_var("max_request_bytes")
 
 def state() -> ServingState:
     return current_app.extensions["mlreg"]
+
+
+@contextmanager
+def serving() -> Iterator[Served]:
+    """The served version for this request: it answers the whole request even if a newer one
+    is swapped in meanwhile, and its label goes into the response header and the metrics."""
+    s = state()
+    with s.serving(s.settings.timeout) as served:
+        g.model_version = served.version
+        yield served
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
@@ -61,19 +73,19 @@ def read_body() -> bytes:
 
 @bp.post("/invocations")
 def invocations() -> Response:
-    s = state()
-    backend, runner = s.wait_ready(s.settings.timeout)
     mimetype = codecs.check_content_type(
         request.mimetype,
         request.mimetype_params.get("charset"),
         codecs.JSON_TYPES | codecs.CSV_TYPES,
     )
-    body = read_body()
-    if mimetype in codecs.CSV_TYPES:
-        payload = codecs.decode_csv_payload(body, input_schema(backend))
-    else:
-        payload = codecs.decode_invocations(codecs.decode_json(body), input_schema(backend))
-    result = runner.predict(payload.data, payload.params)
+    with serving() as served:
+        backend = served.backend
+        body = read_body()
+        if mimetype in codecs.CSV_TYPES:
+            payload = codecs.decode_csv_payload(body, input_schema(backend))
+        else:
+            payload = codecs.decode_invocations(codecs.decode_json(body), input_schema(backend))
+        result = served.runner.predict(payload.data, payload.params)
     return json_response(codecs.encode_predictions(result))
 
 
@@ -98,8 +110,11 @@ def version() -> Response:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    backend, _ = state().wait_ready(0)
-    return json_response(codecs.dumps(describe(backend)))
+    s = state()
+    with s.serving(0) as served:
+        doc = describe(served.backend)
+    doc["follow"] = s.follow
+    return json_response(codecs.dumps(doc))
 
 
 @bp.get("/metrics")
@@ -151,23 +166,24 @@ def _signature_name(backend: Backend) -> str:
 @bp.post("/v1/models/<name>:predict")
 @bp.post("/v1/models/<name>/versions/<int:version>:predict")
 def tfserving_predict(name: str, version: int | None = None) -> Response:
-    s = state()
-    backend, runner = s.wait_ready(s.settings.timeout)
-    _check_servable(backend, name)
-    _check_version(backend, version)
-    codecs.check_content_type(
-        request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
-    )
-    doc = codecs.decode_json(read_body())
-    payload = codecs.decode_tfserving(doc, input_schema(backend), _signature_name(backend))
-    result = runner.predict(payload.data, None)
+    with serving() as served:
+        backend = served.backend
+        _check_servable(backend, name)
+        _check_version(backend, version)
+        codecs.check_content_type(
+            request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
+        )
+        doc = codecs.decode_json(read_body())
+        payload = codecs.decode_tfserving(doc, input_schema(backend), _signature_name(backend))
+        result = served.runner.predict(payload.data, None)
     return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
 
 
 @bp.get("/v1/models/<name>")
 @bp.get("/v1/models/<name>/versions/<int:version>")
 def tfserving_status(name: str, version: int | None = None) -> Response:
-    backend, _ = state().wait_ready(0)
+    with state().serving(0) as served:
+        backend = served.backend
     _check_servable(backend, name)
     _check_version(backend, version)
     served = backend.source.version or 1

@@ -14,14 +14,16 @@ from typing import Any
 from mlreg.errors import Timeout
 from mlreg.serving.backends import Backend
 from mlreg.serving.batching import Batcher, batch_key
-from mlreg.serving.metrics import Metrics
+from mlreg.serving.metrics import VersionMetrics
 from mlreg.serving.settings import ServingSettings
 
 
 class Runner:
     """Enforce the signature on the request thread, then run the model on the pool."""
 
-    def __init__(self, backend: Backend, settings: ServingSettings, metrics: Metrics) -> None:
+    def __init__(
+        self, backend: Backend, settings: ServingSettings, metrics: VersionMetrics
+    ) -> None:
         self.backend = backend
         self._timeout = settings.timeout
         self._metrics = metrics

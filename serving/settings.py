@@ -27,6 +27,8 @@ class ServingSettings:
     workers: int = 1
     threads: int = 4
     timeout: float = 60.0
+    #: Seconds a client has to send a whole request (headers and body) from its first byte.
+    read_timeout: float = 30.0
     graceful_timeout: float = 30.0
     max_request_bytes: int = 100 * 1024 * 1024
     log_format: str = "text"
@@ -48,6 +50,7 @@ class ServingSettings:
         check("workers", self.workers, self.workers >= 1, "an integer >= 1")
         check("threads", self.threads, self.threads >= 1, "an integer >= 1")
         check("timeout", self.timeout, self.timeout > 0, "a number of seconds > 0")
+        check("read_timeout", self.read_timeout, self.read_timeout > 0, "a number of seconds > 0")
         check("graceful_timeout", self.graceful_timeout, self.graceful_timeout >= 0, ">= 0")
         check("max_request_bytes", self.max_request_bytes, self.max_request_bytes > 0, "> 0")
         check(

@@ -1,4 +1,10 @@
-"""The server's model lifecycle: load (after the fork), warm up, then report ready."""
+"""The server's models: load (after the fork), warm up, serve, and swap for a new version.
+
+A loaded version is a :class:`Served`: the backend and its runner. A request takes the current
+one when it starts and keeps it until it has answered, so a swap (follow mode) never changes
+the model under a request: the new version is loaded and warmed up next to the old one, made
+current in one assignment, and the old one is closed once its last request has left.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +12,99 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from mlreg.errors import BackendUnavailable, MlregError
+from mlreg.errors import BackendUnavailable, MlregError, SwapRefused
 from mlreg.models.signature import ColSpec, ModelSignature, TensorSpec
 from mlreg.serving import codecs
-from mlreg.serving.backends import Backend, input_schema
+from mlreg.serving.backends import Backend, input_schema, version_of
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.runner import Runner
 from mlreg.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 
+#: Checks a new version against the served one; returns what would break its clients.
+SignatureCheck = Callable[[Backend, Backend], list[str]]
+
+
+class Served:
+    """One loaded, warmed-up version: what a request runs on from its start to its answer."""
+
+    def __init__(self, backend: Backend, runner: Runner, load_seconds: float) -> None:
+        self.backend = backend
+        self.runner = runner
+        self.version = version_of(backend.source)
+        self.load_seconds = load_seconds
+        self.closed = threading.Event()
+        self._users = 0
+        self._retired = False
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            done = self._retired and self._users == 0
+        if done:
+            self._close()
+
+    def retire(self) -> None:
+        """No new request gets this version; close it when the last one has answered."""
+        with self._lock:
+            self._retired = True
+            done = self._users == 0
+        if done:
+            self._close()
+
+    def _close(self) -> None:
+        self.runner.close()
+        self.closed.set()
+
 
 class ServingState:
-    """Holds the backend once it is loaded and warmed; routes ask it for the runner."""
+    """The served version (and, in follow mode, how the last move went); routes ask it."""
 
     def __init__(self, settings: ServingSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.backend: Backend | None = None
-        self.runner: Runner | None = None
+        self.current: Served | None = None
         self.error: str | None = None
+        self.draining = False
+        #: Follow mode's report for /metadata (see mlreg.serving.follow).
+        self.follow: dict[str, Any] | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._swap_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def backend(self) -> Backend | None:
+        served = self.current
+        return served.backend if served is not None else None
+
+    @property
+    def version(self) -> str:
+        """The served version's label ("" for a directory, or before anything is loaded)."""
+        served = self.current
+        return served.version if served is not None else ""
+
+    # --- loading --------------------------------------------------------------------------
+
     def load(self, loader: Callable[[], Backend]) -> None:
-        """Load and warm up the model in this thread; raise what the load raised."""
-        start = time.perf_counter()
+        """Load and warm up the first model in this thread; raise what the load raised."""
         try:
-            backend = loader()
-            runner = Runner(backend, self.settings, self.metrics)
-            try:
-                warm_up(runner, backend)
-            except MlregError as e:
-                # A remote backend (TF Serving) that is slow or failing right now is not a
-                # reason to stop: its signature was checked, and /ping reports its state.
-                if not backend.remote:
-                    raise
-                logger.warning("warm-up through the backend failed: %s", e.message)
+            served = self._prepare(loader)
         except BaseException as e:
             if isinstance(e, MlregError):
                 # Our own errors say what is wrong in one line; a traceback would bury it.
@@ -61,20 +114,84 @@ class ServingState:
                 self.error = f"{type(e).__name__}: {e}"
                 logger.exception("model failed to load: %s", self.error)
             raise
-        self.backend, self.runner = backend, runner
+        self._make_current(served)
         # TensorFlow and Keras leave millions of long-lived objects behind; a full garbage
         # collection walking them stalls a request for hundreds of milliseconds. Freezing
         # them after the load keeps the collector to what requests allocate.
         gc.collect()
         gc.freeze()
-        seconds = time.perf_counter() - start
-        self.metrics.model_load.set(seconds)
-        self.metrics.model_ready.set(1)
         self._ready.set()
         logger.info(
             "model ready",
-            extra={"model_uri": backend.source.uri, "load_seconds": round(seconds, 3)},
+            extra={
+                "model_uri": served.backend.source.uri,
+                "model_version": served.version,
+                "load_seconds": round(served.load_seconds, 3),
+            },
         )
+
+    def swap(self, loader: Callable[[], Backend], check: SignatureCheck | None = None) -> Served:
+        """Load a new version next to the served one, warm it up, check it, and make it the one
+        new requests get; the old one closes when its last request has answered.
+
+        Raises SwapRefused (the served version stays) when the new one fails to load or warm
+        up, or when ``check`` finds its signature would break the served one's clients.
+        """
+        with self._swap_lock:
+            old = self.current
+            try:
+                new = self._prepare(loader)
+            except BaseException as e:
+                reason = e.message if isinstance(e, MlregError) else f"{type(e).__name__}: {e}"
+                raise SwapRefused(f"it failed to load or warm up: {reason}") from e
+            problems = check(old.backend, new.backend) if check and old is not None else []
+            if problems:
+                new.retire()
+                raise SwapRefused(
+                    "its signature is incompatible with the served one: " + "; ".join(problems)
+                )
+            self._make_current(new)
+            self._ready.set()
+            if old is not None:
+                self.metrics.model_ready.labels(old.version).set(0)
+                closed, version = old.closed, old.version
+                old.retire()
+                del old  # the last reference here: requests still using it hold their own
+                self._collect(closed, version)
+            return new
+
+    def _prepare(self, loader: Callable[[], Backend]) -> Served:
+        start = time.perf_counter()
+        backend = loader()
+        runner = Runner(backend, self.settings, self.metrics.of(version_of(backend.source)))
+        try:
+            warm_up(runner, backend)
+        except MlregError as e:
+            # A remote backend (TF Serving) that is slow or failing right now is not a
+            # reason to stop: its signature was checked, and /ping reports its state.
+            if not backend.remote:
+                runner.close()
+                raise
+            logger.warning("warm-up through the backend failed: %s", e.message)
+        except BaseException:
+            runner.close()
+            raise
+        return Served(backend, runner, time.perf_counter() - start)
+
+    def _make_current(self, served: Served) -> None:
+        self.current = served  # one assignment: a request sees the old or the new, never half
+        self.error = None
+        self.metrics.model_load.labels(served.version).set(served.load_seconds)
+        self.metrics.model_ready.labels(served.version).set(1)
+
+    def _collect(self, closed: threading.Event, version: str) -> None:
+        """Give the old version's memory back once its last request has answered."""
+        if not closed.wait(self.settings.timeout + 5):
+            logger.warning("version %s still has requests in flight; freeing it later", version)
+            return
+        gc.unfreeze()  # the old model's objects were frozen with the rest after the first load
+        gc.collect()
+        gc.freeze()
 
     def start_loading(self, loader: Callable[[], Backend], on_failure: Callable[[], None]) -> None:
         """Load in a background thread so /ping and /health answer meanwhile."""
@@ -88,17 +205,35 @@ class ServingState:
         self._thread = threading.Thread(target=run, name="mlreg-model-loader", daemon=True)
         self._thread.start()
 
-    def wait_ready(self, timeout: float) -> tuple[Backend, Runner]:
-        """The backend and runner; wait up to ``timeout`` for a load in progress, else 503."""
-        if not self._ready.wait(timeout) or self.backend is None or self.runner is None:
+    # --- serving --------------------------------------------------------------------------
+
+    @contextmanager
+    def serving(self, timeout: float) -> Iterator[Served]:
+        """The current version, held for the duration of a request (waits up to ``timeout``
+        for a load in progress, else BackendUnavailable: 503)."""
+        if not self._ready.wait(timeout):
             raise BackendUnavailable(self.not_ready_message())
-        return self.backend, self.runner
+        served = self.current
+        if served is None:
+            raise BackendUnavailable(self.not_ready_message())
+        served.acquire()
+        try:
+            yield served
+        finally:
+            served.release()
+
+    def drain(self) -> None:
+        """The server is shutting down: /ping says so, so load balancers stop sending."""
+        self.draining = True
 
     def unready_reason(self) -> str | None:
         """None when a prediction can be answered now; else why not (what /ping reports)."""
-        if not self.ready or self.backend is None:
+        if self.draining:
+            return "the server is shutting down; requests in flight are being finished"
+        served = self.current
+        if not self.ready or served is None:
             return self.not_ready_message()
-        return self.backend.unready_reason()
+        return served.backend.unready_reason()
 
     def not_ready_message(self) -> str:
         if self.error is not None:
@@ -106,8 +241,9 @@ class ServingState:
         return "the model is still loading; retry when GET /ping answers 200"
 
     def close(self) -> None:
-        if self.runner is not None:
-            self.runner.close()
+        served = self.current
+        if served is not None:
+            served.retire()
 
 
 def warm_up(runner: Runner, backend: Backend) -> None:
@@ -151,4 +287,4 @@ def _zero(column_type: str) -> Any:
     )
 
 
-__all__ = ["ServingState", "synthetic_input", "warm_up"]
+__all__ = ["Served", "ServingState", "SignatureCheck", "synthetic_input", "warm_up"]

@@ -41,8 +41,8 @@ from mlreg.models.serving_export import ServingExport
 from mlreg.models.signature import ModelSignature, TensorSpec
 from mlreg.models.tensors import TensorIO, TensorPort
 from mlreg.pyfunc import PyFuncModel
-from mlreg.serving.backends import model_source
-from mlreg.serving.metrics import Metrics
+from mlreg.serving.backends import model_source, version_of
+from mlreg.serving.metrics import Metrics, VersionMetrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.tensor_proto import from_proto, numpy_dtype, to_proto
 from mlreg.uris import ResolvedModel
@@ -95,7 +95,7 @@ CHANNEL_OPTIONS = [
 class TFServingClient:
     """One model in one TF Serving: Predict, GetModelMetadata and GetModelStatus."""
 
-    def __init__(self, settings: ServingSettings, model_name: str, metrics: Metrics) -> None:
+    def __init__(self, settings: ServingSettings, model_name: str, metrics: VersionMetrics) -> None:
         self.target = str(settings.tfserving_target)
         self.model_name = model_name
         self.version = settings.tfserving_model_version
@@ -176,9 +176,9 @@ class TFServingClient:
             response = stub(request, timeout=timeout)
         except grpc.RpcError as e:
             code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
-            self._metrics.backend_calls.labels(method, code.name).inc()
+            self._metrics.backend_call(method, code.name)
             raise self._error(code, e.details() if isinstance(e, grpc.Call) else str(e))
-        self._metrics.backend_calls.labels(method, "OK").inc()
+        self._metrics.backend_call(method, "OK")
         return response
 
     def _error(self, code: grpc.StatusCode, detail: str | None) -> MlregError:
@@ -240,7 +240,7 @@ def connect(
     source = model_source(settings, source)
     metadata = Model.load(source.path)
     name = settings.tfserving_model_name or source.name or "model"
-    client = TFServingClient(settings, name, metrics)
+    client = TFServingClient(settings, name, metrics.of(version_of(source)))
     try:
         served = _wait_for_signature(client)
         inputs, outputs = match_signature(metadata, served, client.servable)

@@ -27,6 +27,12 @@ from mlreg.web.gunicorn import check_bind
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.option("--threads", type=int, default=None, help="Request threads per worker (default 4).")
 @click.option("--timeout", type=float, default=None, help="Request timeout in seconds (60).")
+@click.option(
+    "--read-timeout",
+    type=float,
+    default=None,
+    help="Seconds a client has to send a whole request (30); then 408.",
+)
 @click.option("--graceful-timeout", type=float, default=None, help="Shutdown grace period (30).")
 @click.option("--max-request-bytes", type=int, default=None, help="Body size limit (100 MB).")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None)

@@ -9,6 +9,7 @@ As MLServer's tests do with their ``SumModel``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,24 @@ def columns(root: Path) -> NumpyModel:
     )
 
 
+def sleepy(root: Path) -> NumpyModel:
+    """Like models.save_trouble: two floats in, ``x + 1`` out, after sleeping x[0, 0] seconds.
+
+    Stands for a model that keeps a request thread busy (probes, timeouts, draining).
+    """
+
+    def fn(t: Tensors) -> Tensors:
+        x = t["x"]
+        time.sleep(float(x[0, 0]))
+        return {"y": x + np.float32(1.0)}
+
+    signature = ModelSignature(Schema([_tensor((-1, 2))]), Schema([_tensor((-1, 2))]))
+    example = np.zeros((1, 2), np.float32)
+    return NumpyModel.save(
+        root, signature, fn, [_port("x", (-1, 2))], [_port("y", (-1, 2))], example
+    )
+
+
 def multi(root: Path) -> NumpyModel:
     """Like models.save_multi: named inputs a and b in, named outputs score and probs out."""
 
@@ -171,4 +190,4 @@ def multi(root: Path) -> NumpyModel:
     )
 
 
-__all__ = ["NumpyModel", "cnn", "columns", "multi"]
+__all__ = ["NumpyModel", "cnn", "columns", "multi", "sleepy"]

@@ -106,8 +106,9 @@ def test_synthetic_warm_up_input() -> None:
 
 def test_state_has_its_own_metrics() -> None:
     a, b = ServingState(ServingSettings(), Metrics()), ServingState(ServingSettings(), Metrics())
-    a.metrics.timeouts.inc()
-    assert b"mlreg_prediction_timeouts_total 0.0" in b.metrics.render()
+    a.metrics.timeouts.labels("3").inc()
+    assert b'mlreg_prediction_timeouts_total{model_version="3"} 1.0' in a.metrics.render()
+    assert b"mlreg_prediction_timeouts_total{" not in b.metrics.render()
 
 
 @pytest.mark.parametrize(

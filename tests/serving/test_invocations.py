@@ -189,13 +189,16 @@ def test_metrics(cnn_target: Target) -> None:
     _ok(cnn_target.post("/invocations", {"inputs": X[:1].tolist()}))
     cnn_target.post("/invocations", {"inputs": [1]})
     text = cnn_target.get("/metrics").text
-    assert 'mlreg_requests_total{endpoint="/invocations",method="POST",status="200"}' in text
-    assert 'mlreg_requests_total{endpoint="/invocations",method="POST",status="400"}' in text
-    assert 'mlreg_request_duration_seconds_bucket{endpoint="/invocations",le="0.005"}' in text
-    assert "mlreg_requests_in_flight 1.0" in text  # this very request
-    assert "mlreg_batch_size_count" in text
-    assert "mlreg_model_ready 1.0" in text
-    load = [line for line in text.splitlines() if line.startswith("mlreg_model_load_seconds ")]
+    # Every metric names the version that answered (none: the model is a directory).
+    v = 'model_version=""'
+    assert f'mlreg_requests_total{{endpoint="/invocations",method="POST",{v},status="200"}}' in text
+    assert f'mlreg_requests_total{{endpoint="/invocations",method="POST",{v},status="400"}}' in text
+    bucket = f'mlreg_request_duration_seconds_bucket{{endpoint="/invocations",le="0.005",{v}}}'
+    assert bucket in text
+    assert f"mlreg_requests_in_flight{{{v}}} 1.0" in text  # this very request
+    assert f"mlreg_batch_size_count{{{v}}}" in text
+    assert f"mlreg_model_ready{{{v}}} 1.0" in text
+    load = [line for line in text.splitlines() if line.startswith("mlreg_model_load_seconds{")]
     assert load and float(load[0].split()[1]) > 0
 
 

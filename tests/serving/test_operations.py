@@ -63,7 +63,7 @@ def test_timeout_is_a_504_and_the_worker_keeps_serving(trouble_server: Server) -
     fast = trouble_server.post("/invocations", spin(0), timeout=5)
     assert fast.status_code == 200
     text = trouble_server.get("/metrics").text
-    assert "mlreg_prediction_timeouts_total 1.0" in text
+    assert 'mlreg_prediction_timeouts_total{model_version=""} 1.0' in text
 
 
 def test_chunked_body_over_the_limit_is_a_413(trouble_server: Server) -> None:
@@ -216,7 +216,8 @@ def _load_then_sigterm(server: Server, clients: int, warm: float) -> dict:
 
 
 OK_INVOCATIONS = (
-    r'^mlreg_requests_total\{endpoint="/invocations",method="POST",status="200"\} (\S+)'
+    r'^mlreg_requests_total\{endpoint="/invocations",method="POST",model_version="",'
+    r'status="200"\} (\S+)'
 )
 
 
@@ -228,7 +229,9 @@ def test_metrics_add_up_over_all_workers(tmp_path, cnn_dir) -> None:
         # both workers must be up before the count starts, or one still loading would miss it
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            ready = re.search(r"^mlreg_model_ready (\S+)", server.get("/metrics").text, re.M)
+            ready = re.search(
+                r'^mlreg_model_ready\{model_version=""\} (\S+)', server.get("/metrics").text, re.M
+            )
             pids = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
             if ready and float(ready.group(1)) == 1.0 and len(pids) == 2:
                 break

@@ -122,7 +122,7 @@ def test_gunicorn_options() -> None:
     opts = gunicorn_options(ServingSettings(workers=2, threads=3, timeout=5, graceful_timeout=2.5))
     assert opts["bind"] == ["127.0.0.1:8080"]
     assert (opts["workers"], opts["threads"], opts["graceful_timeout"]) == (2, 3, 3)
-    assert opts["worker_class"] == "mlreg.web.gunicorn.DrainingThreadWorker"
+    assert opts["worker_class"] == "mlreg.web.worker.AsyncWorker"
     assert opts["timeout"] == 35  # the last-resort guard stays above the request timeout
     assert opts["preload_app"] is False  # never TensorFlow in the master
     assert ServingSettings(host="::1").bind == "[::1]:8080"
