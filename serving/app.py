@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, g, has_request_context
 
 from mlreg.serving.backends import Backend
+from mlreg.serving.limits import MAX_LIMIT
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp
 from mlreg.serving.settings import ServingSettings
@@ -33,7 +34,8 @@ def create_app(
     ``app.extensions["mlreg"]`` (the gunicorn worker does, in a background thread).
     """
     app = Flask("mlreg.serving")
-    # Bodies over the limit fail while being read too (chunked uploads have no length).
+    # Bodies over the limit fail while being read too (chunked uploads have no length); a
+    # limit derived from the signature is checked by the routes and the HTTP worker.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     state = state or ServingState(settings, Metrics())
@@ -50,7 +52,7 @@ def create_app(
 
     config = HttpConfig(
         access_logger=ACCESS_LOGGER,
-        max_request_bytes=settings.max_request_bytes,
+        max_request_bytes=settings.max_request_bytes or MAX_LIMIT,
         max_request_setting=MAX_REQUEST_BYTES_VAR,
         quiet_paths=QUIET_PATHS,
         metrics=state.metrics,
@@ -62,7 +64,7 @@ def create_app(
     # What mlreg.web.worker.AsyncWorker reads when it serves this app.
     app.worker_options = WorkerOptions(  # type: ignore[attr-defined]
         read_timeout=settings.read_timeout,
-        max_body=lambda: settings.max_request_bytes,
+        max_body=state.max_request_bytes,
         max_body_setting=MAX_REQUEST_BYTES_VAR,
         inline=_inline,
         on_refused=refusal_reporter(app, config),

@@ -21,7 +21,9 @@ import orjson
 import pandas as pd
 
 from mlreg.errors import InvalidInput, SchemaError, UnsupportedMediaType
-from mlreg.models.signature import Schema
+from mlreg.models.signature import Schema, TensorSpec
+from mlreg.serving.limits import Limits
+from mlreg.serving.tensor_json import tensor_document
 
 PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 #: TF Serving's REST predict: rows (``instances``) or columns (``inputs``).
@@ -105,6 +107,28 @@ def decode_csv(body: bytes) -> pd.DataFrame:
 # --- MLflow /invocations --------------------------------------------------------------------
 
 
+def decode_invocations_body(body: bytes, schema: Schema | None, limits: Limits) -> Payload:
+    """An ``/invocations`` JSON body as model input: a lone numeric tensor straight to numpy,
+    anything else parsed (after the body's lists were counted against ``limits``)."""
+    fast = _lone_tensor(body, schema, PAYLOAD_KEYS[2:])
+    if fast is not None:
+        return fast
+    limits.check_json(body)
+    return decode_invocations(decode_json(body), schema)
+
+
+def _lone_tensor(body: bytes, schema: Schema | None, keys: tuple[str, ...]) -> Payload | None:
+    """``{"inputs": <tensor>}`` (or ``instances``) for a model with one tensor input, read
+    without a Python object per number (mlreg.serving.tensor_json); None otherwise."""
+    if schema is None or len(schema.inputs) != 1 or not isinstance(schema.inputs[0], TensorSpec):
+        return None
+    for key in keys:
+        tensor = tensor_document(body, key, schema.inputs[0])
+        if tensor is not None:
+            return Payload(tensor, None, key)
+    return None
+
+
 def decode_invocations(doc: Any, schema: Schema | None) -> Payload:
     """Turn a parsed ``/invocations`` JSON document into model input and params."""
     if not isinstance(doc, dict):
@@ -144,6 +168,17 @@ def decode_csv_payload(body: bytes, schema: Schema | None) -> Payload:
 
 
 # --- TF Serving's REST predict --------------------------------------------------------------
+
+
+def decode_tfserving_body(
+    body: bytes, schema: Schema | None, signature_name: str, limits: Limits
+) -> Payload:
+    """A TF Serving predict body as model input (see :func:`decode_invocations_body`)."""
+    fast = _lone_tensor(body, schema, TFSERVING_KEYS)
+    if fast is not None:
+        return fast
+    limits.check_json(body)
+    return decode_tfserving(decode_json(body), schema, signature_name)
 
 
 def decode_tfserving(doc: Any, schema: Schema | None, signature_name: str) -> Payload:
@@ -417,9 +452,11 @@ __all__ = [
     "decode_inputs",
     "decode_instances",
     "decode_invocations",
+    "decode_invocations_body",
     "decode_json",
     "decode_params",
     "decode_tfserving",
+    "decode_tfserving_body",
     "dumps",
     "encode_predictions",
     "encode_tfserving",

@@ -19,6 +19,7 @@ from mlreg.serving.backends import Backend, input_schema
 from mlreg.serving.settings import env_var
 from mlreg.serving.state import Served, ServingState
 from mlreg.version import __version__
+from mlreg.web.worker import BODY_KEY
 
 bp = Blueprint("serving", __name__)
 
@@ -47,10 +48,13 @@ def json_response(body: bytes, status: int = 200) -> Response:
 
 def read_body() -> bytes:
     """The request body, refusing bodies over MLREG_MAX_REQUEST_BYTES before reading them."""
-    limit = state().settings.max_request_bytes
+    limit = state().max_request_bytes()
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge.body(length, limit, MAX_REQUEST_BYTES_VAR)
+    body = request.environ.get(BODY_KEY)
+    if body is not None:
+        return body  # read by the HTTP worker (within the limit): no copy
     if length is None:
         # Chunked upload: read one byte past the limit straight from the server's stream
         # (werkzeug's limited stream would cut the body short without saying so).
@@ -84,7 +88,7 @@ def invocations() -> Response:
         if mimetype in codecs.CSV_TYPES:
             payload = codecs.decode_csv_payload(body, input_schema(backend))
         else:
-            payload = codecs.decode_invocations(codecs.decode_json(body), input_schema(backend))
+            payload = codecs.decode_invocations_body(body, input_schema(backend), served.limits)
         result = served.runner.predict(payload.data, payload.params)
     return json_response(codecs.encode_predictions(result))
 
@@ -173,8 +177,9 @@ def tfserving_predict(name: str, version: int | None = None) -> Response:
         codecs.check_content_type(
             request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
         )
-        doc = codecs.decode_json(read_body())
-        payload = codecs.decode_tfserving(doc, input_schema(backend), _signature_name(backend))
+        payload = codecs.decode_tfserving_body(
+            read_body(), input_schema(backend), _signature_name(backend), served.limits
+        )
         result = served.runner.predict(payload.data, None)
     return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
 

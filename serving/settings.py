@@ -30,7 +30,8 @@ class ServingSettings:
     #: Seconds a client has to send a whole request (headers and body) from its first byte.
     read_timeout: float = 30.0
     graceful_timeout: float = 30.0
-    max_request_bytes: int = 100 * 1024 * 1024
+    #: None: derived from the signature (mlreg.serving.limits).
+    max_request_bytes: int | None = None
     log_format: str = "text"
     log_level: str = "info"
     batch_max_size: int = 0
@@ -52,7 +53,8 @@ class ServingSettings:
         check("timeout", self.timeout, self.timeout > 0, "a number of seconds > 0")
         check("read_timeout", self.read_timeout, self.read_timeout > 0, "a number of seconds > 0")
         check("graceful_timeout", self.graceful_timeout, self.graceful_timeout >= 0, ">= 0")
-        check("max_request_bytes", self.max_request_bytes, self.max_request_bytes > 0, "> 0")
+        limit = self.max_request_bytes
+        check("max_request_bytes", limit, limit is None or limit > 0, "> 0")
         check(
             "log_format",
             self.log_format,

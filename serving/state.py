@@ -22,6 +22,7 @@ from mlreg.errors import BackendUnavailable, MlregError, SwapRefused
 from mlreg.models.signature import ColSpec, ModelSignature, TensorSpec
 from mlreg.serving import codecs
 from mlreg.serving.backends import Backend, input_schema, version_of
+from mlreg.serving.limits import MAX_LIMIT, limits_for
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.runner import Runner
 from mlreg.serving.settings import ServingSettings
@@ -39,6 +40,7 @@ class Served:
         self.backend = backend
         self.runner = runner
         self.version = version_of(backend.source)
+        self.limits = limits_for(backend.signature)
         self.load_seconds = load_seconds
         self.closed = threading.Event()
         self._users = 0
@@ -98,6 +100,13 @@ class ServingState:
         """The served version's label ("" for a directory, or before anything is loaded)."""
         served = self.current
         return served.version if served is not None else ""
+
+    def max_request_bytes(self) -> int:
+        """The body limit now: MLREG_MAX_REQUEST_BYTES, else what the served signature needs."""
+        if self.settings.max_request_bytes is not None:
+            return self.settings.max_request_bytes
+        served = self.current
+        return served.limits.body_bytes if served is not None else MAX_LIMIT
 
     # --- loading --------------------------------------------------------------------------
 

@@ -34,7 +34,12 @@ from mlreg.web.gunicorn import check_bind
     help="Seconds a client has to send a whole request (30); then 408.",
 )
 @click.option("--graceful-timeout", type=float, default=None, help="Shutdown grace period (30).")
-@click.option("--max-request-bytes", type=int, default=None, help="Body size limit (100 MB).")
+@click.option(
+    "--max-request-bytes",
+    type=int,
+    default=None,
+    help="Body size limit (default: what 256 rows of the signature take as JSON, 1-100 MiB).",
+)
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None)
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")

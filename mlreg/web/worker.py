@@ -555,6 +555,8 @@ class Connection(asyncio.Protocol):
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.input": io.BytesIO(body),
+            # The body itself, for apps that take it without copying it out of wsgi.input.
+            BODY_KEY: body,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": self.worker.cfg.workers > 1,
@@ -618,5 +620,7 @@ def _reason(status: int) -> str:
 
 
 WORKER_CLASS = "mlreg.web.worker.AsyncWorker"
+#: The WSGI environ key of the request body (bytes), already read by the worker.
+BODY_KEY = "mlreg.body"
 
-__all__ = ["WORKER_CLASS", "AsyncWorker", "BufferedApp", "Refusal", "WorkerOptions"]
+__all__ = ["BODY_KEY", "WORKER_CLASS", "AsyncWorker", "BufferedApp", "Refusal", "WorkerOptions"]
