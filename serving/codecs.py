@@ -341,6 +341,20 @@ def check_column_names(data: Any, schema: Schema | None, form: str) -> None:
         )
 
 
+def check_tensor_names(data: Any, names: list[str] | None) -> None:
+    """Refuse named tensors the model does not have. A model with one unnamed input used to
+    take ``{"inputs": {"any_name": [...]}}``; its input has a name (``names``), and a misspelt
+    one is a mistake worth a 400 (MLflow refuses it too)."""
+    if names is None or not isinstance(data, Mapping):
+        return
+    extra = [k for k in data if k not in names]
+    if extra:
+        raise SchemaError(
+            f"unexpected input {', '.join(map(repr, extra))}; expected inputs: "
+            f"{', '.join(map(repr, names))}"
+        )
+
+
 def _check_rank(value: Any, label: str) -> None:
     # Follow the first element down: O(depth), and enough to stop a 1000-deep list before
     # numpy fails on it with a message about something else.
@@ -447,6 +461,7 @@ __all__ = [
     "as_tensors",
     "check_column_names",
     "check_content_type",
+    "check_tensor_names",
     "decode_csv",
     "decode_csv_payload",
     "decode_inputs",

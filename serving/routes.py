@@ -6,6 +6,7 @@ import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from mlreg.serving import codecs
 from mlreg.serving.backends import Backend, input_schema
 from mlreg.serving.settings import env_var
 from mlreg.serving.state import Served, ServingState
+from mlreg.uris import scheme_of
 from mlreg.version import __version__
 from mlreg.web.worker import BODY_KEY
 
@@ -89,6 +91,7 @@ def invocations() -> Response:
             payload = codecs.decode_csv_payload(body, input_schema(backend))
         else:
             payload = codecs.decode_invocations_body(body, input_schema(backend), served.limits)
+        codecs.check_tensor_names(payload.data, served.tensor_names)
         result = served.runner.predict(payload.data, payload.params)
     return json_response(codecs.encode_predictions(result))
 
@@ -137,7 +140,7 @@ def describe(backend: Backend) -> dict[str, Any]:
         "name": src.name,
         "version": src.version,
         "stage": src.stage,
-        "uri": src.uri,
+        "uri": public_uri(src.uri),
         "digest": src.digest,
         "run_id": meta.run_id,
         "model_uuid": meta.model_uuid,
@@ -145,6 +148,14 @@ def describe(backend: Backend) -> dict[str, Any]:
         "signature": signature.to_json_dict() if signature is not None else None,
         "input_example": orjson.loads(example) if example is not None else None,
     }
+
+
+def public_uri(uri: str) -> str:
+    """A model URI as clients may see it: a registry URI as it is, a local directory by its
+    name only (its absolute path says how the server's disk is laid out)."""
+    if scheme_of(uri) in ("", "file"):
+        return PurePosixPath(uri.rstrip("/")).name
+    return uri
 
 
 # --- TensorFlow Serving's REST API ------------------------------------------------------------
@@ -180,6 +191,7 @@ def tfserving_predict(name: str, version: int | None = None) -> Response:
         payload = codecs.decode_tfserving_body(
             read_body(), input_schema(backend), _signature_name(backend), served.limits
         )
+        codecs.check_tensor_names(payload.data, served.tensor_names)
         result = served.runner.predict(payload.data, None)
     return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
 

@@ -21,7 +21,7 @@ import numpy as np
 from mlreg.errors import BackendUnavailable, MlregError, SwapRefused
 from mlreg.models.signature import ColSpec, ModelSignature, TensorSpec
 from mlreg.serving import codecs
-from mlreg.serving.backends import Backend, input_schema, version_of
+from mlreg.serving.backends import Backend, input_schema, tensor_names, version_of
 from mlreg.serving.limits import MAX_LIMIT, limits_for
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.runner import Runner
@@ -41,6 +41,7 @@ class Served:
         self.runner = runner
         self.version = version_of(backend.source)
         self.limits = limits_for(backend.signature)
+        self.tensor_names = tensor_names(backend)
         self.load_seconds = load_seconds
         self.closed = threading.Event()
         self._users = 0

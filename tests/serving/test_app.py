@@ -183,3 +183,12 @@ def test_the_app_and_its_codecs_import_without_tensorflow() -> None:
     code = "import sys, mlreg.serving.app, mlreg.serving.codecs; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("given", ["{dir}/cnn", "{dir}/cnn/", "file://{dir}/cnn"])
+def test_metadata_names_a_local_model_without_its_path(tmp_path: Path, given: str) -> None:
+    model = fakes.cnn(tmp_path / "private" / "cnn")
+    model.source = dataclasses.replace(model.source, uri=given.format(dir=tmp_path / "private"))
+    r = create_app(ServingSettings(), model=model).test_client().get("/metadata")
+    assert r.get_json()["uri"] == "cnn"
+    assert str(tmp_path) not in r.get_data(as_text=True)

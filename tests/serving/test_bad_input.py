@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 
+from mlreg.serving.backends import tensor_names
 from tests.serving.conftest import COLUMNS_LIMIT
 from tests.serving.data import images
 from tests.serving.targets import Target
@@ -293,3 +294,32 @@ def test_bad_input(servers: dict[str, Target], name: str) -> None:
     assert case.error_code in lines[0]
     # The worker keeps serving.
     assert server.post("/invocations", GOOD[case.server]).status_code == 200
+
+
+# --- a misspelt input name on a model with one unnamed input -----------------------------------
+
+NAMED_FORMS = {
+    "invocations-inputs": ("/invocations", lambda name: {"inputs": {name: IMAGE}}),
+    "invocations-instances": ("/invocations", lambda name: {"instances": [{name: IMAGE[0]}]}),
+    "tfserving-inputs": ("/v1/models/{model}:predict", lambda name: {"inputs": {name: IMAGE}}),
+    "tfserving-instances": (
+        "/v1/models/{model}:predict",
+        lambda name: {"instances": [{name: IMAGE[0]}]},
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(NAMED_FORMS))
+def test_a_misspelt_input_name_is_refused_naming_the_input_the_model_has(
+    cnn_target: Target, form: str
+) -> None:
+    # The cnn's signature has one unnamed tensor; its SavedModel names it (the name V2 clients
+    # send). Any other name used to be taken for it without a word.
+    [name] = tensor_names(cnn_target.model)
+    route, body = NAMED_FORMS[form]
+    path = route.format(model=cnn_target.model.source.name or "cnn")
+    r = cnn_target.post(path, body("any_name"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "SCHEMA_MISMATCH"
+    assert r.json()["message"] == f"unexpected input 'any_name'; expected inputs: '{name}'"
+    assert cnn_target.post(path, body(name)).status_code == 200
