@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, g, has_request_context
 
+from mlreg.serving import v2_routes
 from mlreg.serving.backends import Backend
 from mlreg.serving.limits import MAX_LIMIT
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
-from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install, refusal_reporter
+from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install, log_access, refusal_reporter
+from mlreg.web.request_ids import request_id
 from mlreg.web.worker import WorkerOptions
 
 ACCESS_LOGGER = "mlreg.serving.access"
@@ -43,6 +48,7 @@ def create_app(
     if model is not None:
         state.load(lambda: model)
     app.register_blueprint(bp)
+    app.register_blueprint(v2_routes.bp)
 
     def model_version() -> str:
         # The version that answered this request; else the one served now.
@@ -58,9 +64,10 @@ def create_app(
         metrics=state.metrics,
         error_fields=_tfserving_error_field,
         metric_labels=lambda: (model_version(),),
-        response_headers=lambda: {MODEL_VERSION_HEADER: model_version()},
+        response_headers=lambda: version_header(model_version()),
     )
     install(app, config)
+    app.extensions["mlreg.http"] = config
     # What mlreg.web.worker.AsyncWorker reads when it serves this app.
     app.worker_options = WorkerOptions(  # type: ignore[attr-defined]
         read_timeout=settings.read_timeout,
@@ -73,13 +80,58 @@ def create_app(
     return app
 
 
+def grpc_observer(app: Flask) -> GrpcObserver:
+    """Count and log a V2 gRPC call like an HTTP request (endpoint ``grpc:<method>``)."""
+    config: HttpConfig = app.extensions["mlreg.http"]
+    access_log = logging.getLogger(ACCESS_LOGGER)
+
+    def observe(call: GrpcCall) -> None:
+        endpoint = f"grpc:{call.method}"
+        if config.metrics is not None:
+            config.metrics.observe(endpoint, "POST", call.status, call.seconds, call.version)
+        log_access(
+            access_log,
+            config,
+            method="GRPC",
+            path=endpoint,
+            status=call.status,
+            seconds=call.seconds,
+            request_id=request_id(call.request_id or None),
+            remote_addr=call.peer,
+            error=call.error,
+        )
+
+    return observe
+
+
+@dataclass(frozen=True)
+class GrpcCall:
+    """One answered gRPC call, for the access log and the metrics."""
+
+    method: str
+    status: int  # the HTTP status of the outcome (200, or the error class's)
+    seconds: float
+    version: str
+    request_id: str = ""
+    peer: str | None = None
+    error: tuple[str, str] | None = None
+
+
+GrpcObserver = Callable[[GrpcCall], None]
+
+
+def version_header(version: str) -> dict[str, str]:
+    # A model served from a directory has no version to tell.
+    return {MODEL_VERSION_HEADER: version} if version else {}
+
+
 def _inline(method: str, path: str) -> bool:
     return method == "GET" and (path in INLINE_PATHS or path.endswith("/ready"))
 
 
 def _tfserving_error_field(path: str, message: str) -> dict[str, Any]:
-    # TensorFlow Serving's clients read "error".
-    return {"error": message} if path.startswith("/v1/") else {}
+    # TensorFlow Serving's clients and V2 (Open Inference Protocol) clients read "error".
+    return {"error": message} if path.startswith(("/v1/", "/v2")) else {}
 
 
 __all__ = ["ACCESS_LOGGER", "MODEL_VERSION_HEADER", "REQUEST_ID_HEADER", "create_app"]

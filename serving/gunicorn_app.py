@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-from mlreg.serving.app import create_app
+from mlreg.serving.app import create_app, grpc_observer
 from mlreg.serving.backends import Loader, load_backend
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
@@ -70,6 +70,13 @@ def run(
         configure_logging(settings.log_format, settings.log_level)
         state = ServingState(settings, Metrics(metrics_dir))
         app = create_app(settings, state=state)
+        if settings.grpc_port is not None:
+            from mlreg.serving import v2_grpc  # tritonclient's protos: only when asked for
+
+            server = v2_grpc.start_server(
+                state, settings.host, settings.grpc_port, settings.threads, grpc_observer(app)
+            )
+            state.on_drain(lambda: server.stop(settings.graceful_timeout))
         state.start_loading(lambda: loader(settings, source, state.metrics), _boot_failed)
         return app
 

@@ -162,7 +162,7 @@ def public_uri(uri: str) -> str:
 
 
 def _check_servable(backend: Backend, name: str) -> None:
-    served = backend.source.name
+    served = state().settings.model_name or backend.source.name
     if served is not None and name != served:
         raise ModelNotFound(f"model '{name}' is not served here; this server serves '{served}'")
 

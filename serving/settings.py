@@ -22,8 +22,13 @@ class ServingSettings:
     """Everything the scoring server is configured by."""
 
     model_uri: str | None = None
+    #: The name TF Serving's and V2 clients address the model by (default: its registered
+    #: name, else its directory's name); KServe passes the InferenceService's name.
+    model_name: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    #: The Open Inference Protocol's gRPC service listens here too when set.
+    grpc_port: int | None = None
     workers: int = 1
     threads: int = 4
     timeout: float = 60.0
@@ -48,6 +53,8 @@ class ServingSettings:
     def __post_init__(self) -> None:
         config.lowercase(self, "log_format", "log_level", "backend")
         check("port", self.port, 0 <= self.port <= 65535, "a port number 0-65535")
+        grpc = self.grpc_port
+        check("grpc_port", grpc, grpc is None or 0 < grpc <= 65535, "a port number 1-65535")
         check("workers", self.workers, self.workers >= 1, "an integer >= 1")
         check("threads", self.threads, self.threads >= 1, "an integer >= 1")
         check("timeout", self.timeout, self.timeout > 0, "a number of seconds > 0")

@@ -86,6 +86,7 @@ class ServingState:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._swap_lock = threading.Lock()
+        self._drain_hooks: list[Callable[[], None]] = []
 
     @property
     def ready(self) -> bool:
@@ -232,9 +233,18 @@ class ServingState:
         finally:
             served.release()
 
+    def on_drain(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` when the server starts shutting down (e.g. stop the gRPC service)."""
+        self._drain_hooks.append(hook)
+
     def drain(self) -> None:
         """The server is shutting down: /ping says so, so load balancers stop sending."""
         self.draining = True
+        for hook in self._drain_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("a shutdown step failed")
 
     def unready_reason(self) -> str | None:
         """None when a prediction can be answered now; else why not (what /ping reports)."""

@@ -22,8 +22,20 @@ from mlreg.web.gunicorn import check_bind
     help="Model to serve: a path, file://, models:/name/N|stage|latest or models:/name@alias "
     "(default: $MLREG_MODEL_URI).",
 )
+@click.option(
+    "--model-name",
+    default=None,
+    help="The name TF Serving and V2 clients use (default: the registered name, else the "
+    "directory's name).",
+)
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 8080).")
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    help="Also serve the Open Inference Protocol's gRPC service on this port.",
+)
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.option("--threads", type=int, default=None, help="Request threads per worker (default 4).")
 @click.option("--timeout", type=float, default=None, help="Request timeout in seconds (60).")
@@ -84,4 +96,6 @@ def serve(model_uri: str | None, **flags: object) -> None:
         err=True,
     )
     check_bind(settings.host, settings.port)
+    if settings.grpc_port is not None:
+        check_bind(settings.host, settings.grpc_port)
     run(settings, source)
