@@ -184,12 +184,19 @@ class ModelExecutionError(MlregError):
 
 
 class SwapRefused(MlregError):
-    """Follow mode did not swap in a new model version (it failed to load or warm up, or its
-    signature would break the served one's clients); the served version goes on serving."""
+    """Follow mode did not swap in a new model version (it failed to load or warm up); the
+    served version goes on serving."""
 
     status_code = 409
     exit_code = 8
     error_code = "MODEL_SWAP_REFUSED"
+
+
+class SignatureChanged(SwapRefused):
+    """Follow mode did not swap in a new version: its signature would break the served one's
+    clients (``--allow-signature-change`` swaps it in anyway)."""
+
+    error_code = "SIGNATURE_CHANGED"
 
 
 class Timeout(MlregError):

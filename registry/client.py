@@ -13,7 +13,7 @@ from mlreg.registry.storage import artifact_store
 from mlreg.registry.store import RegistryStore
 from mlreg.store.http import open_http
 from mlreg.store.settings import StoreSettings
-from mlreg.uris import ResolvedModel
+from mlreg.uris import ModelRef, ResolvedModel
 
 
 def open_stores(settings: StoreSettings) -> tuple[RegistryStore, ArtifactStore]:
@@ -72,6 +72,13 @@ def register_model(
 ) -> ModelVersion:
     """Register the model at ``source`` (a path or model URI) as the next version of ``name``."""
     return default_client().register_model(str(source), name, tags=tags, description=description)
+
+
+def registry_version_of(uri: str) -> ModelRef:
+    """Which READY version ``models:/...`` names now (the entry in mlreg.uris.LOOKUPS): one
+    query, no download, through the process-wide client (a database or ``mlreg server``)."""
+    version = default_client().get_version_for_uri(uri)
+    return ModelRef(version.name, version.version, version.digest)
 
 
 def resolve_registry_uri(uri: str) -> ResolvedModel:

@@ -16,6 +16,7 @@ from flask import Flask
 
 from mlreg.serving.app import create_app, grpc_observer
 from mlreg.serving.backends import Loader, load_backend
+from mlreg.serving.follow import Follower
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
@@ -78,6 +79,16 @@ def run(
             )
             state.on_drain(lambda: server.stop(settings.graceful_timeout))
         state.start_loading(lambda: loader(settings, source, state.metrics), _boot_failed)
+        if settings.follow and settings.model_uri:
+            follower = Follower(
+                state,
+                settings.model_uri,
+                lambda moved: loader(settings, moved, state.metrics),
+                settings.poll_interval,
+                settings.allow_signature_change,
+            )
+            follower.start()
+            state.on_drain(follower.stop)
         return app
 
     Application(gunicorn_options(settings), make_app).run()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlreg import config
-from mlreg.config import check, env_var, one_of
+from mlreg.config import Seconds, check, env_var, one_of
 from mlreg.errors import InvalidInput
 
 LOG_FORMATS = ("text", "json")
@@ -41,6 +41,11 @@ class ServingSettings:
     log_level: str = "info"
     batch_max_size: int = 0
     batch_timeout_ms: float = 2.0
+    #: Follow mode: serve whatever version the model URI (a stage or alias) names now.
+    follow: bool = False
+    poll_interval: Seconds = 30.0  # type: ignore[assignment]
+    #: Swap in a version whose signature would break the served one's clients anyway.
+    allow_signature_change: bool = False
     backend: str = "local"
     # backend=tfserving: where TF Serving listens (gRPC) and which servable to call.
     tfserving_target: str | None = None
@@ -72,6 +77,7 @@ class ServingSettings:
         check("batch_max_size", self.batch_max_size, self.batch_max_size >= 0, ">= 0 (0 = off)")
         check("batch_timeout_ms", self.batch_timeout_ms, self.batch_timeout_ms >= 0, ">= 0")
         check("backend", self.backend, self.backend in BACKENDS, one_of(BACKENDS))
+        check("poll_interval", self.poll_interval, self.poll_interval > 0, "a duration > 0")
         check(
             "tfserving_timeout_ms", self.tfserving_timeout_ms, self.tfserving_timeout_ms > 0, "> 0"
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mlreg.errors import BackendUnavailable, MlregError, SwapRefused
+from mlreg.errors import BackendUnavailable, MlregError, SignatureChanged, SwapRefused
 from mlreg.models.signature import ColSpec, ModelSignature, TensorSpec
 from mlreg.serving import codecs
 from mlreg.serving.backends import Backend, input_schema, tensor_names, version_of
@@ -146,7 +146,8 @@ class ServingState:
         new requests get; the old one closes when its last request has answered.
 
         Raises SwapRefused (the served version stays) when the new one fails to load or warm
-        up, or when ``check`` finds its signature would break the served one's clients.
+        up, SignatureChanged when ``check`` finds its signature would break the served one's
+        clients.
         """
         with self._swap_lock:
             old = self.current
@@ -158,7 +159,7 @@ class ServingState:
             problems = check(old.backend, new.backend) if check and old is not None else []
             if problems:
                 new.retire()
-                raise SwapRefused(
+                raise SignatureChanged(
                     "its signature is incompatible with the served one: " + "; ".join(problems)
                 )
             self._make_current(new)
@@ -168,7 +169,9 @@ class ServingState:
                 closed, version = old.closed, old.version
                 old.retire()
                 del old  # the last reference here: requests still using it hold their own
-                self._collect(closed, version)
+                threading.Thread(
+                    target=_collect, args=(closed,), name=f"mlreg-free-{version}", daemon=True
+                ).start()
             return new
 
     def _prepare(self, loader: Callable[[], Backend]) -> Served:
@@ -194,15 +197,6 @@ class ServingState:
         self.error = None
         self.metrics.model_load.labels(served.version).set(served.load_seconds)
         self.metrics.model_ready.labels(served.version).set(1)
-
-    def _collect(self, closed: threading.Event, version: str) -> None:
-        """Give the old version's memory back once its last request has answered."""
-        if not closed.wait(self.settings.timeout + 5):
-            logger.warning("version %s still has requests in flight; freeing it later", version)
-            return
-        gc.unfreeze()  # the old model's objects were frozen with the rest after the first load
-        gc.collect()
-        gc.freeze()
 
     def start_loading(self, loader: Callable[[], Backend], on_failure: Callable[[], None]) -> None:
         """Load in a background thread so /ping and /health answer meanwhile."""
@@ -264,6 +258,15 @@ class ServingState:
         served = self.current
         if served is not None:
             served.retire()
+
+
+def _collect(closed: threading.Event) -> None:
+    """Give a retired version's memory back once its last request has answered (requests are
+    bounded by the timeout, so this wait ends)."""
+    closed.wait()
+    gc.unfreeze()  # its objects were frozen with everything else after the first load
+    gc.collect()
+    gc.freeze()
 
 
 def warm_up(runner: Runner, backend: Backend) -> None:

@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiments": ("mlreg.cli.tracking:experiments", "Experiments."),
     "serve": (
         "mlreg.cli.serve:serve",
-        "Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict.",
+        "Serve a model: MLflow's /invocations, TF Serving's REST and the V2 protocol (+gRPC).",
     ),
     "server": (
         "mlreg.cli.server:server",

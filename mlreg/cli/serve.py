@@ -6,11 +6,11 @@ import os
 
 import click
 
-from mlreg.errors import MLmodelError
+from mlreg.errors import InvalidInput, MLmodelError
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
 from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
-from mlreg.uris import resolve_model_uri
+from mlreg.uris import movable, resolve_model_uri
 from mlreg.web.gunicorn import check_bind
 
 
@@ -75,12 +75,40 @@ from mlreg.web.gunicorn import check_bind
 @click.option(
     "--tfserving-timeout-ms", type=float, default=None, help="Deadline per call (5000 ms)."
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    default=None,
+    help="Serve whatever version the stage or alias names now: poll it, and swap in each new "
+    "version once it is loaded and warmed up.",
+)
+@click.option(
+    "--poll-interval", default=None, help="How often --follow looks (default 30s; 500ms, 2m)."
+)
+@click.option(
+    "--allow-signature-change",
+    is_flag=True,
+    default=None,
+    help="--follow: swap in a version even if its signature breaks the served one's clients.",
+)
 def serve(model_uri: str | None, **flags: object) -> None:
-    """Serve a model over HTTP: MLflow's /invocations and TF Serving's REST predict."""
+    """Serve a model: MLflow's /invocations, TF Serving's REST and the V2 protocol (+gRPC).
+
+    \b
+    Examples:
+      mlreg serve -m models:/mnist/Production --port 8080 --workers 2
+      mlreg serve -m models:/mnist@champion --follow --poll-interval 30s --grpc-port 8081
+    """
     settings = ServingSettings.from_env(os.environ, model_uri=model_uri, **flags)
     if not settings.model_uri:
         raise click.UsageError("no model to serve: pass -m URI or set MLREG_MODEL_URI")
-    # Resolve once, here: every worker serves the same version even if a stage moves.
+    if settings.follow and not movable(settings.model_uri):
+        raise InvalidInput(
+            f"--follow needs a URI that can name another version later: models:/name@alias, "
+            f"models:/name/<stage> or models:/name/latest, not {settings.model_uri!r}"
+        )
+    # Resolve once, here: every worker starts on the same version, and keeps it unless it
+    # follows the URI (then each worker polls it and swaps when it moves).
     source = resolve_model_uri(settings.model_uri)
     mlmodel = Model.load(source.path)
     if "python_function" not in mlmodel.flavors:
@@ -90,9 +118,10 @@ def serve(model_uri: str | None, **flags: object) -> None:
         if settings.backend == "tfserving"
         else ""
     )
+    following = f"; following it every {settings.poll_interval:g} s" if settings.follow else ""
     click.echo(
         f"Serving {settings.model_uri} on http://{settings.bind} "
-        f"({settings.workers} worker(s) x {settings.threads} threads{where})",
+        f"({settings.workers} worker(s) x {settings.threads} threads{where}{following})",
         err=True,
     )
     check_bind(settings.host, settings.port)

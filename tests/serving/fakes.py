@@ -9,6 +9,7 @@ As MLServer's tests do with their ``SumModel``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mlreg.errors import ModelExecutionError
 from mlreg.models.enforce import enforce_params, enforce_schema
 from mlreg.models.example import load_serving_input_example, save_input_example
 from mlreg.models.model import Model
@@ -167,6 +169,50 @@ def sleepy(root: Path) -> NumpyModel:
     )
 
 
+def shifted(root: Path, shift: float, width: int = 2, broken: bool = False) -> NumpyModel:
+    """Versions of one model that answer differently: ``width`` floats in, ``x + shift`` out.
+
+    The model directory says what it is (``fake.json``), so a copy of it (registered, then
+    resolved from the registry) opens again with :func:`open_model`. A ``broken`` one fails
+    its warm-up, as a model whose graph cannot run would.
+    """
+    model = NumpyModel.save(
+        root,
+        ModelSignature(Schema([_tensor((-1, width))]), Schema([_tensor((-1, width))])),
+        _shift(shift, broken),
+        [_port("x", (-1, width))],
+        [_port("y", (-1, width))],
+        np.zeros((1, width), np.float32),
+    )
+    (root / "fake.json").write_text(json.dumps({"shift": shift, "width": width, "broken": broken}))
+    return model
+
+
+def _shift(shift: float, broken: bool) -> Callable[[Tensors], Tensors]:
+    def fn(t: Tensors) -> Tensors:
+        if broken:
+            raise ModelExecutionError("the model failed: the graph cannot run")
+        return {"y": t["x"] + np.float32(shift)}
+
+    return fn
+
+
+def open_model(source: ResolvedModel) -> NumpyModel:
+    """A :func:`shifted` model from its directory (a registry's copy of it), keeping what the
+    registry said of it (name, version, digest), as the local backend's loader does."""
+    spec = json.loads((source.path / "fake.json").read_text())
+    width = spec["width"]
+    model = NumpyModel(
+        source.path,
+        Model.load(source.path),
+        _shift(spec["shift"], spec["broken"]),
+        [_port("x", (-1, width))],
+        [_port("y", (-1, width))],
+    )
+    model.source = source
+    return model
+
+
 def multi(root: Path) -> NumpyModel:
     """Like models.save_multi: named inputs a and b in, named outputs score and probs out."""
 
@@ -190,4 +236,4 @@ def multi(root: Path) -> NumpyModel:
     )
 
 
-__all__ = ["NumpyModel", "cnn", "columns", "multi", "sleepy"]
+__all__ = ["NumpyModel", "cnn", "columns", "multi", "open_model", "shifted", "sleepy"]

@@ -92,3 +92,34 @@ def test_serves_a_registry_uri_resolved_once(cnn_dir: Path, tmp_path: Path) -> N
         assert server.post("/v1/models/other:predict", {"instances": [[1]]}).status_code == 404
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["-m", "models:/mnist/3", "--follow"],
+            {},
+            "Error: --follow needs a URI that can name another version later: "
+            "models:/name@alias, models:/name/<stage> or models:/name/latest, not "
+            "'models:/mnist/3'",
+        ),
+        (
+            ["-m", "models:/mnist@champion", "--follow", "--poll-interval", "soon"],
+            {},
+            "Error: --poll-interval: expected a duration like 30s, 500ms or 2m, got 'soon'",
+        ),
+        (
+            ["-m", "models:/mnist@champion"],
+            {"MLREG_FOLLOW": "true", "MLREG_POLL_INTERVAL": "0s"},
+            "Error: MLREG_POLL_INTERVAL: expected a duration > 0, got 0.0",
+        ),
+    ],
+    ids=["fixed-version", "bad-interval-flag", "zero-interval-variable"],
+)
+def test_follow_settings_are_checked_before_anything_starts(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = CliRunner().invoke(main, ["serve", *args], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip() == message
