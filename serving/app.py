@@ -13,7 +13,8 @@ from mlreg.serving import v2_routes
 from mlreg.serving.backends import Backend
 from mlreg.serving.limits import MAX_LIMIT
 from mlreg.serving.metrics import Metrics
-from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp
+from mlreg.serving.prediction_log import PredictionLog, open_sink
+from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp, log_prediction
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install, log_access, refusal_reporter
@@ -45,10 +46,20 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     state = state or ServingState(settings, Metrics())
     app.extensions["mlreg"] = state
+    if settings.log_predictions and state.prediction_log is None:
+        state.prediction_log = PredictionLog(
+            open_sink(settings),
+            state.metrics,
+            settings.log_sample_rate,
+            settings.log_max_tensor_bytes,
+            settings.log_queue_size,
+        )
+        state.on_drain(state.prediction_log.close)
     if model is not None:
         state.load(lambda: model)
     app.register_blueprint(bp)
     app.register_blueprint(v2_routes.bp)
+    app.after_request(log_prediction)
 
     def model_version() -> str:
         # The version that answered this request; else the one served now.

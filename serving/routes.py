@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath
@@ -17,6 +18,7 @@ from mlreg.errors import BackendUnavailable, ModelNotFound, PayloadTooLarge
 from mlreg.models.serving_export import DEFAULT_SIGNATURE, ServingExport
 from mlreg.serving import codecs
 from mlreg.serving.backends import Backend, input_schema
+from mlreg.serving.prediction_log import Record
 from mlreg.serving.settings import env_var
 from mlreg.serving.state import Served, ServingState
 from mlreg.uris import scheme_of
@@ -35,13 +37,58 @@ def state() -> ServingState:
 
 
 @contextmanager
-def serving() -> Iterator[Served]:
+def serving(protocol: str | None = None) -> Iterator[Served]:
     """The served version for this request: it answers the whole request even if a newer one
-    is swapped in meanwhile, and its label goes into the response header and the metrics."""
+    is swapped in meanwhile, and its label goes into the response header and the metrics.
+
+    A prediction route names its ``protocol``: the request may then be sampled for the
+    prediction log (its inputs and outputs are noted with :func:`note`)."""
     s = state()
+    plog = s.prediction_log
+    if protocol is not None and plog is not None and plog.sampled():
+        g.log_protocol = protocol
     with s.serving(s.settings.timeout) as served:
         g.model_version = served.version
+        g.model_name = served.backend.source.name
         yield served
+
+
+def note(inputs: Any = None, outputs: Any = None) -> None:
+    """Keep a sampled request's model input and output for the prediction log (the input as
+    decoded, then as enforced: what the model was given)."""
+    if "log_protocol" in g:
+        if inputs is not None:
+            g.log_inputs = inputs
+        if outputs is not None:
+            g.log_outputs = outputs
+
+
+def predict(served: Served, data: Any, params: dict[str, Any] | None) -> Any:
+    """The served version's prediction, its input and output noted for the prediction log."""
+    note(inputs=data)
+    result = served.runner.predict(data, params, note if "log_protocol" in g else None)
+    note(outputs=result)
+    return result
+
+
+def log_prediction(response: Response) -> Response:
+    """After a sampled request: hand it to the prediction log (the writer does the rest)."""
+    plog = state().prediction_log
+    if plog is not None and "log_protocol" in g:
+        plog.submit(
+            Record(
+                request_id=g.get("request_id", ""),
+                model_name=g.get("model_name"),
+                model_version=g.get("model_version", ""),
+                protocol=g.log_protocol,
+                status=response.status_code,
+                seconds=time.perf_counter() - g.get("start", time.perf_counter()),
+                inputs=g.get("log_inputs"),
+                outputs=g.get("log_outputs"),
+                error=g.get("error"),
+            )
+        )
+    return response
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
@@ -84,7 +131,7 @@ def invocations() -> Response:
         request.mimetype_params.get("charset"),
         codecs.JSON_TYPES | codecs.CSV_TYPES,
     )
-    with serving() as served:
+    with serving("invocations") as served:
         backend = served.backend
         body = read_body()
         if mimetype in codecs.CSV_TYPES:
@@ -92,7 +139,7 @@ def invocations() -> Response:
         else:
             payload = codecs.decode_invocations_body(body, input_schema(backend), served.limits)
         codecs.check_tensor_names(payload.data, served.tensor_names)
-        result = served.runner.predict(payload.data, payload.params)
+        result = predict(served, payload.data, payload.params)
     return json_response(codecs.encode_predictions(result))
 
 
@@ -181,7 +228,7 @@ def _signature_name(backend: Backend) -> str:
 @bp.post("/v1/models/<name>:predict")
 @bp.post("/v1/models/<name>/versions/<int:version>:predict")
 def tfserving_predict(name: str, version: int | None = None) -> Response:
-    with serving() as served:
+    with serving("tfserving") as served:
         backend = served.backend
         _check_servable(backend, name)
         _check_version(backend, version)
@@ -192,7 +239,7 @@ def tfserving_predict(name: str, version: int | None = None) -> Response:
             read_body(), input_schema(backend), _signature_name(backend), served.limits
         )
         codecs.check_tensor_names(payload.data, served.tensor_names)
-        result = served.runner.predict(payload.data, None)
+        result = predict(served, payload.data, None)
     return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
 
 

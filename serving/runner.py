@@ -7,6 +7,7 @@ The call itself cannot be interrupted; it finishes on its pool thread and is dis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -43,16 +44,26 @@ class Runner:
             else None
         )
 
-    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        """Check ``data`` against the signature and return the model's prediction."""
+    def predict(
+        self,
+        data: Any,
+        params: dict[str, Any] | None = None,
+        enforced: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Check ``data`` against the signature and return the model's prediction;
+        ``enforced`` is shown the checked and converted data (the prediction log keeps it)."""
         batcher = self._batcher
         if batcher is None:
             data, params = self.backend.enforce(data, params)
+            if enforced is not None:
+                enforced(data)
             future = self._pool.submit(self._predict_one, data, params)
         else:
             batcher.expect()
             try:
                 data, params = self.backend.enforce(data, params)
+                if enforced is not None:
+                    enforced(data)
                 key = None if params else batch_key(data)
             except BaseException:
                 batcher.cancel_expect()

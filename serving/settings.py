@@ -46,6 +46,15 @@ class ServingSettings:
     poll_interval: Seconds = 30.0  # type: ignore[assignment]
     #: Swap in a version whose signature would break the served one's clients anyway.
     allow_signature_change: bool = False
+    #: Prediction logging: a directory for JSON lines, or an http(s) collector of CloudEvents.
+    log_predictions: str | None = None
+    log_sample_rate: float = 1.0
+    #: A logged tensor larger than this is summarised (shape, dtype).
+    log_max_tensor_bytes: int = 64 * 1024
+    #: Sampled requests waiting for the writer; more are dropped (and counted).
+    log_queue_size: int = 10_000
+    log_file_bytes: int = 64 * 1024 * 1024
+    log_file_backups: int = 5
     backend: str = "local"
     # backend=tfserving: where TF Serving listens (gRPC) and which servable to call.
     tfserving_target: str | None = None
@@ -78,6 +87,11 @@ class ServingSettings:
         check("batch_timeout_ms", self.batch_timeout_ms, self.batch_timeout_ms >= 0, ">= 0")
         check("backend", self.backend, self.backend in BACKENDS, one_of(BACKENDS))
         check("poll_interval", self.poll_interval, self.poll_interval > 0, "a duration > 0")
+        rate = self.log_sample_rate
+        check("log_sample_rate", rate, 0.0 <= rate <= 1.0, "a fraction from 0 to 1")
+        for name in ("log_max_tensor_bytes", "log_queue_size", "log_file_bytes"):
+            check(name, getattr(self, name), getattr(self, name) > 0, "> 0")
+        check("log_file_backups", self.log_file_backups, self.log_file_backups >= 0, ">= 0")
         check(
             "tfserving_timeout_ms", self.tfserving_timeout_ms, self.tfserving_timeout_ms > 0, "> 0"
         )

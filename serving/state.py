@@ -24,6 +24,7 @@ from mlreg.serving import codecs
 from mlreg.serving.backends import Backend, input_schema, tensor_names, version_of
 from mlreg.serving.limits import MAX_LIMIT, limits_for
 from mlreg.serving.metrics import Metrics
+from mlreg.serving.prediction_log import PredictionLog
 from mlreg.serving.runner import Runner
 from mlreg.serving.settings import ServingSettings
 
@@ -83,6 +84,8 @@ class ServingState:
         self.draining = False
         #: Follow mode's report for /metadata (see mlreg.serving.follow).
         self.follow: dict[str, Any] | None = None
+        #: Where sampled requests go (mlreg.serving.prediction_log), when asked for.
+        self.prediction_log: PredictionLog | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._swap_lock = threading.Lock()
@@ -258,6 +261,8 @@ class ServingState:
         served = self.current
         if served is not None:
             served.retire()
+        if self.prediction_log is not None:
+            self.prediction_log.close()
 
 
 def _collect(closed: threading.Event) -> None:

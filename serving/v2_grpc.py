@@ -29,6 +29,7 @@ from mlreg.errors import (
 )
 from mlreg.serving import v2
 from mlreg.serving.app import GrpcCall, GrpcObserver
+from mlreg.serving.prediction_log import Record
 from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR
 from mlreg.serving.state import ServingState
 from mlreg.serving.v2_routes import EXTENSIONS, describe, served_model
@@ -115,11 +116,17 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return self._call("ModelMetadata", context, call, request.name)
 
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._call("ModelInfer", context, lambda: self._infer(request), request.id)
+        plog = self.state.prediction_log
+        noted: dict[str, Any] | None = {} if plog is not None and plog.sampled() else None
+        return self._call(
+            "ModelInfer", context, lambda: self._infer(request, noted), request.id, noted
+        )
 
-    def _infer(self, request: Any) -> Any:
+    def _infer(self, request: Any, noted: dict[str, Any] | None) -> Any:
         state = self.state
         with state.serving(state.settings.timeout) as served:
+            if noted is not None:
+                noted.update(name=served.backend.source.name, version=served.version)
             model = served_model(served, state.settings)
             model.check(request.model_name, request.model_version or None)
             size = sum(len(raw) for raw in request.raw_input_contents)
@@ -128,7 +135,12 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
                 raise PayloadTooLarge.body(size, limit, MAX_REQUEST_BYTES_VAR)
             decoded = decode_request(request)
             data, params = v2.model_input(decoded, served.backend)
-            result = served.runner.predict(data, params)
+            if noted is not None:
+                noted["inputs"] = data
+            keep = (lambda enforced: noted.update(inputs=enforced)) if noted is not None else None
+            result = served.runner.predict(data, params, keep)
+            if noted is not None:
+                noted["outputs"] = result
             outputs = v2.output_tensors(result, served.backend, decoded.outputs)
         response = service_pb2.ModelInferResponse(
             model_name=model.name, model_version=model.version, id=request.id
@@ -139,9 +151,15 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
     def _call(
-        self, method: str, context: grpc.ServicerContext, call: Callable[[], Any], rid: str = ""
+        self,
+        method: str,
+        context: grpc.ServicerContext,
+        call: Callable[[], Any],
+        rid: str = "",
+        noted: dict[str, Any] | None = None,
     ) -> Any:
-        """Run ``call``; count and log it; turn mlreg's errors into the matching gRPC status."""
+        """Run ``call``; count and log it (and, when ``noted`` holds a sampled request's
+        inputs and outputs, log the prediction); turn mlreg's errors into gRPC statuses."""
         start = time.perf_counter()
         version = self.state.version
 
@@ -149,6 +167,21 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             seconds = time.perf_counter() - start
             peer = context.peer()
             self._observe(GrpcCall(method, status, seconds, version, rid, peer, error))
+            plog = self.state.prediction_log
+            if noted is not None and plog is not None:
+                plog.submit(
+                    Record(
+                        request_id=rid,
+                        model_name=noted.get("name"),
+                        model_version=noted.get("version", version),
+                        protocol="v2-grpc",
+                        status=status,
+                        seconds=seconds,
+                        inputs=noted.get("inputs"),
+                        outputs=noted.get("outputs"),
+                        error=error,
+                    )
+                )
 
         try:
             response = call()

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, request
 
 from mlreg.errors import BackendUnavailable, InvalidInput
 from mlreg.serving import v2
-from mlreg.serving.routes import read_body, serving, state
+from mlreg.serving.routes import predict, read_body, serving, state
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import Served
 from mlreg.version import __version__
@@ -79,7 +79,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @bp.post("/v2/models/<name>/infer")
 @bp.post("/v2/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
-    with serving() as served:
+    with serving("v2") as served:
         model = served_model(served, state().settings)
         model.check(name, version)
         body = read_body()
@@ -87,7 +87,7 @@ def infer(name: str, version: str | None = None) -> Response:
         served.limits.check_json(header)
         decoded = v2.decode_json_request(header, binary)
         data, params = v2.model_input(decoded, served.backend)
-        result = served.runner.predict(data, params)
+        result = predict(served, data, params)
         outputs = v2.output_tensors(result, served.backend, decoded.outputs)
     return answer(decoded, outputs, model)
 

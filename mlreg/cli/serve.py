@@ -91,6 +91,15 @@ from mlreg.web.gunicorn import check_bind
     default=None,
     help="--follow: swap in a version even if its signature breaks the served one's clients.",
 )
+@click.option(
+    "--log-predictions",
+    default=None,
+    metavar="DIR|URL",
+    help="Log sampled requests and answers: JSON lines in DIR, or CloudEvents POSTed to URL.",
+)
+@click.option(
+    "--log-sample-rate", type=float, default=None, help="Fraction of requests logged (1.0)."
+)
 def serve(model_uri: str | None, **flags: object) -> None:
     """Serve a model: MLflow's /invocations, TF Serving's REST and the V2 protocol (+gRPC).
 
