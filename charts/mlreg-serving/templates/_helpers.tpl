@@ -92,6 +92,35 @@ Seconds from "terminating" to SIGKILL: the preStop pause, then gunicorn's gracef
 {{- end }}
 
 {{/*
+The registry credentials, from an existing Secret, as the environment variables the REST
+client reads (MLREG_TRACKING_TOKEN, or _USERNAME and _PASSWORD). Each key is optional.
+*/}}
+{{- define "mlreg-serving.registryCredentialsEnv" -}}
+{{- with .Values.registry.credentials }}
+{{- if .existingSecret }}
+- name: MLREG_TRACKING_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .tokenKey }}
+      optional: true
+- name: MLREG_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .usernameKey }}
+      optional: true
+- name: MLREG_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .passwordKey }}
+      optional: true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Where the TF Serving model lives inside the pod (--model_base_path); the shared emptyDir is
 mounted here and the export is copied to <base>/<version>.
 */}}
