@@ -14,10 +14,10 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from mlreg.errors import BackendUnavailable, ModelNotFound, PayloadTooLarge
-from mlreg.models.serving_export import DEFAULT_SIGNATURE, ServingExport
-from mlreg.serving import codecs
-from mlreg.serving.backends import Backend, input_schema
+from mlreg.errors import BackendUnavailable, PayloadTooLarge
+from mlreg.serving import codecs, predict
+from mlreg.serving.backends import Backend
+from mlreg.serving.predict import Call, Notes
 from mlreg.serving.prediction_log import Record
 from mlreg.serving.settings import env_var
 from mlreg.serving.state import Served, ServingState
@@ -42,7 +42,7 @@ def serving(protocol: str | None = None) -> Iterator[Served]:
     is swapped in meanwhile, and its label goes into the response header and the metrics.
 
     A prediction route names its ``protocol``: the request may then be sampled for the
-    prediction log (its inputs and outputs are noted with :func:`note`)."""
+    prediction log (see :func:`run_call`)."""
     s = state()
     plog = s.prediction_log
     if protocol is not None and plog is not None and plog.sampled():
@@ -53,22 +53,24 @@ def serving(protocol: str | None = None) -> Iterator[Served]:
         yield served
 
 
-def note(inputs: Any = None, outputs: Any = None) -> None:
-    """Keep a sampled request's model input and output for the prediction log (the input as
-    decoded, then as enforced: what the model was given)."""
-    if "log_protocol" in g:
-        if inputs is not None:
-            g.log_inputs = inputs
-        if outputs is not None:
-            g.log_outputs = outputs
-
-
-def predict(served: Served, data: Any, params: dict[str, Any] | None) -> Any:
-    """The served version's prediction, its input and output noted for the prediction log."""
-    note(inputs=data)
-    result = served.runner.predict(data, params, note if "log_protocol" in g else None)
-    note(outputs=result)
-    return result
+def run_call(call: Call) -> Response:
+    """Answer a prediction request through mlreg.serving.predict, on the served version's
+    runner (its thread pool bounds the call by the timeout: 504), noting a sampled request's
+    input and output for the prediction log."""
+    s = state()
+    with serving(call.route) as served:
+        notes = Notes() if "log_protocol" in g else None
+        try:
+            answer = predict.answer(call, served, s.settings, served.runner.predict, notes)
+        finally:
+            if notes is not None:
+                g.log_inputs, g.log_outputs = notes.inputs, notes.outputs
+    return Response(
+        answer.body,
+        status=answer.status,
+        content_type=answer.content_type,
+        headers=answer.headers,
+    )
 
 
 def log_prediction(response: Response) -> Response:
@@ -126,21 +128,7 @@ def read_body() -> bytes:
 
 @bp.post("/invocations")
 def invocations() -> Response:
-    mimetype = codecs.check_content_type(
-        request.mimetype,
-        request.mimetype_params.get("charset"),
-        codecs.JSON_TYPES | codecs.CSV_TYPES,
-    )
-    with serving("invocations") as served:
-        backend = served.backend
-        body = read_body()
-        if mimetype in codecs.CSV_TYPES:
-            payload = codecs.decode_csv_payload(body, input_schema(backend))
-        else:
-            payload = codecs.decode_invocations_body(body, input_schema(backend), served.limits)
-        codecs.check_tensor_names(payload.data, served.tensor_names)
-        result = predict(served, payload.data, payload.params)
-    return json_response(codecs.encode_predictions(result))
+    return run_call(Call("invocations", read_body(), request.headers.get("Content-Type", "")))
 
 
 @bp.get("/ping")
@@ -208,39 +196,12 @@ def public_uri(uri: str) -> str:
 # --- TensorFlow Serving's REST API ------------------------------------------------------------
 
 
-def _check_servable(backend: Backend, name: str) -> None:
-    served = state().settings.model_name or backend.source.name
-    if served is not None and name != served:
-        raise ModelNotFound(f"model '{name}' is not served here; this server serves '{served}'")
-
-
-def _check_version(backend: Backend, version: int | None) -> None:
-    served = backend.source.version
-    if version is not None and served is not None and version != served:
-        raise ModelNotFound(f"version {version} is not served here; this server serves {served}")
-
-
-def _signature_name(backend: Backend) -> str:
-    export = ServingExport.of(backend.metadata)
-    return export.signature_name if export is not None else DEFAULT_SIGNATURE
-
-
 @bp.post("/v1/models/<name>:predict")
 @bp.post("/v1/models/<name>/versions/<int:version>:predict")
 def tfserving_predict(name: str, version: int | None = None) -> Response:
-    with serving("tfserving") as served:
-        backend = served.backend
-        _check_servable(backend, name)
-        _check_version(backend, version)
-        codecs.check_content_type(
-            request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
-        )
-        payload = codecs.decode_tfserving_body(
-            read_body(), input_schema(backend), _signature_name(backend), served.limits
-        )
-        codecs.check_tensor_names(payload.data, served.tensor_names)
-        result = predict(served, payload.data, None)
-    return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
+    content_type = request.headers.get("Content-Type", "")
+    number = str(version) if version is not None else None
+    return run_call(Call("tfserving", read_body(), content_type, name, number))
 
 
 @bp.get("/v1/models/<name>")
@@ -248,8 +209,7 @@ def tfserving_predict(name: str, version: int | None = None) -> Response:
 def tfserving_status(name: str, version: int | None = None) -> Response:
     with state().serving(0) as served:
         backend = served.backend
-    _check_servable(backend, name)
-    _check_version(backend, version)
+    predict.check_tfserving(backend, state().settings, name, version)
     served = backend.source.version or 1
     return json_response(
         codecs.dumps(

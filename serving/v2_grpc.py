@@ -29,10 +29,11 @@ from mlreg.errors import (
 )
 from mlreg.serving import v2
 from mlreg.serving.app import GrpcCall, GrpcObserver
+from mlreg.serving.predict import raw_bytes, served_model
 from mlreg.serving.prediction_log import Record
 from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR
 from mlreg.serving.state import ServingState
-from mlreg.serving.v2_routes import EXTENSIONS, describe, served_model
+from mlreg.serving.v2_routes import EXTENSIONS, describe
 from mlreg.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -224,12 +225,6 @@ def _parameters(parameters: Any) -> dict[str, Any]:
         choice = value.WhichOneof("parameter_choice")
         out[key] = getattr(value, choice) if choice is not None else None
     return out
-
-
-def raw_bytes(array: np.ndarray) -> bytes:
-    if array.dtype.kind in "USO":
-        return v2.pack_bytes(array)
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
 def start_server(

@@ -13,22 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import orjson
 from flask import Blueprint, Response, request
 
-from mlreg.errors import BackendUnavailable, InvalidInput
+from mlreg.errors import BackendUnavailable
 from mlreg.serving import v2
-from mlreg.serving.routes import predict, read_body, serving, state
-from mlreg.serving.settings import ServingSettings
+from mlreg.serving.predict import HEADER_LENGTH, Call, served_model
+from mlreg.serving.routes import read_body, run_call, state
 from mlreg.serving.state import Served
 from mlreg.version import __version__
 
 bp = Blueprint("v2", __name__)
 
-HEADER_LENGTH = "Inference-Header-Content-Length"
 JSON = "application/json"
-BINARY = "application/octet-stream"
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -79,38 +76,9 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @bp.post("/v2/models/<name>/infer")
 @bp.post("/v2/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
-    with serving("v2") as served:
-        model = served_model(served, state().settings)
-        model.check(name, version)
-        body = read_body()
-        header, binary = _split(body)
-        served.limits.check_json(header)
-        decoded = v2.decode_json_request(header, binary)
-        data, params = v2.model_input(decoded, served.backend)
-        result = predict(served, data, params)
-        outputs = v2.output_tensors(result, served.backend, decoded.outputs)
-    return answer(decoded, outputs, model)
-
-
-def _split(body: bytes) -> tuple[bytes, bytes]:
-    """The JSON part and the binary part of a request."""
-    raw = request.headers.get(HEADER_LENGTH)
-    if raw is None:
-        return body, b""
-    if not raw.strip().isdigit() or int(raw) > len(body):
-        raise InvalidInput(
-            f"{HEADER_LENGTH}: expected the length of the JSON part (at most the body's "
-            f"{len(body)} bytes), got {raw!r}"
-        )
-    size = int(raw)
-    return body[:size], body[size:]
-
-
-def served_model(served: Served, settings: ServingSettings) -> v2.ServedModel:
-    """The name and version V2 clients address this model by."""
-    source = served.backend.source
-    name = settings.model_name or source.name or source.path.name
-    return v2.ServedModel(name, served.version)
+    content_type = request.headers.get("Content-Type", "")
+    length = request.headers.get(HEADER_LENGTH)
+    return run_call(Call("v2", read_body(), content_type, name, version, length))
 
 
 def describe(served: Served, model: v2.ServedModel) -> dict[str, Any]:
@@ -128,50 +96,4 @@ def describe(served: Served, model: v2.ServedModel) -> dict[str, Any]:
     }
 
 
-def answer(decoded: v2.InferRequest, outputs: list[v2.Tensor], model: v2.ServedModel) -> Response:
-    """The V2 response: JSON, with binary outputs after it when asked for."""
-    binary_names = {o.name for o in decoded.outputs or [] if o.binary}
-    described, blobs = [], []
-    for tensor in outputs:
-        entry: dict[str, Any] = {
-            "name": tensor.name,
-            "datatype": tensor.datatype,
-            "shape": list(tensor.shape),
-        }
-        if decoded.binary_output or tensor.name in binary_names:
-            blob = _raw(tensor.array)
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = _flat(tensor.array)
-        described.append(entry)
-    doc: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
-    if decoded.id is not None:
-        doc["id"] = decoded.id
-    doc["outputs"] = described
-    header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not blobs:
-        return Response(header, mimetype=JSON)
-    response = Response(b"".join([header, *blobs]), mimetype=BINARY)
-    response.headers[HEADER_LENGTH] = str(len(header))
-    return response
-
-
-def _raw(array: np.ndarray) -> bytes:
-    if array.dtype.kind in "USO":
-        return v2.pack_bytes(array)
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-
-
-def _flat(array: np.ndarray) -> Any:
-    if array.dtype.kind in "USO":
-        return [
-            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-            for v in array.reshape(-1)
-        ]
-    if array.dtype == np.float16:
-        array = array.astype(np.float32)
-    return np.ascontiguousarray(array).reshape(-1)
-
-
-__all__ = ["HEADER_LENGTH", "bp"]
+__all__ = ["EXTENSIONS", "bp", "describe"]
