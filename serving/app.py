@@ -11,8 +11,10 @@ from flask import Flask, g, has_request_context
 
 from mlreg.serving import v2_routes
 from mlreg.serving.backends import Backend
+from mlreg.serving.direct import DirectPredictions
 from mlreg.serving.limits import MAX_LIMIT
 from mlreg.serving.metrics import Metrics
+from mlreg.serving.predict import MODEL_VERSION_HEADER, version_header
 from mlreg.serving.prediction_log import PredictionLog, open_sink
 from mlreg.serving.routes import MAX_REQUEST_BYTES_VAR, bp, log_prediction
 from mlreg.serving.settings import ServingSettings
@@ -22,8 +24,6 @@ from mlreg.web.request_ids import request_id
 from mlreg.web.worker import WorkerOptions
 
 ACCESS_LOGGER = "mlreg.serving.access"
-#: The registry version that answered (empty for a model served from a directory).
-MODEL_VERSION_HEADER = "X-Model-Version"
 #: Probes and scrapes: answered at any rate, logged only at DEBUG (counted in the metrics).
 QUIET_PATHS = frozenset(["/ping", "/health", "/metrics", "/v2/health/live", "/v2/health/ready"])
 #: Answered on the HTTP worker's event loop, never queued behind predictions: a probe must
@@ -79,7 +79,9 @@ def create_app(
     )
     install(app, config)
     app.extensions["mlreg.http"] = config
-    # What mlreg.web.worker.AsyncWorker reads when it serves this app.
+    # What mlreg.web.worker.AsyncWorker reads when it serves this app: predictions go its
+    # direct path (mlreg.serving.direct), everything else through this Flask app.
+    direct = DirectPredictions(state, config)
     app.worker_options = WorkerOptions(  # type: ignore[attr-defined]
         read_timeout=settings.read_timeout,
         max_body=state.max_request_bytes,
@@ -87,6 +89,7 @@ def create_app(
         inline=_inline,
         on_refused=refusal_reporter(app, config),
         on_drain=state.drain,
+        direct=direct.handler,
     )
     return app
 
@@ -129,11 +132,6 @@ class GrpcCall:
 
 
 GrpcObserver = Callable[[GrpcCall], None]
-
-
-def version_header(version: str) -> dict[str, str]:
-    # A model served from a directory has no version to tell.
-    return {MODEL_VERSION_HEADER: version} if version else {}
 
 
 def _inline(method: str, path: str) -> bool:

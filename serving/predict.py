@@ -28,6 +28,8 @@ from mlreg.serving.state import Served
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
+#: The registry version that answered (absent for a model served from a directory).
+MODEL_VERSION_HEADER = "X-Model-Version"
 #: V2's binary tensor data extension: the length of the JSON part of a body.
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
@@ -88,6 +90,11 @@ ROUTES: list[tuple[re.Pattern[str], str, str]] = [
         "/v2/models/<name>/versions/<version>/infer",
     ),
 ]
+
+
+def version_header(version: str) -> dict[str, str]:
+    """The header naming the version that answered; none for a model from a directory."""
+    return {MODEL_VERSION_HEADER: version} if version else {}
 
 
 def match(path: str) -> tuple[str, str, dict[str, str]] | None:
@@ -267,6 +274,7 @@ def _flat(array: np.ndarray) -> Any:
 
 __all__ = [
     "HEADER_LENGTH",
+    "MODEL_VERSION_HEADER",
     "ROUTES",
     "Answer",
     "Call",
@@ -279,4 +287,5 @@ __all__ = [
     "served_model",
     "tfserving_name",
     "v2_answer",
+    "version_header",
 ]

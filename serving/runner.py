@@ -75,16 +75,30 @@ class Runner:
                 future = batcher.submit(data, key)
         return self._wait(future)
 
+    def call(
+        self,
+        data: Any,
+        params: dict[str, Any] | None = None,
+        enforced: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Like :meth:`predict`, in the calling thread: its caller bounds it by the timeout
+        (the HTTP worker's direct path does, on its event loop)."""
+        data, params = self.backend.enforce(data, params)
+        if enforced is not None:
+            enforced(data)
+        return self._predict_one(data, params)
+
+    def timed_out(self) -> Timeout:
+        """The 504 for a prediction past the timeout (counted in the metrics)."""
+        self._metrics.timeouts.inc()
+        return timeout_error(self._timeout)
+
     def _wait(self, future: Future) -> Any:
         try:
             return future.result(timeout=self._timeout)
         except FutureTimeout:
             future.cancel()
-            self._metrics.timeouts.inc()
-            raise Timeout(
-                f"the prediction did not finish within {self._timeout:g} s (MLREG_TIMEOUT); "
-                "send fewer rows or raise the timeout"
-            ) from None
+            raise self.timed_out() from None
 
     def _predict_one(self, data: Any, params: dict[str, Any] | None) -> Any:
         self._observe(1, _rows(data))
@@ -105,6 +119,13 @@ class Runner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def timeout_error(seconds: float) -> Timeout:
+    return Timeout(
+        f"the prediction did not finish within {seconds:g} s (MLREG_TIMEOUT); "
+        "send fewer rows or raise the timeout"
+    )
+
+
 def _rows(data: Any) -> int:
     try:
         if hasattr(data, "shape"):
@@ -117,4 +138,4 @@ def _rows(data: Any) -> int:
     return -1
 
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "timeout_error"]

@@ -34,7 +34,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -89,6 +89,8 @@ class WorkerOptions:
     on_refused: Callable[[Refusal], None] = field(default=lambda refusal: None)
     #: Called once when the drain starts (SIGTERM), e.g. to make /ping say so.
     on_drain: Callable[[], None] = field(default=lambda: None)
+    #: (method, path) -> a handler that answers the request instead of the WSGI app, or None.
+    direct: Callable[[str, str], DirectHandler | None] = field(default=lambda method, path: None)
     max_header_bytes: int = 64 * 1024
     request_id_header: str = REQUEST_ID_HEADER
 
@@ -102,11 +104,30 @@ class BufferedApp(Protocol):
 
 
 @dataclass
-class _Answer:
+class Reply:
+    """A whole response: what the app (or a direct handler) answers."""
+
     status: int
-    reason: bytes
     headers: Headers
     body: bytes
+    reason: bytes = b""
+
+
+@dataclass(frozen=True)
+class DirectRequest:
+    """A whole request, for a direct handler (no WSGI environ)."""
+
+    method: str
+    path: str
+    #: Header names lower-cased; repeated headers joined with ",".
+    headers: dict[str, str]
+    body: bytes
+    remote_addr: str
+
+
+#: Answers a request on the event loop (a coroutine; its blocking work goes to the worker's
+#: thread pool, the loop's default executor).
+DirectHandler = Callable[[DirectRequest], Awaitable[Reply]]
 
 
 class AsyncWorker(Worker):
@@ -128,6 +149,7 @@ class AsyncWorker(Worker):
         app: BufferedApp = self.wsgi
         self.options = app.worker_options
         self.pool = ThreadPoolExecutor(max(1, self.cfg.threads), thread_name_prefix="mlreg-http")
+        self.loop.set_default_executor(self.pool)  # what direct handlers run their work on
 
     def init_signals(self) -> None:
         for s in self.SIGNALS:
@@ -367,8 +389,26 @@ class Connection(asyncio.Protocol):
         if self.options.inline(method, path):
             self._respond(_call(self.worker.wsgi, environ))
             return
+        handler = self.options.direct(method, path)
+        if handler is not None:
+            direct = DirectRequest(method, path, _headers(request), body, self.remote)
+            task = self.loop.create_task(handler(direct))
+            task.add_done_callback(self._on_direct)
+            return
         future = self.loop.run_in_executor(self.worker.pool, _call, self.worker.wsgi, environ)
         future.add_done_callback(self._on_done)
+
+    def _on_direct(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            self._close()
+            return
+        error = task.exception()
+        if error is not None:  # handlers answer their own errors; this is a bug in one
+            logger.error("a direct handler failed", exc_info=error)
+            body = orjson.dumps({"error_code": "INTERNAL_ERROR", "message": "internal error"})
+            self._respond(Reply(500, [("Content-Type", "application/json")], body))
+            return
+        self._respond(task.result())
 
     def _on_done(self, future: asyncio.Future) -> None:
         if future.cancelled():
@@ -378,7 +418,7 @@ class Connection(asyncio.Protocol):
 
     # --- answering ------------------------------------------------------------------------
 
-    def _respond(self, answer: _Answer) -> None:
+    def _respond(self, answer: Reply) -> None:
         request = self.request
         self.busy = False
         if self.closed or request is None:
@@ -389,7 +429,11 @@ class Connection(asyncio.Protocol):
             headers.append(("Connection", "close"))
         try:
             data = self.h11.send(
-                h11.Response(status_code=answer.status, headers=headers, reason=answer.reason)
+                h11.Response(
+                    status_code=answer.status,
+                    headers=headers,
+                    reason=answer.reason or _reason(answer.status).encode("latin-1"),
+                )
             )
             if request.method != b"HEAD":
                 data += self.h11.send(h11.Data(data=answer.body))
@@ -575,7 +619,7 @@ class Connection(asyncio.Protocol):
         return environ
 
 
-def _call(app: WSGI, environ: dict[str, Any]) -> _Answer:
+def _call(app: WSGI, environ: dict[str, Any]) -> Reply:
     """Run the WSGI app on a complete request and collect its whole answer."""
     status: list[str] = []
     headers: Headers = []
@@ -596,9 +640,17 @@ def _call(app: WSGI, environ: dict[str, Any]) -> _Answer:
     except Exception:  # the app answers its own errors; this is a bug in it
         logger.exception("the app failed outside its error handlers")
         body = orjson.dumps({"error_code": "INTERNAL_ERROR", "message": "internal server error"})
-        return _Answer(500, b"Internal Server Error", [("Content-Type", "application/json")], body)
+        return Reply(500, [("Content-Type", "application/json")], body)
     code, _, reason = status[0].partition(" ")
-    return _Answer(int(code), reason.encode("latin-1"), headers, body)
+    return Reply(int(code), headers, body, reason.encode("latin-1"))
+
+
+def _headers(request: h11.Request) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in request.headers:
+        key, text = name.decode("latin-1"), value.decode("latin-1")
+        headers[key] = f"{headers[key]},{text}" if key in headers else text
+    return headers
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -623,4 +675,14 @@ WORKER_CLASS = "mlreg.web.worker.AsyncWorker"
 #: The WSGI environ key of the request body (bytes), already read by the worker.
 BODY_KEY = "mlreg.body"
 
-__all__ = ["BODY_KEY", "WORKER_CLASS", "AsyncWorker", "BufferedApp", "Refusal", "WorkerOptions"]
+__all__ = [
+    "BODY_KEY",
+    "WORKER_CLASS",
+    "AsyncWorker",
+    "BufferedApp",
+    "DirectHandler",
+    "DirectRequest",
+    "Refusal",
+    "Reply",
+    "WorkerOptions",
+]
