@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import click
@@ -135,5 +136,10 @@ def serve(model_uri: str | None, **flags: object) -> None:
     )
     check_bind(settings.host, settings.port)
     if settings.grpc_port is not None:
+        if importlib.util.find_spec("tritonclient") is None:
+            raise InvalidInput(
+                "--grpc-port needs the V2 gRPC protos from tritonclient: "
+                "pip install 'mlreg[grpc]' (or 'tritonclient[grpc]')"
+            )
         check_bind(settings.host, settings.grpc_port)
     run(settings, source)
