@@ -384,10 +384,9 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
         body = b"".join(self.chunks)
         self.chunks = []
-        environ = self._environ(request, body)
-        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        method, path = request.method.decode("latin-1"), _path(request.target)
         if self.options.inline(method, path):
-            self._respond(_call(self.worker.wsgi, environ))
+            self._respond(_call(self.worker.wsgi, self._environ(request, body)))
             return
         handler = self.options.direct(method, path)
         if handler is not None:
@@ -395,6 +394,7 @@ class Connection(asyncio.Protocol):
             task = self.loop.create_task(handler(direct))
             task.add_done_callback(self._on_direct)
             return
+        environ = self._environ(request, body)
         future = self.loop.run_in_executor(self.worker.pool, _call, self.worker.wsgi, environ)
         future.add_done_callback(self._on_done)
 
