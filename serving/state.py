@@ -8,10 +8,12 @@ current in one assignment, and the old one is closed once its last request has l
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -169,11 +171,14 @@ class ServingState:
             self._ready.set()
             if old is not None:
                 self.metrics.model_ready.labels(old.version).set(0)
-                closed, version = old.closed, old.version
+                closed, version, gone = old.closed, old.version, weakref.ref(old)
                 old.retire()
                 del old  # the last reference here: requests still using it hold their own
                 threading.Thread(
-                    target=_collect, args=(closed,), name=f"mlreg-free-{version}", daemon=True
+                    target=_collect,
+                    args=(closed, gone, version),
+                    name=f"mlreg-free-{version}",
+                    daemon=True,
                 ).start()
             return new
 
@@ -265,13 +270,36 @@ class ServingState:
             self.prediction_log.close()
 
 
-def _collect(closed: threading.Event) -> None:
+def _collect(closed: threading.Event, gone: weakref.ref[Served], version: str) -> None:
     """Give a retired version's memory back once its last request has answered (requests are
     bounded by the timeout, so this wait ends)."""
     closed.wait()
+    # The last request sets `closed` while its frame still holds the version: collect until
+    # that frame has returned too (a few milliseconds), or the model would stay until the next
+    # automatic collection, which frozen objects never get.
     gc.unfreeze()  # its objects were frozen with everything else after the first load
-    gc.collect()
+    for _ in range(100):
+        gc.collect()
+        if gone() is None:
+            break
+        time.sleep(0.05)
     gc.freeze()
+    _trim_heap()
+    if gone() is None:
+        logger.info("version %s freed: its last request has answered", version or "(none)")
+    else:
+        logger.warning("version %s is still referenced after its last request", version)
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS. After the first free of a large buffer glibc
+    raises its mmap threshold, so the next version's weights live on the heap, and freeing them
+    keeps the pages mapped (RSS stays one model higher) until malloc_trim."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim this way
+        pass
 
 
 def warm_up(runner: Runner, backend: Backend) -> None:

@@ -143,6 +143,9 @@ def test_the_alias_moves_three_times_under_load(registry: dict, onednn: str) -> 
     def swapped_to(version: str) -> bool:
         return f"now serving version {version} " in serve.log()
 
+    def freed(version: str) -> bool:
+        return f"version {version} freed" in serve.log()
+
     rss: dict[str, int] = {}
     try:
         with ThreadPoolExecutor(8) as pool, MlregClient(StoreSettings.from_env(env)) as client:
@@ -152,11 +155,13 @@ def test_the_alias_moves_three_times_under_load(registry: dict, onednn: str) -> 
             for version in ("2", "3", "4"):
                 client.set_alias(NAME, ALIAS, int(version))
                 moves.append((time.monotonic(), version))
+                previous = str(int(version) - 1)
                 deadline = time.monotonic() + 60
-                while not swapped_to(version):
+                # Swapped in; then the old version's last requests answer and it is freed.
+                while not (swapped_to(version) and freed(previous)):
                     assert time.monotonic() < deadline, serve.log()[-3000:]
                     time.sleep(0.1)
-                time.sleep(2.0)  # the old version's last requests answer, then it is freed
+                time.sleep(0.5)
                 rss[version] = worker_rss(serve)
             stop.set()
             for c in clients:
