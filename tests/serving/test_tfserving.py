@@ -70,7 +70,7 @@ def ping(server: Server) -> int | None:
 
 def calls(server: Server, method: str, code: str) -> float:
     found = re.search(
-        rf'^mlreg_tfserving_calls_total{{code="{code}",method="{method}"}} (\S+)$',
+        rf'^mlreg_tfserving_calls_total{{code="{code}",method="{method}",model_version=""}} (\S+)$',
         server.get("/metrics").text,
         re.M,
     )
