@@ -50,5 +50,7 @@ with mlreg.start_run(run_name="ensemble_experiment") as parent_run:
     mlreg.tensorflow.log_model(ensemble_model, name="ensemble_model")
     mlreg.log_metric("ensemble_accuracy", accuracy(ensemble_model))
 
-children = mlreg.search_runs(filter_string=f"tags.mlreg.parentRunId = '{parent_run.info.run_id}'")
+children = mlreg.search_runs(
+    filter_string=f"tags.mlreg.parentRunId = '{parent_run.info.run_id}'", output_format="list"
+)
 print(sorted(r.info.run_name for r in children))

@@ -39,7 +39,7 @@ with tempfile.TemporaryDirectory() as model_dir, mlreg.start_run(run_name="versi
     mlreg.log_metric("val_accuracy", val_acc)
     mlreg.log_artifacts(model_dir)
 
-for r in mlreg.search_runs(order_by=["metrics.val_loss ASC"]):
+for r in mlreg.search_runs(order_by=["metrics.val_loss ASC"], output_format="list"):
     print(
         r.info.run_name,
         r.data.metrics.get("val_loss"),

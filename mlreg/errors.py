@@ -45,6 +45,8 @@ class SchemaError(InvalidInput):
 
 
 class PayloadTooLarge(InvalidInput):
+    """A request body or an upload over its size limit."""
+
     status_code = 413
     error_code = "PAYLOAD_TOO_LARGE"
 
@@ -57,6 +59,8 @@ class PayloadTooLarge(InvalidInput):
 
 
 class UnsupportedMediaType(InvalidInput):
+    """A request body of a content type the route does not take."""
+
     status_code = 415
     error_code = "UNSUPPORTED_MEDIA_TYPE"
 
@@ -69,6 +73,8 @@ class RequestTimeout(InvalidInput):
 
 
 class HeadersTooLarge(InvalidInput):
+    """A request's headers are larger than the server reads."""
+
     status_code = 431
     error_code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
 
@@ -84,6 +90,8 @@ class ClientClosedRequest(InvalidInput):
 
 
 class MethodNotAllowed(InvalidInput):
+    """An HTTP method the route does not answer."""
+
     status_code = 405
     error_code = "METHOD_NOT_ALLOWED"
 
@@ -143,6 +151,8 @@ class EndpointNotFound(NotFound):
 
 
 class AlreadyExists(MlregError):
+    """A name that is taken (a registered model, an experiment, a model path)."""
+
     status_code = 409
     exit_code = 5
     error_code = "RESOURCE_ALREADY_EXISTS"
@@ -200,12 +210,16 @@ class SignatureChanged(SwapRefused):
 
 
 class Timeout(MlregError):
+    """A request or a call that took longer than its limit."""
+
     status_code = 504
     exit_code = 9
     error_code = "TIMEOUT"
 
 
 class BackendUnavailable(MlregError):
+    """The model server behind us (TensorFlow Serving) cannot be reached or is not ready."""
+
     status_code = 503
     exit_code = 10
     error_code = "BACKEND_UNAVAILABLE"
@@ -245,6 +259,13 @@ class RegistrationFailed(MlregError):
 
     exit_code = 12
     error_code = "REGISTRATION_FAILED"
+
+
+class MissingDependency(MlregError):
+    """An optional package a feature needs is not installed (the message names the extra)."""
+
+    exit_code = 15
+    error_code = "MISSING_DEPENDENCY"
 
 
 class InternalError(MlregError):

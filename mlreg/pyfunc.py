@@ -18,6 +18,7 @@ import pandas as pd
 from mlreg.errors import MLmodelError, MlregError, ModelExecutionError, SchemaError
 from mlreg.models.enforce import enforce_params, enforce_schema
 from mlreg.models.example import load_input_example, load_serving_input_example
+from mlreg.models.files import check_model_tree
 from mlreg.models.model import Model
 from mlreg.models.signature import ModelSignature
 from mlreg.uris import ResolvedModel, resolve_model_uri
@@ -109,6 +110,9 @@ def _plain(data: Any) -> Any:
 def load_model(model_uri: str | os.PathLike[str]) -> PyFuncModel:
     """Load a model from a path, ``file://`` or registry URI for prediction."""
     source = resolve_model_uri(str(model_uri))
+    # A model directory must not make the flavor read files from outside it (a symlinked
+    # data/model.keras or tfserving/1/variables), nor from a device or a FIFO.
+    check_model_tree(source.path)
     metadata = Model.load(source.path)
     pyfunc_conf = metadata.flavors.get("python_function")
     if pyfunc_conf is None:
@@ -124,6 +128,13 @@ def load_model(model_uri: str | os.PathLike[str]) -> PyFuncModel:
         )
     predictor = importlib.import_module(loader).load_predictor(source.path, metadata)
     return PyFuncModel(predictor, metadata, source)
+
+
+def __getattr__(name: str) -> Any:
+    # spark_udf needs pyspark and pyarrow: load them only when it is asked for.
+    if name == "spark_udf":
+        return importlib.import_module("mlreg.batch.spark").spark_udf
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["LOADERS", "PyFuncModel", "load_model"]

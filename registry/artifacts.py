@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -18,20 +19,29 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from mlreg.errors import AlreadyExists, ArtifactNotFound, DigestMismatch
+from mlreg.models.files import copy_model_files, model_files
 from mlreg.registry.entities import ModelVersion
-from mlreg.store.files import FileInfo, Stream, list_local, local_files, open_local
+from mlreg.store.files import FileInfo, Stream, list_local, open_local
 from mlreg.store.validation import safe_relpath
 
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
+#: The directories the local store makes below ``models/<name>/``: a version's stored copy,
+#: and the temporary copy it is renamed from. gc looks at these names only, at that depth.
+STORED_DIR = re.compile(r"v(?P<version>\d+)-[0-9a-f]{8}")
+TEMP_DIR = re.compile(r"\.tmp-v(?P<version>\d+)-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
 class Leftover:
-    """A temporary copy an interrupted registration left behind."""
+    """Files a store holds that ``mlreg gc`` weighs: a stored or temporary copy of a version
+    (``name`` and ``version`` say which; gc keeps it while that version's row needs it), or
+    something unattributed (an unfinished upload) that gc removes once ``modified`` is old."""
 
     location: str
     modified: datetime
+    name: str | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,8 @@ class ArtifactStore(Protocol):
         """Remove the files at ``location`` (no error if they are already gone)."""
 
     def leftovers(self) -> list[Leftover]:
-        """Temporary copies left by interrupted registrations, for ``mlreg gc``."""
+        """What ``mlreg gc`` weighs: every copy the store made for a version (stored and
+        temporary, each with its model name and version) and unfinished uploads."""
 
     def discard(self, leftover: Leftover) -> None:
         """Remove one leftover (no error if it is already gone)."""
@@ -73,7 +84,7 @@ class ArtifactStore(Protocol):
 def dir_digest(root: Path) -> str:
     """SHA-256 over every file's relative path and content, in a stable order."""
     hashes = {}
-    for rel, path in local_files(root):
+    for rel, path in model_files(root):
         inner = hashlib.sha256()
         with path.open("rb") as f:
             while chunk := f.read(_CHUNK):
@@ -97,24 +108,26 @@ def files_digest(hashes: Mapping[str, bytes]) -> str:
     return outer.hexdigest()
 
 
-def fingerprint(root: Path) -> tuple[int, int, int]:
-    """Cheap change detector: file count, total size, newest mtime."""
-    count = size = newest = 0
-    for path in root.rglob("*"):
-        if path.is_file():
-            st = path.stat()
-            count += 1
-            size += st.st_size
-            newest = max(newest, st.st_mtime_ns)
-    return count, size, newest
+def fingerprint(root: Path) -> str:
+    """Cheap change detector for a verified directory: every file's path, inode, size,
+    modification and change time. A same-size edit with its mtime put back still changes
+    the ctime (which no one can set back), so it is caught and the files are re-hashed."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        fields = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+        h.update(f"{path.relative_to(root).as_posix()}\0{fields}\n".encode())
+    return h.hexdigest()
 
 
 class LocalArtifactStore:
     """Artifacts as directories below one root on the local filesystem."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], max_bytes: int | None = None) -> None:
         self.root = Path(root).absolute()
-        self._verified: dict[tuple[Path, str], tuple[int, int, int]] = {}
+        #: Largest version accepted (MLREG_MAX_UPLOAD_BYTES); None: no cap.
+        self.max_bytes = max_bytes
+        self._verified: dict[tuple[Path, str], str] = {}
         self._lock = threading.Lock()
 
     def path(self, key: str) -> Path:
@@ -124,24 +137,25 @@ class LocalArtifactStore:
         return target
 
     def put_version(self, source: Path, name: str, version: int) -> StoredFiles:
-        key = f"models/{name}/v{version}-{uuid.uuid4().hex[:8]}"
-        return StoredFiles(key, self.put_dir(source, key))
-
-    def put_dir(self, source: Path, key: str) -> str:
-        """Copy directory ``source`` to ``key`` whole or not at all; return its digest."""
+        """Copy ``source`` into ``models/<name>/.tmp-v<N>-<hex>``, hash it, rename it to
+        ``models/<name>/v<N>-<hex>``: readers never see a half copy, and gc can tell whose
+        copy any directory there is."""
+        tag = f"v{version}-{uuid.uuid4().hex[:8]}"
+        key = f"models/{name}/{tag}"
         target = self.path(key)
         if target.exists():
             raise AlreadyExists(f"artifacts already exist at {key!r}; refusing to overwrite")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
+        tmp = target.parent / f"{TMP_PREFIX}{tag}"
         try:
-            shutil.copytree(source, tmp, symlinks=False)
+            # The copy gets fresh timestamps: nothing about it looks older than it is.
+            copy_model_files(source, tmp, self.max_bytes)
             digest = dir_digest(tmp)
             os.rename(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return digest
+        return StoredFiles(key, digest)
 
     def list_files(self, version: ModelVersion) -> list[FileInfo]:
         root = self._stored(version)
@@ -189,15 +203,23 @@ class LocalArtifactStore:
         shutil.rmtree(self.path(location), ignore_errors=True)
 
     def leftovers(self) -> list[Leftover]:
-        if not self.root.is_dir():
+        models = self.root / "models"
+        if not models.is_dir():
             return []
-        return [
-            Leftover(str(p), datetime.fromtimestamp(p.stat().st_mtime, timezone.utc))
-            for p in self.root.rglob(f"{TMP_PREFIX}*")
-            if p.is_dir()
-        ]
+        found = []
+        for model_dir in sorted(models.iterdir()):
+            if not model_dir.is_dir() or model_dir.is_symlink():
+                continue
+            for entry in sorted(model_dir.iterdir()):
+                match = STORED_DIR.fullmatch(entry.name) or TEMP_DIR.fullmatch(entry.name)
+                if match is None or not entry.is_dir() or entry.is_symlink():
+                    continue  # not a copy the registry made: never gc's to remove
+                modified = datetime.fromtimestamp(entry.stat().st_mtime, timezone.utc)
+                location = entry.relative_to(self.root).as_posix()
+                found.append(Leftover(location, modified, model_dir.name, int(match["version"])))
+        return found
 
     def discard(self, leftover: Leftover) -> None:
-        path = Path(leftover.location)
-        if path.is_relative_to(self.root) and path.name.startswith(TMP_PREFIX):
-            shutil.rmtree(path, ignore_errors=True)
+        name = PurePosixPath(leftover.location).name
+        if STORED_DIR.fullmatch(name) or TEMP_DIR.fullmatch(name):
+            shutil.rmtree(self.path(leftover.location), ignore_errors=True)

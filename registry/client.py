@@ -12,7 +12,7 @@ from mlreg.registry.sql_store import SqlRegistryStore
 from mlreg.registry.storage import artifact_store
 from mlreg.registry.store import RegistryStore
 from mlreg.store.http import open_http
-from mlreg.store.settings import StoreSettings
+from mlreg.store.settings import StoreSettings, tracking_uri_generation
 from mlreg.uris import ModelRef, ResolvedModel
 
 
@@ -43,15 +43,21 @@ class MlregClient(RegistryService):
 
 
 _default: MlregClient | None = None
+_default_generation = -1
 _default_lock = threading.Lock()
 
 
 def default_client() -> MlregClient:
-    """The process-wide client, built from the environment on first use."""
-    global _default
+    """The process-wide client, built from the environment on first use (and again after
+    ``set_tracking_uri`` points the process elsewhere)."""
+    global _default, _default_generation
     with _default_lock:
+        if _default is not None and _default_generation != tracking_uri_generation():
+            _default.close()
+            _default = None
         if _default is None:
             _default = MlregClient()
+            _default_generation = tracking_uri_generation()
         return _default
 
 

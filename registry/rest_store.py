@@ -301,7 +301,12 @@ class RestArtifactStore:
     def leftovers(self) -> list[Leftover]:
         doc = self.http.json("GET", self.http.url("leftovers"))
         return [
-            Leftover(item["location"], datetime.fromisoformat(item["modified"]))
+            Leftover(
+                item["location"],
+                datetime.fromisoformat(item["modified"]),
+                item.get("name"),
+                item.get("version"),
+            )
             for item in doc["leftovers"]
         ]
 

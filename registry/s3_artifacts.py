@@ -15,9 +15,10 @@ Loads go through ``MLREG_HOME/cache/models/<digest>/``: downloaded into a tempor
 beside it, hashed while written, compared with the version's digest and only then renamed into
 place, so a tampered or truncated object is refused (DigestMismatch) and never cached. A load
 from the cache re-checks the copy against the digest: the first load in a process re-hashes
-every file; later loads in the same process compare a fingerprint (count, sizes, newest mtime)
-and re-hash when it changed, as the local store does. A cached copy that no longer matches is
-dropped and fetched again (the bucket, not the cache, is the source of truth).
+every file; later loads in the same process compare a fingerprint (each file's inode, size,
+mtime and ctime) and re-hash when it changed, as the local store does. A cached copy that no
+longer matches is dropped and fetched again (the bucket, not the cache, is the source of
+truth).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mlreg.errors import ArtifactNotFound, DigestMismatch, StoreError
+from mlreg.models.files import model_files
 from mlreg.registry.artifacts import (
+    STORED_DIR,
     TMP_PREFIX,
     Leftover,
     StoredFiles,
@@ -41,7 +44,7 @@ from mlreg.registry.artifacts import (
     fingerprint,
 )
 from mlreg.registry.entities import ModelVersion
-from mlreg.store.files import FileInfo, Stream, local_files
+from mlreg.store.files import FileInfo, Stream
 from mlreg.store.s3 import S3Config, S3Path, S3Storage, relative_key
 from mlreg.store.settings import S3_SCHEME
 from mlreg.store.validation import safe_relpath
@@ -58,12 +61,18 @@ class S3ArtifactStore:
     """Registered model versions under ``s3://bucket/prefix``, with a local cache by digest."""
 
     def __init__(
-        self, root: str, cache_dir: str | os.PathLike[str], config: S3Config | None = None
+        self,
+        root: str,
+        cache_dir: str | os.PathLike[str],
+        config: S3Config | None = None,
+        max_bytes: int | None = None,
     ):
         self.root = S3Path.parse(root)
+        #: Largest version accepted (MLREG_MAX_UPLOAD_BYTES); None: no cap.
+        self.max_bytes = max_bytes
         self.cache = Path(cache_dir).absolute() / MODELS
         self.s3 = S3Storage(config)
-        self._verified: dict[Path, tuple[int, int, int]] = {}
+        self._verified: dict[Path, str] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -73,7 +82,7 @@ class S3ArtifactStore:
 
     def put_version(self, source: Path, name: str, version: int) -> StoredFiles:
         location = self.root.join(MODELS, name, f"v{version}-{uuid.uuid4().hex[:8]}")
-        files = local_files(source)
+        files = model_files(source, self.max_bytes)
         marker = self._marker(location)
         self.s3.put_bytes(marker, b"")
         try:
@@ -222,9 +231,11 @@ class S3ArtifactStore:
         pending = self.root.join(PENDING)
         marked = []
         for obj in self.s3.list(pending):
-            location = self.root.join(pending.relative(obj.key))
+            relative = pending.relative(obj.key)
+            location = self.root.join(relative)
             marked.append(location)
-            found.append(Leftover(str(location), obj.modified))
+            name, version = _attributed(relative)
+            found.append(Leftover(str(location), obj.modified, name, version))
         for path, upload_id, started in self.s3.multipart_uploads(self.root):
             if not any(m.contains(path) for m in marked):
                 found.append(Leftover(f"{path}{UPLOAD_ID}{upload_id}", started))
@@ -252,3 +263,13 @@ class S3ArtifactStore:
             return
         self._discard_upload(path)
         self.s3.delete(self._marker(path))
+
+
+def _attributed(relative: str) -> tuple[str | None, int | None]:
+    """(model name, version) of ``models/<name>/v<N>-<hex>``, or (None, None)."""
+    parts = relative.split("/")
+    if len(parts) == 3 and parts[0] == "models":
+        match = STORED_DIR.fullmatch(parts[2])
+        if match is not None:
+            return parts[1], int(match["version"])
+    return None, None

@@ -8,6 +8,7 @@ SQL one without touching anything here.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,11 +19,14 @@ from mlreg.errors import (
     InvalidInput,
     MlregError,
     ModelNotFound,
+    NotFound,
     RegistrationFailed,
+    StoreError,
     VersionConflict,
 )
+from mlreg.models.files import copy_model_files
 from mlreg.models.model import Model
-from mlreg.registry.artifacts import ArtifactStore
+from mlreg.registry.artifacts import ArtifactStore, dir_digest
 from mlreg.registry.entities import (
     ModelVersion,
     RegisteredModel,
@@ -35,11 +39,12 @@ from mlreg.store.pages import MAX_PAGE, Page, check_paging
 from mlreg.store.validation import (
     validate_alias,
     validate_description,
+    validate_key,
     validate_name,
     validate_tags,
     validate_version,
 )
-from mlreg.uris import ResolvedModel, resolve_model_uri
+from mlreg.uris import ResolvedModel, resolve_model_uri, scheme_of
 
 MODELS_SCHEME = "models:/"
 
@@ -77,10 +82,34 @@ class RegistryService:
         resolved = self.resolve_any(source)
         mlmodel = Model.load(resolved.path)
         signature = mlmodel.signature.to_json_dict() if mlmodel.signature else None
+        # A local source is recorded as the absolute directory it was copied from.
+        recorded = str(resolved.path) if scheme_of(source) in ("", "file") else source
         version = self.begin_version(
-            name, source, run_id or mlmodel.run_id, description, tags, signature
+            name, recorded, run_id or mlmodel.run_id, description, tags, signature
         )
         return self.store_files(version, resolved.path)
+
+    def identical_versions(self, name: str, digest: str) -> list[ModelVersion]:
+        """READY versions of ``name`` whose files have ``digest`` (none if ``name`` is new)."""
+        found: list[ModelVersion] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.store.search_model_versions(
+                name=name,
+                status=VersionStatus.READY,
+                order_by="version ASC",
+                max_results=MAX_PAGE,
+                offset=offset,
+            )
+            found += [v for v in page.items if v.digest == digest]
+            offset = page.next_offset
+        return found
+
+    def unchanged_version(self, source: str, name: str) -> ModelVersion | None:
+        """The newest READY version of ``name`` with exactly the files at ``source``, if any."""
+        resolved = self.resolve_any(source)
+        same = self.identical_versions(name, resolved.digest or dir_digest(resolved.path))
+        return same[-1] if same else None
 
     def begin_version(
         self,
@@ -123,9 +152,7 @@ class RegistryService:
             stored = self.artifacts.put_version(directory, name, number)
         except BaseException as e:
             reason = f"copying the artifacts failed: {type(e).__name__}: {e}"
-            self.store.finish_model_version(
-                name, number, VersionStatus.FAILED_REGISTRATION, message=reason
-            )
+            self._record_failure(name, number, reason)
             if isinstance(e, MlregError | OSError | shutil.Error):
                 raise RegistrationFailed(
                     f"registration of {name!r} version {number} failed; {reason}"
@@ -138,18 +165,34 @@ class RegistryService:
                 f"the files arrived different from what was sent (sha256 {stored.digest[:12]}… "
                 f"received, {expected_digest[:12]}… sent)"
             )
+            self._record_failure(name, number, reason)
+            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
+        try:
+            self.store.finish_model_version(
+                name,
+                number,
+                VersionStatus.READY,
+                digest=stored.digest,
+                storage_location=stored.location,
+            )
+        except (NotFound, StoreError) as e:
+            # The row went away (gc judged it stale) or the database failed: the copy is
+            # nobody's now. Remove it, so no files outlive their version.
+            if stored.location is not None:
+                self.artifacts.delete(stored.location)
+            raise RegistrationFailed(
+                f"registration of {name!r} version {number} failed after its files were "
+                f"copied; {e.message}"
+            ) from e
+        return self.store.get_model_version(name, number)
+
+    def _record_failure(self, name: str, number: int, reason: str) -> None:
+        """Mark the version FAILED_REGISTRATION with ``reason``, unless it is gone already
+        (gc removed it) or the database cannot take it (gc removes it later)."""
+        with contextlib.suppress(NotFound, StoreError):
             self.store.finish_model_version(
                 name, number, VersionStatus.FAILED_REGISTRATION, message=reason
             )
-            raise RegistrationFailed(f"registration of {name!r} version {number} failed; {reason}")
-        self.store.finish_model_version(
-            name,
-            number,
-            VersionStatus.READY,
-            digest=stored.digest,
-            storage_location=stored.location,
-        )
-        return self.store.get_model_version(name, number)
 
     # --- registered models ---------------------------------------------------------------
 
@@ -196,7 +239,7 @@ class RegistryService:
         self.store.set_registered_model_tag(name, key, tags[key])
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
-        self.store.set_registered_model_tag(name, key, None)
+        self.store.set_registered_model_tag(name, validate_key("tag", key), None)
 
     # --- versions ------------------------------------------------------------------------
 
@@ -238,6 +281,11 @@ class RegistryService:
         tags = validate_tags({key: value})
         self.store.set_model_version_tag(name, validate_version(version), key, tags[key])
 
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self.store.set_model_version_tag(
+            name, validate_version(version), validate_key("tag", key), None
+        )
+
     def delete_model_version(self, name: str, version: int | str) -> None:
         location = self.store.delete_model_version(name, validate_version(version))
         if location:
@@ -269,7 +317,10 @@ class RegistryService:
         self, name: str, version: int | str | None = None
     ) -> list[StageTransition]:
         number = validate_version(version) if version is not None else None
-        return self.store.stage_history(name, number)
+        history = self.store.stage_history(name, number)
+        if number is not None and not history:
+            self.store.get_model_version(name, number)  # a version that never was: not found
+        return history
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
         self.store.set_alias(name, validate_alias(alias), validate_version(version))
@@ -287,6 +338,12 @@ class RegistryService:
         if not uri.startswith(MODELS_SCHEME):
             raise InvalidInput(f"not a registry URI: {uri!r} (expected models:/name/...)")
         rest = uri[len(MODELS_SCHEME) :]
+        if rest.startswith("/"):  # models://name/1: a URL's double slash
+            raise InvalidInput(
+                f"invalid model URI {uri!r}: write models:/<name>/<version|stage|latest> or "
+                f"models:/<name>@<alias>, with one slash after 'models:' (e.g. "
+                f"models:/{rest.strip('/') or 'mnist/1'})"
+            )
         if "@" in rest:
             name, alias = rest.split("@", 1)
             version = self.get_version_by_alias(validate_name(name), alias)
@@ -349,43 +406,70 @@ class RegistryService:
         """Resolve registry URIs against this registry, anything else as mlreg.uris does."""
         return self.resolve(uri) if uri.startswith(MODELS_SCHEME) else resolve_model_uri(uri)
 
-    def download(self, uri: str, dest: Path) -> Path:
-        """Copy the model a URI names into ``dest`` (which must not exist or be empty)."""
-        resolved = self.resolve_any(uri)
-        if dest.exists() and any(dest.iterdir()):
-            raise InvalidInput(f"destination {dest} exists and is not empty")
-        shutil.copytree(resolved.path, dest, dirs_exist_ok=True)
-        return dest
+    def download(self, uri: str, dest: Path) -> ResolvedModel:
+        """Copy the model a URI names into ``dest`` (which must not exist or be empty);
+        what the URI resolved to (the version of a stage or an alias)."""
+        return copy_model(self.resolve_any(uri), dest)
 
     # --- garbage collection --------------------------------------------------------------
 
     def gc(self, older_than: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
-        """Remove FAILED versions, PENDING ones older than ``older_than``, and temp copies."""
+        """Remove FAILED versions, PENDING ones older than ``older_than``, and every copy of
+        files no version needs.
+
+        Staleness comes from the registry's own timestamps (when a version was created), not
+        from file times. A copy is kept while a version needs it: the stored copy of a READY
+        version (whatever the model is called now), any copy of a PENDING version younger
+        than ``older_than`` (its registration may still be running). Only directories the
+        store itself names as its own are ever looked at.
+        """
         report = GcReport()
         cutoff = datetime.now(timezone.utc) - older_than
-        for status in (VersionStatus.FAILED_REGISTRATION, VersionStatus.PENDING_REGISTRATION):
-            offset: int | None = 0
-            stale: list[ModelVersion] = []
-            while offset is not None:
-                page = self.store.search_model_versions(
-                    status=status, order_by="created ASC", max_results=MAX_PAGE, offset=offset
-                )
-                stale += [
-                    v
-                    for v in page.items
-                    if status is VersionStatus.FAILED_REGISTRATION or v.created_at < cutoff
-                ]
-                offset = page.next_offset
-            for v in stale:
+        versions = self._all_versions()
+        for v in versions:
+            if v.status is VersionStatus.FAILED_REGISTRATION or (
+                v.status is VersionStatus.PENDING_REGISTRATION and v.created_at < cutoff
+            ):
                 report.versions.append(f"{v.name}/{v.version} ({v.status.value})")
                 if not dry_run:
                     self.delete_model_version(v.name, v.version)
+        in_use = {v.storage_location for v in versions if v.status is VersionStatus.READY}
+        running = {
+            (v.name, v.version)
+            for v in versions
+            if v.status is VersionStatus.PENDING_REGISTRATION and v.created_at >= cutoff
+        }
         for leftover in self.artifacts.leftovers():
-            if leftover.modified < cutoff:
-                report.temp_dirs.append(leftover.location)
-                if not dry_run:
-                    self.artifacts.discard(leftover)
+            if leftover.location in in_use:
+                continue
+            if leftover.name is not None and leftover.version is not None:
+                if (leftover.name, leftover.version) in running:
+                    continue
+            elif leftover.modified >= cutoff:
+                continue  # not attributed to a version: judged by its age
+            report.temp_dirs.append(leftover.location)
+            if not dry_run:
+                self.artifacts.discard(leftover)
         return report
+
+    def _all_versions(self) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.store.search_model_versions(
+                order_by="created ASC", max_results=MAX_PAGE, offset=offset
+            )
+            found += page.items
+            offset = page.next_offset
+        return found
+
+
+def copy_model(resolved: ResolvedModel, dest: Path) -> ResolvedModel:
+    """Copy a resolved model's files into ``dest`` (which must not exist or be empty)."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidInput(f"destination {dest} exists and is not empty")
+    copy_model_files(resolved.path, dest)
+    return resolved
 
 
 def _stage_order(item: tuple[Stage, list[int]]) -> int:

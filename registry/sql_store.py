@@ -486,12 +486,22 @@ class SqlRegistryStore:
             ]
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        with self._session() as session:
-            row = self._version_row(session, name, version)
-            session.execute(
-                delete(AliasRow).where(AliasRow.model_id == row.model_id, AliasRow.alias == alias)
-            )
-            session.add(AliasRow(model_id=row.model_id, alias=alias, version=version))
+        """One upsert: concurrent calls for the same alias end with one of them winning, and a
+        version deleted meanwhile is refused by the foreign key (no alias to nothing)."""
+        try:
+            with self._session() as session:
+                row = self._version_row(session, name, version)
+                insert = self.db.insert()(AliasRow).values(
+                    model_id=row.model_id, alias=alias, version=version
+                )
+                session.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["model_id", "alias"], set_={"version": version}
+                    )
+                )
+        except SqlIntegrityError:
+            # The version was deleted between the check and the write.
+            raise ModelNotFound(f"version {version} of {name!r} does not exist") from None
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._session() as session:

@@ -17,5 +17,6 @@ def artifact_store(settings: StoreSettings) -> ArtifactStore:
             settings.artifact_root,
             settings.cache_dir,
             S3Config(endpoint_url=settings.s3_endpoint_url),
+            settings.max_upload_bytes,
         )
-    return LocalArtifactStore(settings.artifact_root)
+    return LocalArtifactStore(settings.artifact_root, settings.max_upload_bytes)

@@ -163,7 +163,9 @@ class LiveServer:
 def start_live_server(home: Path) -> LiveServer:
     app = create_app(ServerSettings(store=StoreSettings.for_home(home, "server")))
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="live-server", daemon=True
+    )
     thread.start()
 
     def stop() -> None:

@@ -19,48 +19,52 @@ from mlreg.version import __version__
 
 #: name -> ("module:attribute", one-line summary shown by ``mlreg --help``), in help order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "register": ("mlreg.cli.registry:register", "Register the model at SOURCE as a new version."),
-    "models": ("mlreg.cli.registry:models", "Registered models."),
-    "versions": ("mlreg.cli.registry:versions", "Model versions."),
+    "register": (
+        "mlreg.cli.registry:register",
+        "Register the model at SOURCE as a new version of NAME.",
+    ),
+    "models": (
+        "mlreg.cli.registry:models",
+        "Registered models: list, show, rename, update, delete.",
+    ),
+    "versions": ("mlreg.cli.registry:versions", "Model versions: list, show, delete."),
     "transition": (
         "mlreg.cli.registry:transition",
-        "Move VERSION of NAME to STAGE (None, Staging, Production, Archived).",
+        "Move VERSION of NAME into STAGE, like Production.",
     ),
-    "alias": ("mlreg.cli.registry:alias", "Aliases (models:/name@alias)."),
+    "alias": ("mlreg.cli.registry:alias", "Aliases (models:/name@alias): set, delete."),
     "history": (
         "mlreg.cli.registry:history",
-        "Show every stage transition of NAME: from, to, when and who.",
+        "Show NAME's stage transitions: from, to, when, who.",
     ),
-    "download": (
-        "mlreg.cli.registry:download",
-        "Copy the model URI names (checked against its digest) into DST.",
-    ),
-    "db": ("mlreg.cli.registry:db", "The registry database."),
-    "gc": (
-        "mlreg.cli.registry:gc",
-        "Remove FAILED versions, stale PENDING ones and leftover temporary copies.",
-    ),
-    "runs": ("mlreg.cli.tracking:runs", "Tracked runs."),
-    "experiments": ("mlreg.cli.tracking:experiments", "Experiments."),
+    "download": ("mlreg.cli.registry:download", "Copy the model at URI into DST, digest checked."),
+    "info": ("mlreg.cli.registry:info", "Show which registry and artifact store mlreg uses."),
+    "db": ("mlreg.cli.registry:db", "The registry database: upgrade its schema."),
+    "gc": ("mlreg.cli.registry:gc", "Remove failed versions and leftover copies."),
+    "experiments": ("mlreg.cli.tracking:experiments", "Experiments: list, create."),
+    "runs": ("mlreg.cli.tracking:runs", "Tracked runs: list, show, delete, restore."),
+    "artifacts": ("mlreg.cli.tracking:artifacts", "A run's artifacts: list, download."),
+    "predict": ("mlreg.cli.predict:predict", "Score a CSV, JSON or Parquet file with a model."),
     "serve": (
         "mlreg.cli.serve:serve",
-        "Serve a model: MLflow's /invocations, TF Serving's REST and the V2 protocol (+gRPC).",
+        "Serve a model (MLflow, TF Serving and V2 APIs).",
     ),
-    "server": (
-        "mlreg.cli.server:server",
-        "Run the registry and tracking server (a team's shared MLREG_TRACKING_URI).",
+    "server": ("mlreg.cli.server:server", "Run the registry and tracking server a team shares."),
+    "wheelhouse": (
+        "mlreg.cli.build:wheelhouse_command",
+        "Download every wheel a model's image installs.",
     ),
     "generate-dockerfile": (
         "mlreg.cli.build:generate_dockerfile",
-        "Write a complete build context for MODEL into DIRECTORY (then: docker build DIRECTORY).",
+        "Write a model's image build context into a directory.",
     ),
     "build-docker": (
         "mlreg.cli.build:build_docker",
-        "Build a serving image for MODEL with the local Docker engine.",
+        "Build a serving image for a model with Docker.",
     ),
     "inspect-image": (
         "mlreg.cli.build:inspect_image",
-        "Print the labels mlreg put on an image: model name, version, stage, digest, signature.",
+        "Print the model labels mlreg put on an image.",
     ),
 }
 
@@ -101,4 +105,14 @@ class MlregGroup(click.Group):
 @click.group(cls=MlregGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlreg")
 def main() -> None:
-    """mlreg: a model registry and serving platform for TensorFlow models."""
+    """mlreg: a model registry and serving platform for TensorFlow models.
+
+    Where it keeps things: MLREG_HOME (default ./.mlreg), or MLREG_TRACKING_URI (a database
+    or an mlreg server); `mlreg info` shows which. Exit codes: see the README's table.
+
+    \b
+    Examples:
+      mlreg info
+      mlreg register ./mnist-cnn --name mnist
+      mlreg serve -m models:/mnist/Production
+    """

@@ -1,16 +1,37 @@
-"""What several commands share: the ``--json`` flag, ``KEY=VALUE`` options, and output."""
+"""What several commands share: ``--json``, paging, ``KEY=VALUE`` options, and output."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from mlreg.errors import InvalidInput
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def paging(default: int = 100) -> Callable[[F], F]:
+    """``--max-results`` and ``--page-token`` (the token a previous page printed)."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--page-token",
+            default=None,
+            help="Start at this page (the token the previous page printed).",
+        )(fn)
+        return click.option(
+            "--max-results",
+            default=default,
+            show_default=True,
+            help="Largest number of items on one page.",
+        )(fn)
+
+    return decorate
 
 
 def key_values(pairs: Sequence[str], what: str = "tag") -> dict[str, str]:

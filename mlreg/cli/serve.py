@@ -7,7 +7,8 @@ import os
 
 import click
 
-from mlreg.errors import InvalidInput, MLmodelError
+from mlreg.cli.registry import with_name_hint
+from mlreg.errors import InvalidInput, MissingDependency, MLmodelError, ModelNotFound
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
 from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
@@ -53,7 +54,12 @@ from mlreg.web.gunicorn import check_bind
     default=None,
     help="Body size limit (default: what 256 rows of the signature take as JSON, 1-100 MiB).",
 )
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default=None,
+    help="text, or json for one JSON line per request.",
+)
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
 @click.option(
@@ -102,12 +108,17 @@ from mlreg.web.gunicorn import check_bind
     "--log-sample-rate", type=float, default=None, help="Fraction of requests logged (1.0)."
 )
 def serve(model_uri: str | None, **flags: object) -> None:
-    """Serve a model: MLflow's /invocations, TF Serving's REST and the V2 protocol (+gRPC).
+    """Serve a model (MLflow, TF Serving and V2 APIs).
+
+    MLflow's POST /invocations, TF Serving's REST predict and the Open Inference Protocol
+    (V2) over REST and gRPC, with the model's signature enforced on every request; every flag
+    is also an MLREG_* variable.
 
     \b
     Examples:
       mlreg serve -m models:/mnist/Production --port 8080 --workers 2
       mlreg serve -m models:/mnist@champion --follow --poll-interval 30s --grpc-port 8081
+      mlreg serve -m ./mnist-cnn --backend tfserving --tfserving-target localhost:8500
     """
     settings = ServingSettings.from_env(os.environ, model_uri=model_uri, **flags)
     if not settings.model_uri:
@@ -119,7 +130,10 @@ def serve(model_uri: str | None, **flags: object) -> None:
         )
     # Resolve once, here: every worker starts on the same version, and keeps it unless it
     # follows the URI (then each worker polls it and swaps when it moves).
-    source = resolve_model_uri(settings.model_uri)
+    try:
+        source = resolve_model_uri(settings.model_uri)
+    except ModelNotFound as e:  # `-m iris` for a registered model: say which URI it needs
+        raise with_name_hint(e, settings.model_uri) from None
     mlmodel = Model.load(source.path)
     if "python_function" not in mlmodel.flavors:
         raise MLmodelError(f"{source.path}: the model has no python_function flavor to serve")
@@ -137,7 +151,7 @@ def serve(model_uri: str | None, **flags: object) -> None:
     check_bind(settings.host, settings.port)
     if settings.grpc_port is not None:
         if importlib.util.find_spec("tritonclient") is None:
-            raise InvalidInput(
+            raise MissingDependency(
                 "--grpc-port needs the V2 gRPC protos from tritonclient: "
                 "pip install 'mlreg[grpc]' (or 'tritonclient[grpc]')"
             )

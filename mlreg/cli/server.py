@@ -34,7 +34,9 @@ from mlreg.web.gunicorn import check_bind
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default=None, help="Default: info.")
 @click.pass_context
 def server(ctx: click.Context, **flags: object) -> None:
-    """Run the registry and tracking server (a team's shared MLREG_TRACKING_URI).
+    """Run the registry and tracking server a team shares.
+
+    Clients reach it with MLREG_TRACKING_URI=http://host:port.
 
     \b
     Examples:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
+from mlreg.credentials import has_credentials, redact
 from mlreg.errors import InvalidInput
 from mlreg.version import __version__
 
@@ -54,10 +55,18 @@ def _parse(lines: list[str], origin: str) -> list[str]:
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
+        if has_credentials(line):
+            raise InvalidInput(
+                f"{origin} line {number}: {redact(line)!r} carries credentials, which would be "
+                "written into requirements.txt, conda.yaml and images; give them to pip on the "
+                "machine that installs (pip.conf, PIP_INDEX_URL, a netrc file) instead"
+            )
         try:
             Requirement(line)
         except InvalidRequirement as e:
-            raise InvalidInput(f"{origin} line {number}: {line!r} is not a valid requirement ({e})")
+            raise InvalidInput(
+                f"{origin} line {number}: {line!r} is not a valid requirement ({e})"
+            ) from None
         reqs.append(line)
     return reqs
 

@@ -19,10 +19,13 @@ import jsonschema
 import yaml
 
 from mlreg.errors import MLmodelError, ModelNotFound
-from mlreg.models.signature import ModelSignature
+from mlreg.models.signature import ModelSignature, ParamSchema, Schema
 from mlreg.version import __version__
 
 MLMODEL_FILE = "MLmodel"
+#: An MLmodel file is a few kilobytes (a big signature: tens); parsing YAML is slow and
+#: memory-hungry, so anything past this is refused unread.
+MAX_MLMODEL_BYTES = 4 << 20
 
 _KNOWN = (
     "artifact_path",
@@ -95,6 +98,17 @@ class Model:
     def get_input_example_info(self) -> dict[str, Any] | None:
         return self.saved_input_example_info
 
+    # MLflow's accessors of the signature's parts (None when the model has no signature).
+
+    def get_input_schema(self) -> Schema | None:
+        return self.signature.inputs if self.signature is not None else None
+
+    def get_output_schema(self) -> Schema | None:
+        return self.signature.outputs if self.signature is not None else None
+
+    def get_params_schema(self) -> ParamSchema | None:
+        return self.signature.params if self.signature is not None else None
+
     # --- (de)serialisation ---
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +180,12 @@ class Model:
             target = target / MLMODEL_FILE
         if not target.is_file():
             raise ModelNotFound(f"no MLmodel file at {target}")
+        size = target.stat().st_size
+        if size > MAX_MLMODEL_BYTES:
+            raise MLmodelError(
+                f"{target}: {size} bytes is larger than any MLmodel file needs "
+                f"(the limit is {MAX_MLMODEL_BYTES}); refusing to parse it"
+            )
         try:
             doc = yaml.safe_load(target.read_text())
         except yaml.YAMLError as e:
@@ -174,6 +194,8 @@ class Model:
             raise MLmodelError(f"{target}: not valid YAML{where}") from None
         except UnicodeDecodeError:
             raise MLmodelError(f"{target}: not a text file") from None
+        except RecursionError:
+            raise MLmodelError(f"{target}: nested too deeply to be an MLmodel file") from None
         if not isinstance(doc, dict):
             kind = "empty" if doc is None else f"a {type(doc).__name__}"
             raise MLmodelError(f"{target}: expected a mapping of MLmodel keys, the file is {kind}")

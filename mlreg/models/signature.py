@@ -281,10 +281,14 @@ class ModelSignature:
                 return json.loads(raw) if isinstance(raw, str) else raw
             except json.JSONDecodeError as e:
                 raise MLmodelError(f"signature.{key} is not valid JSON: {e}") from None
+            except RecursionError:
+                raise MLmodelError(f"signature.{key} is nested too deeply to be a schema") from None
 
         def build(key: str, factory: Any, raw: Any) -> Any:
             try:
                 return factory(raw)
+            except RecursionError:
+                raise MLmodelError(f"signature.{key} is nested too deeply to be a schema") from None
             except (KeyError, TypeError, ValueError, InvalidInput, MLmodelError) as e:
                 detail = e.message if isinstance(e, MlregError) else str(e)
                 raise MLmodelError(

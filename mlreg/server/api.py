@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -22,6 +22,7 @@ from mlreg.server.permissions import Permission
 from mlreg.web.http import JSON, json_response
 
 Handler = Callable[..., Response]
+ROUTES_KEY = "mlreg.server.routes"
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,24 @@ class Api:
 
         return parse_then_handle
 
+    @staticmethod
+    def endpoint(route: Route) -> str:
+        return f"{route.method.lower()}_{route.handler.__name__}"
+
     def blueprint(self, name: str) -> Blueprint:
-        bp = Blueprint(name, __name__, url_prefix=self.prefix)
+        bp = Blueprint(name, __name__, url_prefix=self.prefix or None)
+        bp.before_request(refuse_nul_in_path_and_query)
         for r in self.routes:
-            endpoint = f"{r.method.lower()}_{r.handler.__name__}"
-            bp.add_url_rule(r.rule, endpoint, r.handler, methods=[r.method])
+            bp.add_url_rule(r.rule, self.endpoint(r), r.handler, methods=[r.method])
         return bp
+
+    def mount(self, app: Flask, name: str) -> None:
+        """Register the routes on ``app`` and record each endpoint's declaration, so a
+        request's permission is found by its endpoint (see :func:`declared_route`)."""
+        app.register_blueprint(self.blueprint(name))
+        table: dict[str, Route] = app.extensions.setdefault(ROUTES_KEY, {})
+        for r in self.routes:
+            table[f"{name}.{self.endpoint(r)}"] = r
 
     def find(self, method: str, rule: str) -> Route:
         """The route declared for ``method`` and the Flask ``rule`` (with the prefix)."""
@@ -120,17 +133,24 @@ class Api:
 # --- request bodies -------------------------------------------------------------------------
 
 
+def require_media_type(expected: str) -> None:
+    """UnsupportedMediaType unless the request's body is of media type ``expected``."""
+    if request.mimetype != expected:
+        got = f"'{request.mimetype}'" if request.mimetype else "none"
+        raise UnsupportedMediaType(f"expected Content-Type {expected}, got {got}")
+
+
 def json_body(validator: Draft202012Validator, limit: int) -> Any:
     """The request's JSON body, checked against the route's schema."""
-    if request.mimetype != JSON:
-        got = f"'{request.mimetype}'" if request.mimetype else "none"
-        raise UnsupportedMediaType(f"expected Content-Type {JSON}, got {got}")
+    require_media_type(JSON)
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge.body(length, limit, "MLREG_MAX_REQUEST_BYTES")
-    raw = request.get_data(cache=False)
+    # At most one byte past the limit is read: a chunked body (no Content-Length) may be
+    # any size, and must not be held in memory whole to find out.
+    raw = request.stream.read(limit + 1)
     if len(raw) > limit:
-        raise PayloadTooLarge.body(len(raw), limit, "MLREG_MAX_REQUEST_BYTES")
+        raise PayloadTooLarge.body(length, limit, "MLREG_MAX_REQUEST_BYTES")
     if not raw.strip():
         raise InvalidInput("empty request body; expected a JSON object")
     try:
@@ -140,7 +160,41 @@ def json_body(validator: Draft202012Validator, limit: int) -> Any:
     error = best_match(validator.iter_errors(doc))
     if error is not None:
         raise InvalidInput(describe(error))
+    refuse_nul(doc)
     return doc
+
+
+NUL_MESSAGE = "contains a NUL character, which no name or text may hold"
+
+
+def refuse_nul(doc: Any, where: str = "") -> None:
+    """InvalidInput naming the first field whose text (or key) holds a NUL character.
+
+    JSON allows ``\\u0000`` in strings; PostgreSQL's text columns refuse it with a driver
+    error, so it is refused here for every store alike.
+    """
+    if isinstance(doc, str):
+        if "\x00" in doc:
+            raise InvalidInput(f"field '{where}': {NUL_MESSAGE}")
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            if "\x00" in key:
+                subject = f"a key of field '{where}'" if where else "a field name"
+                raise InvalidInput(f"{subject}: {NUL_MESSAGE}")
+            refuse_nul(value, f"{where}.{key}" if where else key)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            refuse_nul(value, f"{where}.{i}" if where else str(i))
+
+
+def refuse_nul_in_path_and_query() -> None:
+    """The path and query parameters of an /api/v1 request, checked as bodies are."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"path parameter '{name}': {NUL_MESSAGE}")
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise InvalidInput(f"query parameter '{name.replace(chr(0), '')}': {NUL_MESSAGE}")
 
 
 def describe(error: ValidationError) -> str:
@@ -161,6 +215,9 @@ def describe(error: ValidationError) -> str:
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return f"{subject}: expected {_article(expected)}, got {_json_type(error.instance)}"
+    if error.validator in ("oneOf", "anyOf"):
+        options = " or ".join(_expected(s) for s in error.validator_value)
+        return f"{subject}: expected {options}, got {_shown(error.instance)}"
     if error.validator == "enum":
         choices = ", ".join(repr(c) for c in error.validator_value)
         return f"{subject}: expected one of {choices}, got {error.instance!r}"
@@ -169,6 +226,18 @@ def describe(error: ValidationError) -> str:
         got = len(error.instance)
         return f"{subject}: expected {bound} {error.validator_value} characters, got {got}"
     return f"{subject}: {error.message}"
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    """What a (sub)schema accepts, in words: "a number", "one of 'a', 'b'"."""
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(c) for c in schema["enum"])
+    kind = schema.get("type", "value")
+    return " or ".join(_article(k) for k in (kind if isinstance(kind, list) else [kind]))
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else _json_type(value)
 
 
 def _article(kind: str) -> str:
@@ -228,6 +297,13 @@ def query_tags(name: str = "tag") -> dict[str, str]:
             raise InvalidInput(f"query parameter '{name}': expected KEY=VALUE, got {pair!r}")
         tags[key] = value
     return tags
+
+
+def declared_route() -> Route | None:
+    """The declaration of the route answering this request (None: no route matched)."""
+    if request.endpoint is None:
+        return None
+    return current_app.extensions[ROUTES_KEY].get(request.endpoint)
 
 
 def ok(doc: Any, status: int = 200) -> Response:

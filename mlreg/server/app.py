@@ -24,6 +24,9 @@ def create_app(
     server never upgrades it by itself; ``mlreg db upgrade`` does).
     """
     app = Flask("mlreg.server")
+    # "a//b" must reach the routes as it is (and be refused there), not be answered with a
+    # redirect to "a/b" that a client may follow with its upload.
+    app.url_map.merge_slashes = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MLREG_MAX_REQUEST_BYTES"] = settings.max_request_bytes
     app.config["MLREG_MAX_UPLOAD_BYTES"] = settings.max_upload_bytes
@@ -31,8 +34,8 @@ def create_app(
     app.extensions["mlreg.server"] = services or Services.open(settings.store)
     app.extensions["mlreg.server.metrics"] = metrics
     app.extensions["mlreg.server.settings"] = settings
-    app.register_blueprint(api.blueprint("api_v1"))
-    app.register_blueprint(meta.bp)
+    api.mount(app, "api_v1")
+    meta.ops.mount(app, "ops")
     install(
         app,
         HttpConfig(

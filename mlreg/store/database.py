@@ -14,11 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
+from mlreg.credentials import redact
 from mlreg.errors import StoreError
 from mlreg.store import migrate
 from mlreg.store.tables import AppliedRequestRow
@@ -27,12 +34,22 @@ SQLITE_BUSY_TIMEOUT_S = 60
 
 
 def make_engine(uri: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    StoreError (one line) for a URL SQLAlchemy cannot use, a driver that is not installed, or
+    a SQLite file whose directory cannot be made.
+    """
     if uri.startswith("sqlite"):
         path = uri.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"cannot create the registry database at {path}: {e.strerror}; point "
+                    "MLREG_HOME (or MLREG_TRACKING_URI) at a writable place"
+                ) from None
+        engine = _create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -50,7 +67,45 @@ def make_engine(uri: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(uri, pool_pre_ping=True)
+    return _create_engine(uri, pool_pre_ping=True)
+
+
+def _create_engine(uri: str, **kwargs: Any) -> Engine:
+    try:
+        return create_engine(uri, **kwargs)
+    except (NoSuchModuleError, ImportError) as e:
+        raise StoreError(
+            f"{redact(uri)!r} needs a database driver that is not installed ({e}); install it "
+            "(for PostgreSQL: pip install 'psycopg[binary]')"
+        ) from None
+    except (ArgumentError, ValueError) as e:
+        raise StoreError(f"{redact(uri)!r} is not a database URL SQLAlchemy can use: {e}") from None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a SQLite URI (None for other databases and in-memory SQLite)."""
+    if not uri.startswith("sqlite"):
+        return None
+    path = uri.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" and "///" in uri else None
+
+
+def database_exists(uri: str) -> bool:
+    """Whether mlreg's database at ``uri`` has been created, found without creating anything:
+    a SQLite file that exists, or a database that has mlreg's schema table. StoreError when
+    the database cannot be reached."""
+    path = sqlite_path(uri)
+    if uri.startswith("sqlite"):
+        return path is not None and path.is_file()
+    engine = make_engine(uri)
+    try:
+        return inspect(engine).has_table("alembic_version")
+    except (OperationalError, InterfaceError) as e:
+        raise StoreError(
+            f"cannot open the registry database {describe(engine)}: {_first_line(e)}"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def describe(engine: Engine) -> str:

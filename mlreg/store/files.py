@@ -82,19 +82,3 @@ def list_local(root: Path, path: Path, recursive: bool) -> list[FileInfo]:
             FileInfo(p.relative_to(root).as_posix(), is_dir, None if is_dir else p.stat().st_size)
         )
     return sorted(out, key=lambda f: f.path)
-
-
-def local_files(root: Path) -> list[tuple[str, Path]]:
-    """The files of a local directory as (relative POSIX path, path), sorted as paths.
-
-    What a version of a model consists of: every file below ``root`` (symlinks are followed
-    when read; empty directories are not part of it).
-    """
-    return sorted(
-        (
-            (p.relative_to(root).as_posix(), p)
-            for p in root.rglob("*")
-            if p.is_file() or p.is_symlink()
-        ),
-        key=lambda item: item[1],
-    )

@@ -3,7 +3,8 @@
 - One ``requests.Session`` (keep-alive, a connection pool) per server URL per process.
 - Every call has timeouts. A call is retried (with exponential backoff) only when a retry
   cannot apply it twice: reads, PUT/DELETE, and POSTs that carry an ``Idempotency-Key``
-  (the server applies a key once). Connection failures and 502/503/504 are retried.
+  (the server applies a key once). Connection failures are retried a few times; 502/503/504
+  (the server is up, its database is not) for up to RETRY_UNAVAILABLE_FOR seconds.
 - The server's ``{"error_code", "message"}`` becomes the mlreg error class with that code
   (the caller may name the NotFound subclass it expects), so code above the store cannot
   tell a remote registry from a local one.
@@ -45,6 +46,9 @@ from mlreg.version import __version__
 
 API = "/api/v1"
 RETRY_STATUSES = frozenset([502, 503, 504])
+#: How long answers of RETRY_STATUSES are retried: the server is up and says its database is
+#: not (a restart or a failover takes seconds). An unreachable server gets ``attempts`` only.
+RETRY_UNAVAILABLE_FOR = 30.0
 SAFE_METHODS = frozenset(["GET", "HEAD", "PUT", "DELETE"])
 
 #: Error codes of the server's answers, as the classes that carry them.
@@ -107,10 +111,12 @@ class Http:
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         attempts: int = 5,
+        unavailable_for: float = RETRY_UNAVAILABLE_FOR,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, timeout)
         self.attempts = attempts
+        self.unavailable_for = unavailable_for
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
@@ -149,6 +155,7 @@ class Http:
         if method == "POST" and retry:
             headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
         attempt = 0
+        started = time.monotonic()
         while True:
             attempt += 1
             body = data() if data is not None else None
@@ -173,10 +180,12 @@ class Http:
             finally:
                 if isinstance(body, io.IOBase):
                     body.close()
-            if response.status_code in RETRY_STATUSES and retry and attempt < self.attempts:
-                response.close()
-                self._pause(attempt)
-                continue
+            if response.status_code in RETRY_STATUSES and retry:
+                waited = time.monotonic() - started
+                if attempt < self.attempts or waited < self.unavailable_for:
+                    response.close()
+                    self._pause(attempt)
+                    continue
             if response.status_code >= 400:
                 raise self._error(response, not_found)
             return response

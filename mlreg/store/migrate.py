@@ -5,6 +5,7 @@ One chain for the whole database (registry and tracking tables alike).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -25,7 +26,9 @@ def _config() -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest revision of the migration scripts (read once: they do not change)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head

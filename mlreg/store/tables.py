@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -107,6 +108,15 @@ class ModelVersionTagRow(Base):
 
 class AliasRow(Base):
     __tablename__ = "registered_model_aliases"
+    __table_args__ = (
+        # An alias always points at a version that exists (deleting the version removes it).
+        ForeignKeyConstraint(
+            ["model_id", "version"],
+            ["model_versions.model_id", "model_versions.version"],
+            ondelete="CASCADE",
+            name="fk_registered_model_aliases_version",
+        ),
+    )
 
     model_id: Mapped[int] = mapped_column(
         ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
@@ -130,6 +140,10 @@ class StageTransitionRow(Base):
 
 
 # --- tracking: experiments, runs and what they log ------------------------------------------
+
+#: Lifecycle stages of runs: deleted ones are kept (and can be restored) but left out of
+#: searches unless asked for.
+ACTIVE = "active"
 
 
 class ExperimentRow(Base):
@@ -164,6 +178,9 @@ class RunRow(Base):
     end_time: Mapped[int | None] = mapped_column(BigInteger)
     parent_run_id: Mapped[str | None] = mapped_column(String(32))
     artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    lifecycle_stage: Mapped[str] = mapped_column(
+        String(32), nullable=False, default=ACTIVE, server_default=ACTIVE
+    )
 
 
 class ParamRow(Base):

@@ -10,14 +10,13 @@ held in memory beyond one chunk.
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from mlreg.errors import InvalidInput, PayloadTooLarge
+from mlreg.models.files import model_files
 from mlreg.store.files import CHUNK
 from mlreg.store.validation import safe_relpath
 
@@ -25,28 +24,9 @@ BLOCK = tarfile.BLOCKSIZE
 MEDIA_TYPE = "application/x-tar"
 
 
-def source_files(root: Path) -> list[tuple[str, Path]]:
-    """Every regular file below ``root`` as (relative POSIX path, path), sorted; InvalidInput
-    naming the first symlink or special file (they are never followed or copied)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath, name)
-            mode = path.lstat().st_mode
-            rel = path.relative_to(root).as_posix()
-            if stat.S_ISLNK(mode):
-                raise InvalidInput(f"{rel} in {root} is a symbolic link; models hold files only")
-            if stat.S_ISREG(mode):
-                out.append((rel, path))
-            elif not stat.S_ISDIR(mode):
-                raise InvalidInput(f"{rel} in {root} is not a regular file")
-        dirnames.sort()
-    return sorted(out)
-
-
 def iter_tar(root: Path) -> Iterator[bytes]:
     """The regular files below ``root`` as a POSIX (pax) tar stream, in chunks."""
-    for rel, path in source_files(root):
+    for rel, path in model_files(root):
         info = tarfile.TarInfo(rel)
         st = path.stat()
         info.size = st.st_size
@@ -71,15 +51,17 @@ def extract_tar(stream: BinaryIO, dest: Path, limit: int, setting: str) -> dict[
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
     digests: dict[str, str] = {}
+    dirs: set[str] = set()
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 name = safe_relpath(member.name.rstrip("/"))
+                if not (member.isdir() or member.isfile()):
+                    raise InvalidInput(f"{name} in the upload is not a regular file")
+                _check_place(name, member.isdir(), digests, dirs)
                 if member.isdir():
                     (dest / name).mkdir(parents=True, exist_ok=True)
                     continue
-                if not member.isfile():
-                    raise InvalidInput(f"{name} in the upload is not a regular file")
                 total += member.size
                 if total > limit:
                     raise PayloadTooLarge(
@@ -97,6 +79,20 @@ def extract_tar(stream: BinaryIO, dest: Path, limit: int, setting: str) -> dict[
                 digests[name] = sha.hexdigest()
     except tarfile.TarError as e:
         raise InvalidInput(f"the upload is not a valid tar stream: {e}") from None
-    except FileExistsError as e:
-        raise InvalidInput(f"the upload holds {e.filename} twice") from None
     return digests
+
+
+def _check_place(name: str, is_dir: bool, files: dict[str, str], dirs: set[str]) -> None:
+    """InvalidInput when ``name`` was sent before, or is both a file and a directory (a file
+    where an earlier member needs a directory, or the other way round)."""
+    parents = [name.rsplit("/", i)[0] for i in range(name.count("/"), 0, -1)]
+    clash = next((p for p in parents if p in files), None)
+    if clash is None and ((is_dir and name in files) or (not is_dir and name in dirs)):
+        clash = name
+    if clash is not None:
+        raise InvalidInput(f"the upload holds {clash} both as a file and as a directory")
+    if not is_dir and name in files:
+        raise InvalidInput(f"the upload holds {name} twice")
+    dirs.update(parents)
+    if is_dir:
+        dirs.add(name)

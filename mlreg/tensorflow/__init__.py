@@ -2,6 +2,9 @@
 
 from mlreg.tensorflow.autolog import MlregCallback, autolog
 from mlreg.tensorflow.flavor import FLAVOR_NAME, load_model, load_predictor, save_model
+
+# MLflow's pyfunc calls <loader_module>._load_pyfunc(path) on models that name mlreg.tensorflow.
+from mlreg.tensorflow.flavor import _load_pyfunc as _load_pyfunc
 from mlreg.tensorflow.log import ModelInfo, log_model
 
 __all__ = [

@@ -145,6 +145,8 @@ def _describe_data(prefix: str, data: Any) -> dict[str, Any]:
         return {f"{prefix}_shape": str(tuple(data.shape)), f"{prefix}_samples": data.shape[0]}
     if isinstance(data, dict):
         return {f"{prefix}_shape": str({k: tuple(np.shape(v)) for k, v in data.items()})}
+    if isinstance(data, list | tuple):
+        return {f"{prefix}_shape": str([tuple(np.shape(v)) for v in data])}
     if isinstance(data, tf.data.Dataset):
         out: dict[str, Any] = {f"{prefix}_element_spec": str(data.element_spec)}
         cardinality = int(data.cardinality())
@@ -158,7 +160,8 @@ def _fit_params(model: keras.Model, args: inspect.BoundArguments) -> dict[str, A
     a = args.arguments
     x = a.get("x")
     params: dict[str, Any] = {
-        "batch_size": a.get("batch_size") or (32 if isinstance(x, np.ndarray | dict) else None),
+        "batch_size": a.get("batch_size")
+        or (32 if isinstance(x, np.ndarray | dict | list | tuple) else None),
         "epochs": a.get("epochs", 1),
         "steps_per_epoch": a.get("steps_per_epoch"),
         "validation_steps": a.get("validation_steps"),
@@ -185,16 +188,36 @@ def _fit_params(model: keras.Model, args: inspect.BoundArguments) -> dict[str, A
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _sample(x: Any, n: int = 5) -> Any:
-    if isinstance(x, np.ndarray):
-        return x[:n]
-    if isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values()):
-        return {k: v[:n] for k, v in x.items()}
+def _features(element: Any) -> Any:
+    """The model's input part of a dataset element: ``(x, y)`` and ``(x, y, w)`` are Keras's
+    convention; anything else (an array, a dict) is the input itself."""
+    if isinstance(element, tuple) and len(element) in (2, 3):
+        return element[0]
+    return element
+
+
+def _sample(x: Any, model: keras.Model | None = None, n: int = 5) -> Any:
+    """The first ``n`` rows of the training input, as numpy (nested like the input), or None.
+
+    Arrays, dicts, lists and tuples of arrays (nested too), and ``tf.data`` datasets of any
+    of these; a list or tuple becomes a dict keyed by the model's input names when it names
+    them, so the signature and the example carry names.
+    """
     if isinstance(x, tf.data.Dataset):
-        batch = next(iter(x.take(1)))
-        features = batch[0] if isinstance(batch, tuple) else batch
-        return np.asarray(features)[:n]
-    return None
+        x = _features(next(iter(x.take(1))))
+    leaves = tf.nest.flatten(x)
+    if not leaves or not all(
+        isinstance(v, np.ndarray | tf.Tensor) and np.ndim(v) >= 1 for v in leaves
+    ):
+        return None
+    sample = tf.nest.map_structure(lambda v: np.asarray(v)[:n], x)
+    if isinstance(sample, list | tuple):
+        names = [getattr(t, "name", None) for t in (getattr(model, "inputs", None) or [])]
+        if len(sample) == 1:
+            return sample[0]
+        if len(names) == len(sample) and all(names) and len(set(names)) == len(names):
+            return dict(zip(names, sample, strict=True))
+    return sample
 
 
 def _after_fit(
@@ -204,42 +227,28 @@ def _after_fit(
     run_id: str,
     tb_dir: str | None,
 ) -> None:
+    """Log what a finished ``fit`` leaves: each step on its own, none can raise."""
     c = fluent.client()
     for cb in args.arguments.get("callbacks") or []:
         if isinstance(cb, keras.callbacks.EarlyStopping):
-            metrics: list[tuple[str, Any, int | None, int | None]] = [
-                ("stopped_epoch", cb.stopped_epoch, None, None)
-            ]
-            if cb.restore_best_weights and getattr(cb, "best_epoch", None) is not None:
-                metrics.append(("restored_epoch", cb.best_epoch, None, None))
-            _safely("log early stopping", c.log_batch, run_id, metrics=metrics)
+            _safely("log early stopping", c.log_batch, run_id, metrics=_early_stopping(cb))
     lines: list[str] = []
     _safely("summarise the model", model.summary, print_fn=lambda s, **_: lines.append(s))
     if lines:
         _safely("log the model summary", c.log_text, run_id, "\n".join(lines), "model_summary.txt")
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
-    _safely(
-        "log parameter counts",
-        c.log_batch,
-        run_id,
-        params={
-            "trainable_params": trainable,
-            "non_trainable_params": frozen,
-            "total_params": trainable + frozen,
-        },
-    )
+    _safely("log parameter counts", c.log_batch, run_id, params=_parameter_counts(model))
     if tb_dir is not None:
         _safely("log TensorBoard logs", c.log_artifacts, run_id, tb_dir, "tensorboard_logs")
     if not config.log_models:
         return
-    sample = _sample(args.arguments.get("x"))
+    sample = _safely("take an input example", _sample, args.arguments.get("x"), model)
     signature = None
     if sample is not None and config.log_model_signatures:
         signature = _safely(
             "infer the signature",
             lambda: infer_signature(
-                sample, keras.ops.convert_to_numpy(model(sample, training=False))
+                sample,
+                keras.tree.map_structure(keras.ops.convert_to_numpy, model(sample, training=False)),
             ),
         )
     example = sample if config.log_input_examples else None
@@ -254,11 +263,88 @@ def _after_fit(
     )
 
 
+def _early_stopping(cb: keras.callbacks.EarlyStopping) -> list[tuple[str, Any, None, None]]:
+    metrics: list[tuple[str, Any, None, None]] = [("stopped_epoch", cb.stopped_epoch, None, None)]
+    if cb.restore_best_weights and getattr(cb, "best_epoch", None) is not None:
+        metrics.append(("restored_epoch", cb.best_epoch, None, None))
+    return metrics
+
+
+def _parameter_counts(model: keras.Model) -> dict[str, int]:
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
+        "total_params": trainable + frozen,
+    }
+
+
 def _training_logger(log_dir: str) -> keras.callbacks.Callback:
     """TensorBoard event files when TensorBoard is installed, else a CSV of the same metrics."""
     if importlib.util.find_spec("tensorboard") is not None:
         return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)
     return keras.callbacks.CSVLogger(str(Path(log_dir) / "training_log.csv"))
+
+
+class _FitLogging:
+    """What autolog does around one ``fit``. Every step is wrapped: whatever fails in
+    logging is a warning, and ``fit`` runs (and fails) exactly as it would without it."""
+
+    def __init__(self, config: AutologConfig, run: Any, started: bool) -> None:
+        self.config = config
+        self.run_id: str = run.info.run_id
+        self.run = run
+        self.started = started
+        self.tb: tempfile.TemporaryDirectory[str] | None = None
+        self.training_log: keras.callbacks.Callback | None = None
+
+    def prepare(self, model: keras.Model, bound: inspect.BoundArguments) -> None:
+        """Log the params and add mlreg's callbacks to ``bound``."""
+        params = _safely("describe the fit", _fit_params, model, bound)
+        if params:
+            _safely("log params", lambda: fluent.client().log_batch(self.run_id, params=params))
+        callbacks = list(bound.arguments.get("callbacks") or [])
+        callbacks.append(
+            MlregCallback(
+                self.run, log_every_epoch=True, log_every_n_steps=self.config.log_every_n_steps
+            )
+        )
+        if self.config.log_tensorboard and not any(
+            isinstance(cb, keras.callbacks.TensorBoard) for cb in callbacks
+        ):
+            self.tb = tempfile.TemporaryDirectory(prefix="mlreg-tb-")
+            self.training_log = _training_logger(self.tb.name)
+            callbacks.append(self.training_log)
+        bound.arguments["callbacks"] = callbacks
+
+    def finished(self, model: keras.Model, bound: inspect.BoundArguments) -> None:
+        tb_dir = self.tb.name if self.tb else None
+        _safely("log after fit", _after_fit, self.config, model, bound, self.run_id, tb_dir)
+        if self.started:
+            _safely("end the run", fluent.end_run)
+
+    def failed(self, error: BaseException) -> None:
+        if self.started:
+            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            _safely("end the run", fluent.end_run, status)
+
+    def cleanup(self) -> None:
+        # A fit that raised never reached on_train_end, which closes the CSV log.
+        csv_file = getattr(self.training_log, "csv_file", None)
+        if csv_file is not None and not csv_file.closed:
+            _safely("close the training log", csv_file.close)
+        if self.tb is not None:
+            _safely("remove the TensorBoard logs", self.tb.cleanup)
+
+
+def _begin(config: AutologConfig, sig: inspect.Signature, args: tuple, kwargs: dict) -> Any:
+    """Bind ``fit``'s arguments and find or start the run: (logging, bound), or None."""
+    # No apply_defaults(): passing every default explicitly makes Keras warn (shuffle).
+    bound = sig.bind(*args, **kwargs)
+    started = fluent.active_run() is None
+    run = fluent.start_run() if started else fluent.active_run()
+    return _FitLogging(config, run, started), bound
 
 
 def _patched_fit(original: Any) -> Any:
@@ -269,44 +355,21 @@ def _patched_fit(original: Any) -> Any:
         config = _config  # one fit runs with one configuration, whatever autolog() does meanwhile
         if config is None:
             return original(self, *args, **kwargs)
-        # No apply_defaults(): passing every default explicitly makes Keras warn (shuffle).
-        bound = sig.bind(self, *args, **kwargs)
-        started = fluent.active_run() is None
-        run = _safely("start a run", fluent.start_run) if started else fluent.active_run()
-        if run is None:
+        begun = _safely("start logging", _begin, config, sig, (self, *args), kwargs)
+        if begun is None:
             return original(self, *args, **kwargs)
-        run_id = run.info.run_id
-        _safely("log params", fluent.client().log_batch, run_id, params=_fit_params(self, bound))
-        callbacks = list(bound.arguments.get("callbacks") or [])
-        callbacks.append(
-            MlregCallback(run, log_every_epoch=True, log_every_n_steps=config.log_every_n_steps)
-        )
-        tb = training_log = None
-        if config.log_tensorboard and not any(
-            isinstance(cb, keras.callbacks.TensorBoard) for cb in callbacks
-        ):
-            tb = tempfile.TemporaryDirectory(prefix="mlreg-tb-")
-            training_log = _training_logger(tb.name)
-            callbacks.append(training_log)
-        bound.arguments["callbacks"] = callbacks
+        logging_, bound = begun
         try:
-            history = original(*bound.args, **bound.kwargs)
-        except BaseException as e:
-            if started:
-                fluent.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-            raise
-        else:
-            _after_fit(config, self, bound, run_id, tb.name if tb else None)
-            if started:
-                _safely("end the run", fluent.end_run)
+            _safely("prepare logging", logging_.prepare, self, bound)
+            try:
+                history = original(*bound.args, **bound.kwargs)
+            except BaseException as e:
+                logging_.failed(e)
+                raise
+            logging_.finished(self, bound)
             return history
         finally:
-            # A fit that raised never reached on_train_end, which closes the CSV log.
-            csv_file = getattr(training_log, "csv_file", None)
-            if csv_file is not None and not csv_file.closed:
-                csv_file.close()
-            if tb is not None:
-                tb.cleanup()
+            logging_.cleanup()
 
     fit._mlreg_autolog = True  # type: ignore[attr-defined]
     return fit

@@ -41,11 +41,18 @@ from mlreg.models.serving_export import (
     ServingExport,
 )
 from mlreg.models.signature import ModelSignature
+from mlreg.pyfunc import PyFuncModel
+from mlreg.pyfunc import load_model as load_pyfunc
 from mlreg.tensorflow.predictor import Predictor, ports_from_specs
 from mlreg.uris import resolve_model_uri
 
 FLAVOR_NAME = FLAVOR
-LOADER_MODULE = "mlreg.tensorflow"
+#: What the ``python_function`` flavor names as its loader. MLflow's own TensorFlow loader
+#: opens our layout (it is MLflow's), so ``mlflow.pyfunc.load_model`` and ``mlflow models
+#: predict|serve`` work where mlreg is not installed; mlreg's pyfunc maps the name back to
+#: this flavor (mlreg.pyfunc.LOADERS). Older mlreg models name ``mlreg.tensorflow``, which
+#: MLflow reaches through :func:`_load_pyfunc`.
+LOADER_MODULE = "mlflow.tensorflow"
 DATA_DIR = "data"
 KERAS_FILE = "model.keras"
 
@@ -377,6 +384,18 @@ def load_predictor(root: Path, mlmodel: Model) -> Predictor:
     if model_type == "keras":
         return _traced_keras(_load_keras(root, conf), signature)
     raise MLmodelError(f"unsupported tensorflow model_type {model_type!r}")
+
+
+def _load_pyfunc(path: str) -> PyFuncModel:
+    """MLflow's pyfunc entry point (``loader_module: mlreg.tensorflow``, older mlreg models).
+
+    ``path`` is the model directory, or its ``data`` directory when the flavor names one;
+    the returned model predicts through mlreg's signature enforcement.
+    """
+    root = Path(path)
+    if not (root / "MLmodel").is_file() and (root.parent / "MLmodel").is_file():
+        root = root.parent
+    return load_pyfunc(root)
 
 
 def _predictor(

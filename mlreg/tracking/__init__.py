@@ -1,14 +1,17 @@
 """Experiments and runs: params, metrics with history, tags, artifacts; runs:/ URIs."""
 
 from mlreg.tracking.client import TrackingClient
-from mlreg.tracking.entities import Experiment, Metric, Run, RunStatus
+from mlreg.tracking.entities import Experiment, Lifecycle, Metric, Run, RunStatus, ViewType
 from mlreg.tracking.fluent import (
     ActiveRun,
     active_run,
     create_experiment,
+    delete_run,
     end_run,
     get_experiment_by_name,
     get_run,
+    get_tracking_uri,
+    last_active_run,
     log_artifact,
     log_artifacts,
     log_dict,
@@ -19,11 +22,14 @@ from mlreg.tracking.fluent import (
     log_param,
     log_params,
     log_text,
+    restore_run,
+    search_experiments,
     search_runs,
     set_experiment,
     set_experiment_tag,
     set_tag,
     set_tags,
+    set_tracking_uri,
     start_run,
 )
 from mlreg.tracking.fluent import client as tracking_client
@@ -32,16 +38,21 @@ from mlreg.tracking.service import TrackingService
 __all__ = [
     "ActiveRun",
     "Experiment",
+    "Lifecycle",
     "Metric",
     "Run",
     "RunStatus",
     "TrackingClient",
     "TrackingService",
+    "ViewType",
     "active_run",
     "create_experiment",
+    "delete_run",
     "end_run",
     "get_experiment_by_name",
     "get_run",
+    "get_tracking_uri",
+    "last_active_run",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -52,11 +63,14 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "restore_run",
+    "search_experiments",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
     "set_tag",
     "set_tags",
+    "set_tracking_uri",
     "start_run",
     "tracking_client",
 ]

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from mlreg.errors import ArtifactNotFound, InvalidInput
+from mlreg.errors import AlreadyExists, ArtifactNotFound, InvalidInput
+from mlreg.models.files import copy_model_files
 from mlreg.store.files import FileInfo, Stream, list_local, open_local
 from mlreg.store.validation import safe_relpath
 from mlreg.tracking.entities import RunInfo
@@ -56,11 +57,15 @@ class LocalRunArtifacts:
 
     def log_file(self, run: RunInfo, local_file: Path, artifact_path: str | None) -> None:
         dest = self._target(run, artifact_path)
+        _check_room(
+            self.root(run),
+            f"{artifact_path}/{local_file.name}" if artifact_path else local_file.name,
+        )
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(local_file, dest / local_file.name)
+        shutil.copyfile(local_file, dest / local_file.name)
 
     def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
-        shutil.copytree(local_dir, self._target(run, artifact_path), dirs_exist_ok=True)
+        copy_model_files(local_dir, self._target(run, artifact_path))
 
     def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:
         return list_local(self.root(run), self.local_path(run, path), recursive=False)
@@ -82,3 +87,15 @@ class LocalRunArtifacts:
                 f"no artifact {path!r} in this run" if path else "the run has no artifacts yet"
             )
         return target
+
+
+def _check_room(root: Path, relpath: str) -> None:
+    """AlreadyExists when a file cannot be written at ``relpath`` below ``root``: a directory is
+    there, or one of its parents is a file (copying would put it somewhere else, or fail)."""
+    parts = relpath.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if (root / parent).is_file():
+            raise AlreadyExists(f"artifact {parent!r} is a file; it cannot hold {relpath!r}")
+    if (root / relpath).is_dir():
+        raise AlreadyExists(f"artifact {relpath!r} is a directory; a file cannot replace it")

@@ -7,12 +7,52 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlreg.errors import InvalidInput
+
 
 class RunStatus(str, enum.Enum):
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
     KILLED = "KILLED"
+
+
+class Lifecycle(str, enum.Enum):
+    """Whether a run is in use or deleted (and restorable)."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class ViewType(str, enum.Enum):
+    """Which lifecycle stages a search returns (MLflow's names; MLflow's numbers 1-3 too)."""
+
+    ACTIVE_ONLY = "ACTIVE_ONLY"
+    DELETED_ONLY = "DELETED_ONLY"
+    ALL = "ALL"
+
+    @classmethod
+    def parse(cls, value: str | int | ViewType | None) -> ViewType:
+        if value is None or value == "":
+            return cls.ACTIVE_ONLY
+        if isinstance(value, ViewType):
+            return value
+        numbers = {1: cls.ACTIVE_ONLY, 2: cls.DELETED_ONLY, 3: cls.ALL}
+        if isinstance(value, int) and not isinstance(value, bool) and value in numbers:
+            return numbers[value]
+        try:
+            return cls(str(value).upper())
+        except ValueError:
+            choices = ", ".join(v.value for v in cls)
+            raise InvalidInput(f"invalid view type {value!r}; expected one of {choices}") from None
+
+    def stages(self) -> tuple[Lifecycle, ...]:
+        """The lifecycle stages this view shows."""
+        if self is ViewType.ACTIVE_ONLY:
+            return (Lifecycle.ACTIVE,)
+        if self is ViewType.DELETED_ONLY:
+            return (Lifecycle.DELETED,)
+        return (Lifecycle.ACTIVE, Lifecycle.DELETED)
 
 
 def number_to_json(value: float) -> float | str:
@@ -88,6 +128,7 @@ class RunInfo:
     end_time: int | None
     artifact_uri: str
     parent_run_id: str | None = None
+    lifecycle_stage: Lifecycle = Lifecycle.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -112,6 +153,7 @@ class Run:
             "end_time": self.info.end_time,
             "parent_run_id": self.info.parent_run_id,
             "artifact_uri": self.info.artifact_uri,
+            "lifecycle_stage": self.info.lifecycle_stage.value,
             "params": self.data.params,
             "metrics": {k: number_to_json(v) for k, v in self.data.metrics.items()},
             "tags": self.data.tags,
@@ -128,6 +170,7 @@ class Run:
             end_time=doc.get("end_time"),
             artifact_uri=doc.get("artifact_uri") or "",
             parent_run_id=doc.get("parent_run_id"),
+            lifecycle_stage=Lifecycle(doc.get("lifecycle_stage") or Lifecycle.ACTIVE),
         )
         data = RunData(
             dict(doc.get("params") or {}),

@@ -15,10 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from mlreg.errors import ArtifactNotFound, ExperimentNotFound, RunNotFound
+from mlreg.models.files import model_files
 from mlreg.store.files import FileInfo, Stream
 from mlreg.store.http import Http, open_remote, release
 from mlreg.store.pages import Page, page_token
-from mlreg.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus
+from mlreg.tracking.entities import (
+    Experiment,
+    Lifecycle,
+    Metric,
+    Run,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
 from mlreg.tracking.search import Filter, OrderBy, filter_text, order_by_text
 
 
@@ -97,6 +106,20 @@ class RestTrackingStore:
             idempotent=True,
         )
 
+    def update_run_info(
+        self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
+    ) -> None:
+        # The routes of the server's MLflow-compatible API (rename, delete, restore).
+        url = self.http.url("runs", run_id)
+        if run_name is not None:
+            self.http.json(
+                "PATCH", url, json={"run_name": run_name}, not_found=RunNotFound, idempotent=True
+            )
+        if lifecycle is Lifecycle.DELETED:
+            self.http.json("DELETE", url, not_found=RunNotFound)
+        elif lifecycle is Lifecycle.ACTIVE:
+            self.http.json("POST", url + "/restore", not_found=RunNotFound, idempotent=True)
+
     def log_batch(
         self,
         run_id: str,
@@ -133,17 +156,21 @@ class RestTrackingStore:
         order_by: Sequence[OrderBy] = (),
         max_results: int = 1000,
         offset: int = 0,
+        view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
+        body: dict[str, Any] = {
+            "experiment_ids": list(experiment_ids),
+            "filter": filter_text(filters) or None,
+            "order_by": [order_by_text(o) for o in order_by],
+            "max_results": max_results,
+            "page_token": page_token(offset) if offset else None,
+        }
+        if view is not ViewType.ACTIVE_ONLY:  # servers before lifecycle stages know no "view"
+            body["view"] = view.value
         doc = self.http.json(
             "POST",
             self.http.url("runs", "search"),
-            json={
-                "experiment_ids": list(experiment_ids),
-                "filter": filter_text(filters) or None,
-                "order_by": [order_by_text(o) for o in order_by],
-                "max_results": max_results,
-                "page_token": page_token(offset) if offset else None,
-            },
+            json=body,
             idempotent=True,  # a search changes nothing
             not_found=ExperimentNotFound,
         )
@@ -182,9 +209,9 @@ class RestRunArtifacts:
         )
 
     def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
-        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            parent = path.parent.relative_to(local_dir).as_posix()
-            parts = [p for p in (artifact_path, "" if parent == "." else parent) if p]
+        for rel, path in model_files(local_dir):
+            parent = rel.rpartition("/")[0]
+            parts = [p for p in (artifact_path, parent) if p]
             self.log_file(run, path, "/".join(parts) or None)
 
     def list(self, run: RunInfo, path: str | None = None) -> list[FileInfo]:

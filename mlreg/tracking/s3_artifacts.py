@@ -16,7 +16,8 @@ import uuid
 from pathlib import Path
 
 from mlreg.errors import ArtifactNotFound, InvalidInput, StoreError
-from mlreg.store.files import FileInfo, Stream, local_files
+from mlreg.models.files import model_files
+from mlreg.store.files import FileInfo, Stream
 from mlreg.store.s3 import ObjectInfo, S3Config, S3Path, S3Storage, relative_key
 from mlreg.store.validation import safe_relpath
 from mlreg.tracking.entities import RunInfo
@@ -56,7 +57,7 @@ class S3RunArtifacts:
 
     def log_dir(self, run: RunInfo, local_dir: Path, artifact_path: str | None) -> None:
         target = self._target(run, artifact_path)
-        self.s3.upload((path, target.join(rel)) for rel, path in local_files(local_dir))
+        self.s3.upload((path, target.join(rel)) for rel, path in model_files(local_dir))
 
     def delete(self, run: RunInfo, path: str) -> None:
         target = self._target(run, path)
@@ -103,7 +104,7 @@ class S3RunArtifacts:
             rel = relative_key(target, obj.key, StoreError)
             wanted.add(rel)
             self._sync_file(S3Path(target.bucket, obj.key), obj, dest / rel)
-        for rel, stale in local_files(dest):
+        for rel, stale in model_files(dest):
             if rel not in wanted and not stale.name.startswith(_TMP):  # not another's download
                 stale.unlink(missing_ok=True)
         return dest

@@ -38,7 +38,15 @@ from mlreg.store.validation import (
     value_text,
 )
 from mlreg.tracking.artifacts import RunArtifacts
-from mlreg.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus
+from mlreg.tracking.entities import (
+    Experiment,
+    Lifecycle,
+    Metric,
+    Run,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
 from mlreg.tracking.search import parse_filter, parse_order_by
 from mlreg.tracking.store import DEFAULT_EXPERIMENT, TrackingStore
 from mlreg.uris import ResolvedModel, local_path
@@ -153,6 +161,14 @@ class TrackingService:
         self.store.update_run(run_id, RunStatus.RUNNING, None)
         return self.store.get_run(run_id)
 
+    def delete_run(self, run_id: str) -> None:
+        """Mark a run deleted (MLflow's semantics): searches leave it out, ``get_run`` still
+        finds it, its artifacts stay, and :meth:`restore_run` brings it back."""
+        self.store.update_run_info(run_id, lifecycle=Lifecycle.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self.store.update_run_info(run_id, lifecycle=Lifecycle.ACTIVE)
+
     # --- logging -------------------------------------------------------------------------
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
@@ -213,7 +229,7 @@ class TrackingService:
             )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        return self.store.get_metric_history(run_id, key)
+        return self.store.get_metric_history(run_id, validate_key("metric", key))
 
     # --- artifacts -----------------------------------------------------------------------
 
@@ -224,8 +240,10 @@ class TrackingService:
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
         source = Path(local_path)
-        if not source.is_file():
+        if not source.exists():
             raise ArtifactNotFound(f"cannot log artifact {source}: no such file")
+        if not source.is_file():
+            raise InvalidInput(f"cannot log artifact {source}: not a regular file")
         path = safe_relpath(artifact_path) if artifact_path else None
         self.artifacts.log_file(self._run_info(run_id), source, path)
 
@@ -287,9 +305,10 @@ class TrackingService:
         order_by: list[str] | str | None = None,
         max_results: int = 1000,
         offset: int = 0,
+        view: ViewType | str | int | None = None,
     ) -> list[Run]:
         return self.search_runs_page(
-            experiment_ids, filter_string, order_by, max_results, offset
+            experiment_ids, filter_string, order_by, max_results, offset, view
         ).items
 
     def search_runs_page(
@@ -299,6 +318,7 @@ class TrackingService:
         order_by: list[str] | str | None = None,
         max_results: int = 1000,
         offset: int = 0,
+        view: ViewType | str | int | None = None,
     ) -> Page:
         if not 1 <= max_results <= MAX_SEARCH:
             raise InvalidInput(f"max_results must be between 1 and {MAX_SEARCH}, got {max_results}")
@@ -308,6 +328,7 @@ class TrackingService:
             order_by=parse_order_by(order_by),
             max_results=max_results,
             offset=offset,
+            view=ViewType.parse(view),
         )
 
     # --- runs:/ URIs ---------------------------------------------------------------------

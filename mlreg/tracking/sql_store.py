@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,16 @@ from mlreg.store.tables import (
     RunRow,
     RunTagRow,
 )
-from mlreg.tracking.entities import Experiment, Metric, Run, RunData, RunInfo, RunStatus
+from mlreg.tracking.entities import (
+    Experiment,
+    Lifecycle,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
 from mlreg.tracking.search import Filter, OrderBy
 
 
@@ -170,6 +179,7 @@ class SqlTrackingStore:
                     end_time=r.end_time,
                     artifact_uri=r.artifact_uri,
                     parent_run_id=r.parent_run_id,
+                    lifecycle_stage=Lifecycle(r.lifecycle_stage),
                 ),
                 RunData(params[r.run_id], metrics[r.run_id], tags[r.run_id]),
             )
@@ -181,6 +191,16 @@ class SqlTrackingStore:
             row = self._run_row(session, run_id)
             row.status = status.value
             row.end_time = end_time
+
+    def update_run_info(
+        self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
+    ) -> None:
+        with self._session() as session:
+            row = self._run_row(session, run_id)
+            if run_name is not None:
+                row.run_name = run_name
+            if lifecycle is not None:
+                row.lifecycle_stage = lifecycle.value
 
     # --- logging -------------------------------------------------------------------------
 
@@ -217,6 +237,8 @@ class SqlTrackingStore:
         tags: dict[str, str],
     ) -> None:
         row = self._run_row(session, run_id)
+        if row.lifecycle_stage != Lifecycle.ACTIVE.value:
+            raise InvalidInput(f"run {run_id} is deleted; restore it before logging to it")
         if row.status != RunStatus.RUNNING.value and (metrics or params):
             raise InvalidInput(f"run {run_id} is {row.status}; it no longer takes logs")
         if params:
@@ -257,19 +279,31 @@ class SqlTrackingStore:
                 prev = latest.get(m.key)
                 if prev is None or (m.step, m.timestamp) >= (prev.step, prev.timestamp):
                     latest[m.key] = m
+            # One statement for every key (executemany): building a statement per key cost
+            # more than the database's work (most of a 100-metric batch's time).
             stmt = self.db.insert()(LatestMetricRow.__table__)
-            for m in latest.values():
-                value = _stored(m.value)
-                upsert = stmt.values(
-                    run_id=run_id, key=m.key, value=value, timestamp=m.timestamp, step=m.step
-                ).on_conflict_do_update(
-                    index_elements=["run_id", "key"],
-                    set_={"value": value, "timestamp": m.timestamp, "step": m.step},
-                    where=and_(
-                        LatestMetricRow.__table__.c.step <= m.step,
-                    ),
-                )
-                session.execute(upsert)
+            upsert = stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={
+                    "value": stmt.excluded.value,
+                    "timestamp": stmt.excluded.timestamp,
+                    "step": stmt.excluded.step,
+                },
+                where=LatestMetricRow.__table__.c.step <= stmt.excluded.step,
+            )
+            session.execute(
+                upsert,
+                [
+                    {
+                        "run_id": run_id,
+                        "key": m.key,
+                        "value": _stored(m.value),
+                        "timestamp": m.timestamp,
+                        "step": m.step,
+                    }
+                    for m in latest.values()
+                ],
+            )
         for key, value in tags.items():
             session.merge(RunTagRow(run_id=run_id, key=key, value=value))
 
@@ -293,10 +327,12 @@ class SqlTrackingStore:
         order_by: Sequence[OrderBy] = (),
         max_results: int = 1000,
         offset: int = 0,
+        view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
         with self._session() as session:
             query = select(RunRow).where(
-                RunRow.experiment_id.in_([_int_id(e) for e in experiment_ids])
+                RunRow.experiment_id.in_([_int_id(e) for e in experiment_ids]),
+                RunRow.lifecycle_stage.in_([s.value for s in view.stages()]),
             )
             for f in filters:
                 query = query.where(_filter_clause(f))
@@ -319,11 +355,18 @@ def _loaded(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+#: Experiment ids are the database's 32-bit integer keys.
+MAX_EXPERIMENT_ID = 2**31 - 1
+
+
 def _int_id(experiment_id: str | int) -> int:
     try:
-        return int(experiment_id)
+        number = int(experiment_id)
     except (TypeError, ValueError):
-        raise InvalidInput(f"invalid experiment id {experiment_id!r}") from None
+        number = -1
+    if not 0 <= number <= MAX_EXPERIMENT_ID:
+        raise InvalidInput(f"invalid experiment id {experiment_id!r}")
+    return number
 
 
 _OPS = {
@@ -357,6 +400,7 @@ def _filter_clause(f: Filter) -> Any:
         "status": RunRow.status,
         "run_name": RunRow.run_name,
         "start_time": RunRow.start_time,
+        "end_time": RunRow.end_time,
     }[f.key]
     return op(column, f.value)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mlreg.store.pages import Page
-from mlreg.tracking.entities import Experiment, Metric, Run, RunStatus
+from mlreg.tracking.entities import Experiment, Lifecycle, Metric, Run, RunStatus, ViewType
 from mlreg.tracking.search import Filter, OrderBy
 
 DEFAULT_EXPERIMENT = "Default"
@@ -48,10 +48,15 @@ class TrackingStore(Protocol):
         """Start a RUNNING run with a new id (artifacts under ``artifact_root``)."""
 
     def get_run(self, run_id: str) -> Run:
-        """A run with its params, latest metrics and tags; RunNotFound."""
+        """A run (deleted or not) with its params, latest metrics and tags; RunNotFound."""
 
     def update_run(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
         """Set a run's status and end time; RunNotFound."""
+
+    def update_run_info(
+        self, run_id: str, *, run_name: str | None = None, lifecycle: Lifecycle | None = None
+    ) -> None:
+        """Rename a run or move it to a lifecycle stage; RunNotFound."""
 
     def log_batch(
         self,
@@ -76,8 +81,10 @@ class TrackingStore(Protocol):
         order_by: Sequence[OrderBy] = (),
         max_results: int = 1000,
         offset: int = 0,
+        view: ViewType = ViewType.ACTIVE_ONLY,
     ) -> Page:
-        """A page of runs of those experiments matching every filter, in that order."""
+        """A page of runs of those experiments in the lifecycle stages ``view`` shows,
+        matching every filter, in that order."""
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""

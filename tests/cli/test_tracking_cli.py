@@ -25,13 +25,13 @@ def test_runs_list_orders_and_filters():
     out = runner.invoke(main, ["runs", "list", "-e", "cli", "--order-by", "metrics.val_loss ASC"])
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert lines[0].split() == ["RUN", "ID", "NAME", "STATUS", "STARTED", "val_loss"]
+    assert lines[0].split() == ["RUN", "ID", "NAME", "STATUS", "STARTED", "(UTC)", "val_loss"]
     assert [line.split()[1] for line in lines[1:]] == ["b", "a", "c"]
     data = json.loads(
         runner.invoke(
             main, ["runs", "list", "-e", "cli", "--filter", "metrics.val_loss > 0.4", "--json"]
         ).output
-    )
+    )["items"]
     assert sorted(r["run_name"] for r in data) == ["a", "c"]
     shown = runner.invoke(main, ["runs", "show", data[0]["run_id"]]).output
     assert "val_loss = " in shown and "p = " in shown

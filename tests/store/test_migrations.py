@@ -13,7 +13,7 @@ from mlreg.registry import MlregClient
 from mlreg.registry.sql_store import SqlRegistryStore
 from mlreg.store import StoreSettings, migrate
 from mlreg.store.database import make_engine, open_database
-from mlreg.tracking import TrackingClient
+from mlreg.tracking import Lifecycle, TrackingClient
 from mlreg.tracking.sql_store import SqlTrackingStore
 
 TABLES = {
@@ -39,7 +39,7 @@ def test_empty_database_is_migrated_to_head(backend):
     store = SqlRegistryStore(backend)
     try:
         assert set(inspect(store.db.engine).get_table_names()) == TABLES
-        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0004"
+        assert migrate.current_revision(store.db.engine) == migrate.head_revision() == "0006"
     finally:
         store.close()
 
@@ -51,8 +51,8 @@ def test_old_schema_says_to_upgrade_and_db_upgrade_fixes_it(backend):
     with pytest.raises(StoreError) as e:
         SqlRegistryStore(backend)
     assert e.value.message == (
-        "the registry database is at schema revision 0001 but this mlreg needs 0004; "
-        "run `mlreg db upgrade`"
+        "the registry database is at schema revision 0001 but this mlreg needs "
+        f"{migrate.head_revision()}; run `mlreg db upgrade`"
     )
     engine = make_engine(backend)
     migrate.upgrade(engine)
@@ -156,6 +156,13 @@ def test_a_database_of_revision_0003_upgrades_and_keeps_its_rows(backend, tmp_pa
         assert [m.value for m in tracking.get_metric_history("r1", "loss")] == [0.5, 0.25]
         assert tracking.get_experiment("1").tags == {"owner": "bob"}
         assert [r.info.run_id for r in tracking.search_runs(["1"], "metrics.loss < 0.3")] == ["r1"]
+        # 0006: runs that existed are active; they can be deleted and restored.
+        assert run.info.lifecycle_stage is Lifecycle.ACTIVE
+        tracking.delete_run("r1")
+        assert tracking.search_runs(["1"]) == []
+        assert tracking.get_run("r1").info.lifecycle_stage is Lifecycle.DELETED
+        tracking.restore_run("r1")
+        assert [r.info.run_id for r in tracking.search_runs(["1"])] == ["r1"]
 
 
 def test_registry_and_tracking_share_one_engine_per_database(migrated_backend):

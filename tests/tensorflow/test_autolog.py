@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,13 @@ from mlreg.registry import default_client
 from mlreg.tracking import RunStatus, fluent
 
 # TensorFlow, Keras, mlreg.tensorflow and the zoo come from fixtures (see conftest.py).
+
+
+def search_list(*args, **kwargs):
+    """mlreg.search_runs as a list of Runs (its default is MLflow's DataFrame)."""
+    return mlreg.search_runs(*args, output_format="list", **kwargs)
+
+
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracking_home")]
 
 
@@ -88,7 +96,7 @@ def test_without_an_active_run_one_is_started_and_ended(autolog, data, compiled)
     autolog(registered_model_name="auto-mnist", log_input_examples=True)
     compiled().fit(x, y, epochs=1, verbose=0)
     assert mlreg.active_run() is None
-    runs = mlreg.search_runs()
+    runs = search_list()
     assert len(runs) == 1 and runs[0].info.status is RunStatus.FINISHED
     version = default_client().get_model_version("auto-mnist", 1)
     assert version.run_id == runs[0].info.run_id
@@ -142,7 +150,7 @@ def test_a_failing_fit_marks_the_run_failed(autolog, compiled):
     model = compiled()
     with pytest.raises(ValueError):
         model.fit(np.zeros((4, 5)), np.zeros(4), verbose=0)
-    runs = mlreg.search_runs()
+    runs = search_list()
     assert [r.info.status for r in runs] == [RunStatus.FAILED]
 
 
@@ -164,7 +172,7 @@ def test_disable_restores_fit(autolog, data, keras, compiled):
     autolog(disable=True)
     assert not getattr(keras.Model.fit, "_mlreg_autolog", False)
     compiled().fit(x, y, epochs=1, verbose=0)
-    assert mlreg.search_runs() == []
+    assert search_list() == []
 
 
 def test_autolog_argument_errors(autolog):
@@ -215,3 +223,80 @@ def test_log_model_registers_in_one_step(data, keras, mlreg_tf, compiled):
     assert isinstance(native, keras.Model)
     with pytest.raises(InvalidInput, match="expected runs:/<run_id>/<artifact path>"):
         pyfunc.load_model(f"runs:/{run.info.run_id}")
+
+
+# --- inputs of every shape fit takes: autolog never breaks fit ------------------------------
+
+
+def _structured_model(keras, structure: str) -> Any:
+    """A small regression model whose inputs are a dict, a tuple or a nested dict."""
+    keras.utils.set_random_seed(2)
+    a, b, c = keras.Input((3,), name="a"), keras.Input((2,), name="b"), keras.Input((1,), name="c")
+    h = keras.layers.Dense(1)(keras.layers.Concatenate()([a, b, c]))
+    inputs: Any = {
+        "dict": {"a": a, "b": b, "c": c},
+        "tuple": [a, b, c],
+        "nested": {"a": a, "rest": {"b": b, "c": c}},
+    }[structure]
+    model = keras.Model(inputs, h)
+    model.compile(loss="mse", optimizer="sgd")
+    return model
+
+
+def _structured_data(structure: str, n: int = 12) -> tuple[Any, np.ndarray]:
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.uniform(size=(n, k)).astype(np.float32) for k in (3, 2, 1))
+    x = {
+        "dict": {"a": a, "b": b, "c": c},
+        "tuple": (a, b, c),
+        "nested": {"a": a, "rest": {"b": b, "c": c}},
+    }[structure]
+    return x, rng.uniform(size=(n, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("structure", ["dict", "tuple", "nested"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["xy", "xyw"])
+def test_structured_tf_data_inputs_never_break_fit(autolog, tf, keras, structure, weighted, caplog):
+    x, y = _structured_data(structure)
+    element = (x, y, np.ones(len(y), np.float32)) if weighted else (x, y)
+    dataset = tf.data.Dataset.from_tensor_slices(element).batch(4)
+    autolog(log_input_examples=True)
+    model = _structured_model(keras, structure)
+    with caplog.at_level(logging.WARNING, logger="mlreg.tensorflow.autolog"):
+        fitted = model.fit(dataset, epochs=2, verbose=0, shuffle=False)  # autolog starts a run
+    assert len(fitted.history["loss"]) == 2
+    [run] = search_list()
+    assert run.info.status is RunStatus.FINISHED
+    assert len(history(run.info.run_id, "loss")) == 2
+    assert run.data.params["dataset_x_batches"] == "3"
+    if structure == "nested":
+        return  # whatever the export makes of nested inputs, fit and the run are whole
+    assert "could not" not in caplog.text
+    loaded = pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert loaded.signature.inputs.input_names() == ["a", "b", "c"]
+    feed = x if isinstance(x, dict) else dict(zip("abc", x, strict=True))
+    np.testing.assert_allclose(
+        loaded.predict(feed).reshape(-1),
+        np.asarray(model.predict(x, verbose=0)).reshape(-1),
+        rtol=1e-5,
+    )
+
+
+def test_every_logging_step_that_fails_is_a_warning(autolog, data, compiled, monkeypatch, caplog):
+    """Each step of autolog breaks in turn; fit still trains and the run still ends."""
+    autolog_module = importlib.import_module("mlreg.tensorflow.autolog")
+
+    def boom(*_: Any, **__: Any) -> Any:
+        raise IndexError("too many indices for array")
+
+    x, y = data
+    autolog()
+    for step in ("_fit_params", "_sample", "_parameter_counts", "_training_logger", "_after_fit"):
+        with monkeypatch.context() as patch:
+            patch.setattr(autolog_module, step, boom)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="mlreg.tensorflow.autolog"):
+                fitted = compiled().fit(x, y, epochs=1, verbose=0)
+        assert len(fitted.history["loss"]) == 1, step
+        assert "IndexError: too many indices for array" in caplog.text, step
+    assert {r.info.status for r in search_list()} == {RunStatus.FINISHED}

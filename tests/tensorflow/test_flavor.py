@@ -46,7 +46,7 @@ def test_saved_layout_matches_mlflow_and_adds_a_tf_serving_export(cnn_dir):
     assert flavor["serving"]["path"] == "tfserving"
     assert flavor["serving"]["version"] == 1
     assert flavor["serving"]["signature_name"] == "serving_default"
-    assert doc["flavors"]["python_function"]["loader_module"] == "mlreg.tensorflow"
+    assert doc["flavors"]["python_function"]["loader_module"] == "mlflow.tensorflow"
     assert doc["model_size_bytes"] == sum(
         p.stat().st_size for p in cnn_dir.rglob("*") if p.is_file() and p.name != "MLmodel"
     )

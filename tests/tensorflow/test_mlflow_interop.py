@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -80,3 +83,91 @@ def test_unknown_mlflow_keys_survive_an_mlreg_rewrite(tmp_path, images, zoo, mlf
     reread = mlflow.models.Model.load(str(tmp_path / "m"))
     assert reread.mlflow_version == mlflow.__version__
     assert pyfunc.load_model(tmp_path / "m").predict(images).shape == (4, 2)
+
+
+# --- MLflow's pyfunc on mlreg models -------------------------------------------------------
+
+
+def test_mlflow_pyfunc_loads_an_mlreg_keras_model(cnn, cnn_dir, images, mlflow, mlflow_tf):
+    assert Model.load(cnn_dir).flavors["python_function"]["loader_module"] == "mlflow.tensorflow"
+    loaded = mlflow.pyfunc.load_model(str(cnn_dir))
+    np.testing.assert_allclose(loaded.predict(images), cnn(images).numpy(), rtol=1e-5)
+    # mlreg opens what it now writes through its own flavor, as before.
+    np.testing.assert_allclose(pyfunc.load_model(cnn_dir).predict(images), cnn(images).numpy())
+
+
+def test_mlflow_pyfunc_loads_an_mlreg_tf_module(tmp_path, zoo, mlreg_tf, mlflow, mlflow_tf):
+    x = np.ones((2, 3), np.float32)
+    mlreg_tf.save_model(zoo.Scaler(), tmp_path / "m", input_example=x)
+    out = mlflow.pyfunc.load_model(str(tmp_path / "m")).predict(x)
+    np.testing.assert_allclose(out["y"] if isinstance(out, dict) else out, x * 3)
+
+
+def test_mlflow_pyfunc_loads_older_mlreg_models_through_mlreg(
+    tmp_path, cnn, images, mlreg_tf, mlflow, mlflow_tf
+):
+    """Models saved before the change name ``loader_module: mlreg.tensorflow``."""
+    mlreg_tf.save_model(cnn, tmp_path / "old", input_example=images[:1])
+    meta = Model.load(tmp_path / "old")
+    meta.flavors["python_function"]["loader_module"] = "mlreg.tensorflow"
+    meta.save(tmp_path / "old")
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "old"))
+    np.testing.assert_allclose(loaded.predict(images), cnn(images).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(pyfunc.load_model(tmp_path / "old").predict(images), cnn(images))
+    with pytest.raises(Exception, match="expected shape"):  # mlreg's enforcement speaks
+        mlreg_tf._load_pyfunc(str(tmp_path / "old" / "data")).predict(np.zeros((1, 3), "f4"))
+
+
+def _without_mlreg() -> str:
+    """An environment whose Python cannot import mlreg (as in MLflow's own environment)."""
+    blocker = (
+        "import sys\n"
+        "class _NoMlreg:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mlreg' or name.startswith('mlreg.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, _NoMlreg())\n"
+    )
+    return blocker
+
+
+def test_mlflow_loads_an_mlreg_model_where_mlreg_is_not_installed(cnn_dir, images, tmp_path):
+    np.save(tmp_path / "x.npy", images)
+    script = _without_mlreg() + (
+        "import numpy as np, mlflow.pyfunc\n"
+        f"m = mlflow.pyfunc.load_model({str(cnn_dir)!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r})))\n"
+        "assert not any(k == 'mlreg' or k.startswith('mlreg.') for k in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = pyfunc.load_model(cnn_dir).predict(images)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5)
+
+
+def test_mlflow_models_predict_on_an_mlreg_model(cnn_dir, images, tmp_path):
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    out = tmp_path / "predictions.json"
+    done = subprocess.run(
+        [
+            str(mlflow_cli),
+            "models",
+            "predict",
+            "-m",
+            str(cnn_dir),
+            "-i",
+            str(cnn_dir / "serving_input_example.json"),
+            "-t",
+            "json",
+            "-o",
+            str(out),
+            "--env-manager",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    predictions = json.loads(out.read_text())["predictions"]
+    expected = pyfunc.load_model(cnn_dir).predict(images[:2])
+    np.testing.assert_allclose(np.asarray(predictions), expected, rtol=1e-5)

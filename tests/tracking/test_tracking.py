@@ -21,6 +21,12 @@ from mlreg.tracking.search import parse_filter
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
 
+
+def search_list(*args, **kwargs):
+    """mlreg.search_runs as a list of Runs (its default is MLflow's DataFrame)."""
+    return mlreg.search_runs(*args, output_format="list", **kwargs)
+
+
 pytestmark = pytest.mark.usefixtures("tracking_home")
 
 
@@ -252,21 +258,21 @@ def _names(runs):
 
 def test_search_filters_and_ordering():
     _runs_with_losses()
-    assert _names(mlreg.search_runs(order_by=["metrics.val_loss ASC"])) == ["b", "a", "c"]
-    assert _names(mlreg.search_runs(order_by="metrics.val_loss DESC")) == ["c", "a", "b"]
+    assert _names(search_list(order_by=["metrics.val_loss ASC"])) == ["b", "a", "c"]
+    assert _names(search_list(order_by="metrics.val_loss DESC")) == ["c", "a", "b"]
     assert _names(
-        mlreg.search_runs(filter_string="metrics.val_loss < 0.6", order_by="attributes.run_name")
+        search_list(filter_string="metrics.val_loss < 0.6", order_by="attributes.run_name")
     ) == ["a", "b"]
     assert _names(
-        mlreg.search_runs(filter_string="params.optimizer = 'adam' and tags.team = \"cv\"")
+        search_list(filter_string="params.optimizer = 'adam' and tags.team = \"cv\"")
     ) == ["a"]
-    finished = mlreg.search_runs(
+    finished = search_list(
         filter_string="attributes.status = 'FINISHED'",
         order_by=["params.optimizer DESC", "attributes.run_name ASC"],
     )
     assert _names(finished) == ["b", "a", "c"]
-    assert _names(mlreg.search_runs(filter_string="tags.team LIKE 'n%'")) == ["c"]
-    assert _names(mlreg.search_runs(order_by="metrics.val_loss", max_results=2)) == ["b", "a"]
+    assert _names(search_list(filter_string="tags.team LIKE 'n%'")) == ["c"]
+    assert _names(search_list(order_by="metrics.val_loss", max_results=2)) == ["b", "a"]
 
 
 @pytest.mark.parametrize(
@@ -288,7 +294,7 @@ def test_bad_filters(text, message):
 
 def test_bad_order_by():
     with pytest.raises(InvalidInput, match="cannot parse order_by"):
-        mlreg.search_runs(order_by="metrics.loss sideways")
+        search_list(order_by="metrics.loss sideways")
 
 
 # --- the same on PostgreSQL --------------------------------------------------------------

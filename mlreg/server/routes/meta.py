@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, current_app
+from flask import Response, current_app
 from sqlalchemy.pool import QueuePool
 
 from mlreg.errors import StoreError
 from mlreg.server import permissions as perm
-from mlreg.server.api import ok
+from mlreg.server.api import Api, ok
 from mlreg.server.openapi import document
 from mlreg.server.routes import api, services
 from mlreg.store import migrate
 from mlreg.version import __version__
 
-bp = Blueprint("server_meta", __name__)
-
-#: Operational routes outside /api/v1, with what they need (all open: probes carry no data).
-META_PERMISSIONS = {"/health": perm.PUBLIC, "/ready": perm.PUBLIC, "/metrics": perm.PUBLIC}
+#: Operational routes outside /api/v1 (open: probes and scrapes carry no registry data).
+ops = Api("", lambda: 0)
 
 
-@bp.get("/health")
+@ops.route("GET", "/health", permission=perm.PUBLIC, summary="Alive.", tag="ops")
 def health() -> Response:
     """Alive: the process answers (nothing else is checked)."""
     return ok({"status": "alive", "pid": os.getpid(), "version": __version__})
 
 
-@bp.get("/ready")
+@ops.route(
+    "GET",
+    "/ready",
+    permission=perm.PUBLIC,
+    summary="Database reachable, schema current.",
+    tag="ops",
+)
 def ready() -> Response:
     """Ready: the database answers and its schema is the one this mlreg needs."""
     db = services().registry.store.db
@@ -44,7 +48,7 @@ def ready() -> Response:
     return ok({"status": "ready", "schema": current})
 
 
-@bp.get("/metrics")
+@ops.route("GET", "/metrics", permission=perm.PUBLIC, summary="Prometheus metrics.", tag="ops")
 def metrics() -> Response:
     m = current_app.extensions["mlreg.server.metrics"]
     pool = services().registry.store.db.engine.pool

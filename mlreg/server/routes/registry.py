@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, current_app, request
 
 from mlreg.errors import InvalidInput, VersionConflict
+from mlreg.registry.artifacts import files_digest
 from mlreg.registry.entities import ModelVersion, VersionStatus
 from mlreg.registry.service import MODELS_SCHEME, RegistryService
 from mlreg.server import permissions as perm
@@ -16,6 +17,7 @@ from mlreg.server.api import (
     query_int,
     query_str,
     query_tags,
+    require_media_type,
 )
 from mlreg.server.permissions import Level
 from mlreg.server.routes import acting_as, acting_user, api, request_id, services
@@ -316,8 +318,7 @@ def create_version(name: str, body: dict[str, Any]) -> Response:
     response=_wrap("model_version", VERSION),
 )
 def upload_version(name: str, version: str) -> Response:
-    if request.mimetype != MEDIA_TYPE:
-        raise InvalidInput(f"expected Content-Type {MEDIA_TYPE}, got {request.mimetype or 'none'}")
+    require_media_type(MEDIA_TYPE)
     expected = request.headers.get(DIGEST_HEADER, "").strip().lower()
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
         raise InvalidInput(f"header {DIGEST_HEADER}: expected the files' sha256 (64 hex digits)")
@@ -330,7 +331,14 @@ def upload_version(name: str, version: str) -> Response:
         )
     limit = current_app.config["MLREG_MAX_UPLOAD_BYTES"]
     with services().scratch() as scratch:
-        extract_tar(request.stream, scratch / "files", limit, "MLREG_MAX_UPLOAD_BYTES")
+        hashes = extract_tar(request.stream, scratch / "files", limit, "MLREG_MAX_UPLOAD_BYTES")
+        received = files_digest({path: bytes.fromhex(sha) for path, sha in hashes.items()})
+        if received != expected:
+            # Refused before anything is stored: the version stays PENDING for a resend.
+            raise InvalidInput(
+                f"header {DIGEST_HEADER}: the files arrived with sha256 {received}, not the "
+                f"{expected} it names; nothing was stored (send them again)"
+            )
         ready = service.store_files(current, scratch / "files", expected_digest=expected)
     return ok({"model_version": ready.to_dict()})
 
@@ -364,12 +372,13 @@ def finish_version(name: str, version: str, body: dict[str, Any]) -> Response:
             VersionStatus.FAILED_REGISTRATION,
             message=(body.get("message") or "the client gave up")[:2000],
         )
-    elif current.status is not VersionStatus.READY or current.digest != body.get("digest"):
+        return ok({"model_version": service.get_model_version(name, current.version).to_dict()})
+    if current.status is not VersionStatus.READY or current.digest != body.get("digest"):
         raise VersionConflict(
             f"version {current.version} of {name!r} is {current.status.value}; upload its "
             "files (PUT .../content) before confirming it READY with their digest"
         )
-    return ok({"model_version": service.get_model_version(name, current.version).to_dict()})
+    return ok({"model_version": current.to_dict()})  # confirmed as it is: nothing to re-read
 
 
 @api.route(
@@ -434,8 +443,7 @@ def set_version_tag(name: str, version: str, key: str, body: dict[str, Any]) -> 
     response=_obj({}),
 )
 def delete_version_tag(name: str, version: str, key: str) -> Response:
-    service = registry()
-    service.store.set_model_version_tag(name, validate_version(version), key, None)
+    registry().delete_model_version_tag(name, version, key)
     return ok({})
 
 
@@ -578,24 +586,36 @@ def resolve() -> Response:
     "GET",
     "/leftovers",
     permission=perm.ADMIN,
-    summary="Temporary copies that interrupted registrations left in the artifact store "
-    "(what `mlreg gc` removes).",
+    summary="Copies of version files that no READY version needs (with the version each was "
+    "made for, if any) and uploads interrupted in the staging area: what `mlreg gc` weighs.",
     tag=TAG,
     response=_obj(
         {
             "leftovers": {
                 "type": "array",
-                "items": _obj({"location": {"type": "string"}, "modified": {"type": "string"}}),
+                "items": _obj(
+                    {
+                        "location": {"type": "string"},
+                        "modified": {"type": "string"},
+                        "name": TEXT,
+                        "version": {"type": ["integer", "null"]},
+                    }
+                ),
             }
         }
     ),
 )
 def leftovers() -> Response:
-    items = services().registry.artifacts.leftovers()
     return ok(
         {
             "leftovers": [
-                {"location": item.location, "modified": item.modified.isoformat()} for item in items
+                {
+                    "location": item.location,
+                    "modified": item.modified.isoformat(),
+                    "name": item.name,
+                    "version": item.version,
+                }
+                for item in services().leftovers()
             ]
         }
     )
@@ -611,9 +631,5 @@ def leftovers() -> Response:
     response=_obj({}),
 )
 def discard_leftover(body: dict[str, Any]) -> Response:
-    artifacts = services().registry.artifacts
-    for item in artifacts.leftovers():
-        if item.location == body["location"]:
-            artifacts.discard(item)
-            break
+    services().discard(body["location"])
     return ok({})

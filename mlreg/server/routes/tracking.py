@@ -9,7 +9,7 @@ from flask import Response, current_app, request
 
 from mlreg.errors import PayloadTooLarge
 from mlreg.server import permissions as perm
-from mlreg.server.api import ok, query_int, query_str
+from mlreg.server.api import ok, query_int, query_str, require_media_type
 from mlreg.server.permissions import Level
 from mlreg.server.routes import acting_user, api, request_id, services
 from mlreg.server.routes.registry import TAGS, TEXT, _obj, _wrap
@@ -23,13 +23,15 @@ from mlreg.tracking.service import MAX_SEARCH, TrackingService
 TAG = "tracking"
 EXPERIMENT = {"$ref": "#/components/schemas/Experiment"}
 RUN = {"$ref": "#/components/schemas/Run"}
+#: The range of the database's 64-bit integer columns (steps, timestamps).
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 NUMBER = {"oneOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]}
 METRIC = _obj(
     {
         "key": {"type": "string"},
         "value": NUMBER,
-        "step": {"type": ["integer", "null"]},
-        "timestamp": {"type": ["integer", "null"]},
+        "step": {"type": ["integer", "null"], **INT64},
+        "timestamp": {"type": ["integer", "null"], **INT64},
     },
     ["key", "value"],
 )
@@ -297,6 +299,7 @@ def download_artifact(run_id: str, path: str) -> Response:
     response=_obj({"path": {"type": "string"}, "size": {"type": "integer"}}),
 )
 def upload_artifact(run_id: str, path: str) -> Response:
+    require_media_type("application/octet-stream")
     service = tracking()
     service.get_run(run_id)  # RunNotFound before reading the body
     parent, _, name = safe_relpath(path).rpartition("/")
