@@ -32,6 +32,8 @@ from mlreg.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between attempts of a first load whose backend is unavailable (TF Serving down).
+LOAD_RETRY_SECONDS = 1.0
 #: Checks a new version against the served one; returns what would break its clients.
 SignatureCheck = Callable[[Backend, Backend], list[str]]
 
@@ -86,6 +88,8 @@ class ServingState:
         self.draining = False
         #: Follow mode's report for /metadata (see mlreg.serving.follow).
         self.follow: dict[str, Any] | None = None
+        #: Why the first load is being retried (a remote backend not up yet), else None.
+        self.waiting: str | None = None
         #: Where sampled requests go (mlreg.serving.prediction_log), when asked for.
         self.prediction_log: PredictionLog | None = None
         self._ready = threading.Event()
@@ -121,6 +125,8 @@ class ServingState:
         """Load and warm up the first model in this thread; raise what the load raised."""
         try:
             served = self._prepare(loader)
+        except BackendUnavailable:
+            raise  # a remote backend not up yet: start_loading retries
         except BaseException as e:
             if isinstance(e, MlregError):
                 # Our own errors say what is wrong in one line; a traceback would bury it.
@@ -130,6 +136,7 @@ class ServingState:
                 self.error = f"{type(e).__name__}: {e}"
                 logger.exception("model failed to load: %s", self.error)
             raise
+        self.waiting = None
         self._make_current(served)
         # TensorFlow and Keras leave millions of long-lived objects behind; a full garbage
         # collection walking them stalls a request for hundreds of milliseconds. Freezing
@@ -137,11 +144,16 @@ class ServingState:
         gc.collect()
         gc.freeze()
         self._ready.set()
+        source = served.backend.source
         logger.info(
-            "model ready",
+            "model ready: %s%s loaded and warmed up in %.2f s",
+            source.uri,
+            f" (version {served.version})" if served.version else "",
+            served.load_seconds,
             extra={
-                "model_uri": served.backend.source.uri,
+                "model_uri": source.uri,
                 "model_version": served.version,
+                "model_digest": source.digest,
                 "load_seconds": round(served.load_seconds, 3),
             },
         )
@@ -210,10 +222,22 @@ class ServingState:
         """Load in a background thread so /ping and /health answer meanwhile."""
 
         def run() -> None:
-            try:
-                self.load(loader)
-            except BaseException:
-                on_failure()
+            logged = 0.0
+            while not self.draining:
+                try:
+                    self.load(loader)
+                    return
+                except BackendUnavailable as e:
+                    # TF Serving down or still loading: requests and /ping say so at once
+                    # (not after a request timeout), and the load is retried.
+                    if e.message != self.waiting or time.monotonic() - logged > 30:
+                        logger.warning("waiting for the backend: %s", e.message)
+                        logged = time.monotonic()
+                    self.waiting = e.message
+                    time.sleep(LOAD_RETRY_SECONDS)
+                except BaseException:
+                    on_failure()
+                    return
 
         self._thread = threading.Thread(target=run, name="mlreg-model-loader", daemon=True)
         self._thread.start()
@@ -224,6 +248,8 @@ class ServingState:
     def serving(self, timeout: float) -> Iterator[Served]:
         """The current version, held for the duration of a request (waits up to ``timeout``
         for a load in progress, else BackendUnavailable: 503)."""
+        if self.waiting is not None and not self._ready.is_set():
+            raise BackendUnavailable(self.not_ready_message())  # known why: do not wait
         if not self._ready.wait(timeout):
             raise BackendUnavailable(self.not_ready_message())
         served = self.current
@@ -260,6 +286,8 @@ class ServingState:
     def not_ready_message(self) -> str:
         if self.error is not None:
             return f"the model failed to load: {self.error}"
+        if self.waiting is not None:
+            return f"{self.waiting}; retrying every {LOAD_RETRY_SECONDS:g} s"
         return "the model is still loading; retry when GET /ping answers 200"
 
     def close(self) -> None:
