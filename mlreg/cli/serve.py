@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 import click
 
+from mlreg.cli.options import show_env_vars
 from mlreg.cli.registry import with_name_hint
 from mlreg.errors import InvalidInput, MissingDependency, MLmodelError, ModelNotFound
 from mlreg.models.model import Model
 from mlreg.serving.gunicorn_app import run
-from mlreg.serving.settings import BACKENDS, LOG_FORMATS, ServingSettings
-from mlreg.uris import movable, resolve_model_uri
+from mlreg.serving.settings import BACKENDS, LOG_FORMATS, LOG_LEVELS, ServingSettings
+from mlreg.uris import ResolvedModel, movable, resolve_model_uri
+from mlreg.version import __version__
 from mlreg.web.gunicorn import check_bind
+from mlreg.web.logs import configure_logging
+
+logger = logging.getLogger("mlreg.serve")
 
 
 @click.command("serve")
@@ -21,8 +27,7 @@ from mlreg.web.gunicorn import check_bind
     "-m",
     "--model-uri",
     default=None,
-    help="Model to serve: a path, file://, models:/name/N|stage|latest or models:/name@alias "
-    "(default: $MLREG_MODEL_URI).",
+    help="Model to serve: a path, file://, models:/name/N|stage|latest or models:/name@alias.",
 )
 @click.option(
     "--model-name",
@@ -31,7 +36,7 @@ from mlreg.web.gunicorn import check_bind
     "directory's name).",
 )
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to bind (default 8080).")
+@click.option("-p", "--port", type=int, default=None, help="Port to bind (default 8080).")
 @click.option(
     "--grpc-port",
     type=int,
@@ -59,6 +64,12 @@ from mlreg.web.gunicorn import check_bind
     type=click.Choice(LOG_FORMATS),
     default=None,
     help="text, or json for one JSON line per request.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Default: info.",
 )
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
@@ -137,17 +148,6 @@ def serve(model_uri: str | None, **flags: object) -> None:
     mlmodel = Model.load(source.path)
     if "python_function" not in mlmodel.flavors:
         raise MLmodelError(f"{source.path}: the model has no python_function flavor to serve")
-    where = (
-        f", computed by TF Serving at {settings.tfserving_target}"
-        if settings.backend == "tfserving"
-        else ""
-    )
-    following = f"; following it every {settings.poll_interval:g} s" if settings.follow else ""
-    click.echo(
-        f"Serving {settings.model_uri} on http://{settings.bind} "
-        f"({settings.workers} worker(s) x {settings.threads} threads{where}{following})",
-        err=True,
-    )
     check_bind(settings.host, settings.port)
     if settings.grpc_port is not None:
         if importlib.util.find_spec("tritonclient") is None:
@@ -156,4 +156,40 @@ def serve(model_uri: str | None, **flags: object) -> None:
                 "pip install 'mlreg[grpc]' (or 'tritonclient[grpc]')"
             )
         check_bind(settings.host, settings.grpc_port)
+    # TensorFlow's C++ logging (oneDNN, CPU features, absl) is plain text on stderr, twice
+    # per worker: quiet unless asked for with --log-level debug or TF_CPP_MIN_LOG_LEVEL.
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if settings.log_level == "debug" else "2"
+    configure_logging(settings.log_format, settings.log_level)
+    _banner(settings, source)
     run(settings, source)
+
+
+show_env_vars(serve, ServingSettings)
+
+
+def _banner(settings: ServingSettings, source: ResolvedModel) -> None:
+    """One line (JSON in JSON mode) saying what is served: the URI and what it resolved to."""
+    resolved = source.uri if source.version is None else f"version {source.version}"
+    if source.digest:
+        resolved += f", {source.digest[:19]}"
+    where = (
+        f", computed by TF Serving at {settings.tfserving_target}"
+        if settings.backend == "tfserving"
+        else ""
+    )
+    following = f"; following it every {settings.poll_interval:g} s" if settings.follow else ""
+    grpc = f" and gRPC on port {settings.grpc_port}" if settings.grpc_port is not None else ""
+    logger.info(
+        f"mlreg {__version__} serving {settings.model_uri} -> {resolved} on "
+        f"http://{settings.bind}{grpc} ({settings.workers} worker(s) x {settings.threads} "
+        f"threads{where}{following})",
+        extra={
+            "mlreg_version": __version__,
+            "model_uri": settings.model_uri,
+            "model_name": source.name,
+            "model_version": source.version,
+            "model_digest": source.digest,
+            "bind": settings.bind,
+        },
+    )

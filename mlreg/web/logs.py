@@ -53,6 +53,16 @@ def configure_logging(log_format: str, level: str) -> None:
     logger.propagate = False
 
 
+class GunicornName(logging.Filter):
+    """gunicorn logs everything (booting workers, too) under ``gunicorn.error``: name it
+    ``gunicorn`` so an INFO line does not read as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "gunicorn.error":
+            record.name = "gunicorn"
+        return True
+
+
 def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
     """A logging dictConfig for gunicorn's own logger in the same format as ours."""
     formatter: dict[str, Any] = (
@@ -62,10 +72,12 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"mlreg": formatter},
+        "filters": {"gunicorn_name": {"()": "mlreg.web.logs.GunicornName"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "mlreg",
+                "filters": ["gunicorn_name"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -78,6 +90,7 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "GunicornName",
     "JsonFormatter",
     "configure_logging",
     "gunicorn_logconfig",

@@ -51,6 +51,42 @@ def test_flag_value_is_checked_and_the_error_names_the_flag(tmp_path: Path) -> N
     assert result.output.strip() == "Error: MLREG_WORKERS: expected an integer >= 1, got 0"
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-p", "80000"], "Error: --port: expected a port number 0-65535, got 80000"),
+        (["--port", "80000"], "Error: --port: expected a port number 0-65535, got 80000"),
+        (["--log-level", "loud"], "Invalid value for '--log-level': 'loud' is not one of"),
+        (["--poll-interval", "soon"], "Error: --poll-interval: expected a duration"),
+    ],
+)
+def test_errors_name_the_flag_that_was_typed(tmp_path: Path, args: list[str], says: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert says in result.output, result.output
+
+
+def test_log_level_flag_reaches_the_settings(tmp_path: Path) -> None:
+    # A valid --log-level passes the settings check; the missing model is the next error.
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path), "--log-level", "DEBUG"])
+    assert result.exit_code == 4, result.output
+    assert "the directory has no MLmodel file" in result.output
+
+
+def test_help_shows_the_variable_behind_each_flag() -> None:
+    from mlreg.cli.serve import serve
+    from mlreg.serving.settings import env_var
+
+    result = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "-p, --port INTEGER" in result.output
+    assert "--log-level [debug|info|warning|error|critical]" in result.output
+    flags = [p for p in serve.params if p.name != "help"]
+    for param in flags:  # every flag is a setting, and its help names the variable
+        assert f"[env: {env_var(param.name)}]" in (param.help or ""), param.name
+    assert "[env: MLREG_TFSERVING_TARGET]" in " ".join(result.output.split())
+
+
 def test_cli_import_does_not_import_tensorflow() -> None:
     code = "import sys, mlreg.cli.main; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
