@@ -100,8 +100,23 @@ def decode_csv(body: bytes) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise InvalidInput(f"malformed CSV: {str(e).strip()}") from None
     if len(df) == 0:
+        first = body.lstrip().splitlines()[0][:80].decode("utf-8", errors="replace")
+        if all(_is_number(c) for c in df.columns):
+            # One line of numbers is a row without its header, not a header without rows.
+            raise SchemaError(
+                f"the CSV body has no header row: its first line ({first}) holds values; send "
+                "a header line naming the columns, then the rows"
+            )
         raise SchemaError("empty batch: the CSV body has a header but no rows")
     return df
+
+
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 # --- MLflow /invocations --------------------------------------------------------------------

@@ -225,6 +225,23 @@ CASES = {
         "empty batch: the CSV body has a header but no rows",
         headers={"Content-Type": "text/csv"},
     ),
+    "csv-without-a-header": Case(
+        "columns",
+        b"1.0,2.0,3\n",
+        400,
+        "SCHEMA_MISMATCH",
+        "the CSV body has no header row: its first line (1.0,2.0,3) holds values; send a header "
+        "line naming the columns, then the rows",
+        headers={"Content-Type": "text/csv"},
+    ),
+    "records-with-array-cells-of-different-shapes": Case(
+        "cnn",
+        orjson.dumps({"dataframe_records": [{"image": IMAGE[0]}, {"image": [[0.0]]}]}),
+        400,
+        "SCHEMA_MISMATCH",
+        "input 'image': each row's cell must be an array of the same shape, got shapes (1, 1), "
+        "(28, 28, 3)",
+    ),
     "deeply-nested-json": Case(
         "cnn",
         nested(5000),
@@ -323,3 +340,14 @@ def test_a_misspelt_input_name_is_refused_naming_the_input_the_model_has(
     assert r.json()["error_code"] == "SCHEMA_MISMATCH"
     assert r.json()["message"] == f"unexpected input 'any_name'; expected inputs: '{name}'"
     assert cnn_target.post(path, body(name)).status_code == 200
+
+
+def test_dataframe_records_with_array_cells_are_rows_of_a_tensor(
+    servers: dict[str, Target],
+) -> None:
+    cnn = servers["cnn"]
+    records = {"dataframe_records": [{"image": IMAGE[0]}, {"image": IMAGE[0]}]}
+    r = cnn.post("/invocations", data=orjson.dumps(records), headers=JSON)
+    assert r.status_code == 200, r.text
+    alone = cnn.post("/invocations", data=orjson.dumps(GOOD["cnn"]), headers=JSON).json()
+    assert r.json()["predictions"] == alone["predictions"] * 2

@@ -84,9 +84,12 @@ def test_columns_forms(columns_target: Target, form: str) -> None:
         r = columns_target.post("/invocations", body)
     got = _ok(r)["predictions"]
     expected = columns_target.model.predict(FRAME)
-    # A DataFrame result is written as records, as MLflow does.
-    assert [list(row) for row in got] == [["0"]] * 3
-    np.testing.assert_allclose([row["0"] for row in got], expected[0].to_numpy(), rtol=1e-6)
+    # A DataFrame result is written as records, as MLflow does, its column named after the
+    # model's output rather than pandas' "0".
+    [name] = expected.columns
+    assert isinstance(name, str) and name != "0"
+    assert [list(row) for row in got] == [[name]] * 3
+    np.testing.assert_allclose([row[name] for row in got], expected[name].to_numpy(), rtol=1e-6)
 
 
 def test_csv_reads_the_same_as_json(columns_target: Target) -> None:
