@@ -22,7 +22,7 @@ from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 from mlreg.uris import ResolvedModel
 from mlreg.web.gunicorn import WORKER_BOOT_ERROR, Application
-from mlreg.web.logs import configure_logging, gunicorn_logconfig
+from mlreg.web.logs import capture_native_stderr, configure_logging, gunicorn_logconfig
 from mlreg.web.worker import WORKER_CLASS
 
 
@@ -69,6 +69,7 @@ def run(
 
     def make_app(metrics_dir: str | None) -> Flask:
         configure_logging(settings.log_format, settings.log_level)
+        capture_native_stderr()  # TensorFlow's C++ lines become (JSON) log records
         state = ServingState(settings, Metrics(metrics_dir))
         app = create_app(settings, state=state)
         if settings.grpc_port is not None:

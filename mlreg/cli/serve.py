@@ -170,7 +170,7 @@ show_env_vars(serve, ServingSettings)
 
 def _banner(settings: ServingSettings, source: ResolvedModel) -> None:
     """One line (JSON in JSON mode) saying what is served: the URI and what it resolved to."""
-    resolved = source.uri if source.version is None else f"version {source.version}"
+    resolved = "a model directory" if source.version is None else f"version {source.version}"
     if source.digest:
         resolved += f", {source.digest[:19]}"
     where = (

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -63,6 +66,48 @@ class GunicornName(logging.Filter):
         return True
 
 
+#: glog/absl severity letters at the start of a native line (``I1127 12:00:00.0 ...``).
+_NATIVE_LEVELS = {
+    "I": logging.DEBUG,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+_NATIVE_PREFIX = re.compile(r"([IWEF])\d{4} ")
+
+
+def capture_native_stderr(name: str = "mlreg.native") -> None:
+    """Turn what native libraries write to file descriptor 2 (TensorFlow's C++ and absl logging,
+    which ignore TF_CPP_MIN_LOG_LEVEL before absl is initialised) into log records: JSON in
+    JSON mode, informational lines at DEBUG, warnings and errors at their level.
+
+    Python's own stderr moves to a copy of the descriptor first, so records written by the
+    handlers never come back through the pipe. Call once per process, after the handlers
+    exist."""
+    original = sys.stderr
+    own = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    for logger in [logging.getLogger(), *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original:
+                handler.setStream(own)
+    sys.stderr = own
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    native = logging.getLogger(name)
+
+    def forward() -> None:
+        with open(read, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                if line:
+                    found = _NATIVE_PREFIX.match(line)
+                    level = _NATIVE_LEVELS[found.group(1)] if found else logging.DEBUG
+                    native.log(level, "%s", line)
+
+    threading.Thread(target=forward, name="mlreg-native-stderr", daemon=True).start()
+
+
 def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
     """A logging dictConfig for gunicorn's own logger in the same format as ours."""
     formatter: dict[str, Any] = (
@@ -92,6 +137,7 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
 __all__ = [
     "GunicornName",
     "JsonFormatter",
+    "capture_native_stderr",
     "configure_logging",
     "gunicorn_logconfig",
     "make_formatter",
