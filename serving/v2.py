@@ -62,6 +62,11 @@ PROTOCOL_PARAMETERS = frozenset(
 )
 MAX_RANK = 32
 _local = threading.local()
+#: A request's fields; KServe's SDK also sends model_name (and model_version), which the URL
+#: already says: tolerated, like KServe's own server does.
+_REQUEST_FIELDS = frozenset(
+    ["id", "parameters", "inputs", "outputs", "model_name", "model_version"]
+)
 
 
 def datatype_of(dtype: np.dtype) -> str:
@@ -243,7 +248,7 @@ def decode_json_request(header: bytes, binary: bytes = b"") -> InferRequest:
         raise InvalidInput(f"malformed JSON: {e}") from None
     if not isinstance(doc, simdjson.Object):
         raise InvalidInput("expected a JSON object with 'inputs'")
-    unknown = [k for k in doc.keys() if k not in ("id", "parameters", "inputs", "outputs")]  # noqa: SIM118
+    unknown = [k for k in doc.keys() if k not in _REQUEST_FIELDS]  # noqa: SIM118
     if unknown:
         raise InvalidInput(
             f"unknown field {', '.join(map(repr, unknown))}; expected 'inputs' and optionally "
