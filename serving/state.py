@@ -38,6 +38,11 @@ LOAD_RETRY_SECONDS = 1.0
 SignatureCheck = Callable[[Backend, Backend], list[str]]
 
 
+class _NotUpYet(BackendUnavailable):
+    """The loader could not reach its backend (TF Serving down or still loading the model):
+    the first load is retried, not failed. A warm-up that fails is not this."""
+
+
 class Served:
     """One loaded, warmed-up version: what a request runs on from its start to its answer."""
 
@@ -125,7 +130,7 @@ class ServingState:
         """Load and warm up the first model in this thread; raise what the load raised."""
         try:
             served = self._prepare(loader)
-        except BackendUnavailable:
+        except _NotUpYet:
             raise  # a remote backend not up yet: start_loading retries
         except BaseException as e:
             if isinstance(e, MlregError):
@@ -196,7 +201,10 @@ class ServingState:
 
     def _prepare(self, loader: Callable[[], Backend]) -> Served:
         start = time.perf_counter()
-        backend = loader()
+        try:
+            backend = loader()
+        except BackendUnavailable as e:
+            raise _NotUpYet(e.message) from e
         runner = Runner(backend, self.settings, self.metrics.of(version_of(backend.source)))
         try:
             warm_up(runner, backend)
@@ -227,7 +235,7 @@ class ServingState:
                 try:
                     self.load(loader)
                     return
-                except BackendUnavailable as e:
+                except _NotUpYet as e:
                     # TF Serving down or still loading: requests and /ping say so at once
                     # (not after a request timeout), and the load is retried.
                     if e.message != self.waiting or time.monotonic() - logged > 30:
