@@ -131,7 +131,8 @@ class DirectPredictions:
         state = self.state
         loop = asyncio.get_running_loop()
         deadline = loop.time() + state.settings.timeout
-        while not state.ready and loop.time() < deadline:
+        # A load that is being retried (TF Serving unreachable) is answered at once, with why.
+        while not state.ready and state.waiting is None and loop.time() < deadline:
             await asyncio.sleep(0.05)
         served = state.current
         if not state.ready or served is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
 import orjson
 import pytest
 
@@ -350,4 +351,5 @@ def test_dataframe_records_with_array_cells_are_rows_of_a_tensor(
     r = cnn.post("/invocations", data=orjson.dumps(records), headers=JSON)
     assert r.status_code == 200, r.text
     alone = cnn.post("/invocations", data=orjson.dumps(GOOD["cnn"]), headers=JSON).json()
-    assert r.json()["predictions"] == alone["predictions"] * 2
+    # Two rows in one call may round differently from one (oneDNN): equal to float32 precision.
+    np.testing.assert_allclose(r.json()["predictions"], alone["predictions"] * 2, rtol=1e-5)

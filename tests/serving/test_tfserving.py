@@ -262,9 +262,9 @@ def test_readiness_follows_the_model_status(tmp_path: Path, cnn_dir: Path) -> No
     try:
         # nothing exported yet: TF Serving has no version, so the server waits and says so
         wait_for(lambda: ping(server) == 503, timeout=60)
-        time.sleep(1)
+        wait_for(lambda: "is not loaded" in server.get("/ping").json()["message"])
         says = server.get("/ping").json()["message"]
-        assert "model 'cnn' (version 1)" in says and "is not loaded" in says, says
+        assert says.startswith("model 'cnn' (version 1) in TensorFlow Serving at "), says
         assert says.endswith("; retrying every 1 s"), says
         export(cnn_dir, base, 1)
         server.wait_ready(timeout=60)
