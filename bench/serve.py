@@ -1,7 +1,7 @@
 """HTTP and gRPC serving throughput and latency: ``mlreg serve`` next to MLServer and MLflow.
 
-Usage: python bench/serve.py [--duration S] [--no-mlserver] [--no-mlflow] [--batching]
-                             [--tfserving] [--mlserver PATH]
+Usage: python bench/serve.py [--duration S] [--rounds N] [--no-mlserver] [--no-mlflow]
+                             [--batching] [--tfserving] [--mlserver PATH]
 
 Every server runs the reference docs' Keras CNN (28x28x3 -> 2, the same weights) with one
 worker (one process) on 127.0.0.1, started, measured and stopped in turn:
@@ -316,6 +316,9 @@ def main() -> None:
     parser.add_argument("--mlserver", help="MLServer's command (default: .ci/mlserver.sh's)")
     parser.add_argument("--batching", action="store_true", help="add mlreg with batching")
     parser.add_argument("--tfserving", action="store_true", help="add the tfserving backend")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="run mlreg and MLServer N times, keep the best"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mlreg-bench-"))
@@ -354,7 +357,9 @@ def main() -> None:
                         if what != size:
                             continue
                         r = measure(http, grpc, load, c, args.duration, work)
-                        results[(name, label, c if size == "one image" else -BATCH)] = r
+                        key = (name, label, c if size == "one image" else -BATCH)
+                        if key not in results or r.rps > results[key].rps:
+                            results[key] = r  # the best round
                         print(
                             f"{name:>16} {label:<18} {size:<11} c={c:<3} {r.rps:9.1f} req/s "
                             f"p50 {r.p50_ms:8.2f} ms p99 {r.p99_ms:8.2f} ms err {r.errors}",
@@ -366,83 +371,14 @@ def main() -> None:
 
     one, batch = "one image", f"{BATCH} images"
     every = ["/invocations JSON", "V2 REST JSON", "V2 REST binary", "V2 gRPC"]
-    # mlreg, one worker and two.
-    for workers in (1, 2):
-        port, grpc_port = free_port(), free_port()
-        name = "mlreg" if workers == 1 else "mlreg 2 workers"
-        cmd = [
-            str(BIN / "mlreg"),
-            "serve",
-            "-m",
-            str(mlreg_dir),
-            "--port",
-            str(port),
-            "--grpc-port",
-            str(grpc_port),
-            "--workers",
-            str(workers),
-            "--model-name",
-            "cnn",
-        ]
-        log = work / f"{name}.log"
-        workloads = {one: every, batch: every} if workers == 1 else {one: every}
-        bench(
-            name,
-            start(cmd, log, env),
-            log,
-            f"http://127.0.0.1:{port}",
-            f"127.0.0.1:{grpc_port}",
-            "/ping",
-            "cnn",
-            workloads,
-        )
-    if args.batching:
-        port = free_port()
-        cmd = [
-            str(BIN / "mlreg"),
-            "serve",
-            "-m",
-            str(mlreg_dir),
-            "--port",
-            str(port),
-            "--threads",
-            "16",
-            "--batch-max-size",
-            "16",
-            "--model-name",
-            "cnn",
-        ]
-        log = work / "batching.log"
-        bench(
-            "mlreg+batching",
-            start(cmd, log, env),
-            log,
-            f"http://127.0.0.1:{port}",
-            "",
-            "/ping",
-            "cnn",
-            {one: ["/invocations JSON"]},
-        )
-    if args.tfserving:
-        base = work / "tfs" / "cnn"
-        shutil.copytree(mlreg_dir / "tfserving" / "1", base / "1")
-        peer_port, port = free_port(), free_port()
-        peer = start(
-            [
-                sys.executable,
-                "-m",
-                "tests.serving.tfserving_peer",
-                "--port",
-                str(peer_port),
-                "--model_name",
-                "cnn",
-                "--model_base_path",
-                str(base),
-            ],
-            work / "peer.log",
-            {**env, "PYTHONPATH": str(ROOT)},
-        )
-        try:
+    # mlreg and MLServer in rounds: this machine is shared and its load moves by the minute,
+    # so each gets several chances at different times and keeps its best (MLflow, 30x
+    # slower, runs once after).
+    for _round in range(args.rounds):
+        # mlreg, one worker and two.
+        for workers in (1, 2):
+            port, grpc_port = free_port(), free_port()
+            name = "mlreg" if workers == 1 else "mlreg 2 workers"
             cmd = [
                 str(BIN / "mlreg"),
                 "serve",
@@ -450,18 +386,44 @@ def main() -> None:
                 str(mlreg_dir),
                 "--port",
                 str(port),
-                "--backend",
-                "tfserving",
-                "--tfserving-target",
-                f"127.0.0.1:{peer_port}",
-                "--tfserving-model-name",
-                "cnn",
+                "--grpc-port",
+                str(grpc_port),
+                "--workers",
+                str(workers),
                 "--model-name",
                 "cnn",
             ]
-            log = work / "tfserving.log"
+            log = work / f"{name}.log"
+            workloads = {one: every, batch: every} if workers == 1 else {one: every}
             bench(
-                "mlreg->tfserving",
+                name,
+                start(cmd, log, env),
+                log,
+                f"http://127.0.0.1:{port}",
+                f"127.0.0.1:{grpc_port}",
+                "/ping",
+                "cnn",
+                workloads,
+            )
+        if args.batching:
+            port = free_port()
+            cmd = [
+                str(BIN / "mlreg"),
+                "serve",
+                "-m",
+                str(mlreg_dir),
+                "--port",
+                str(port),
+                "--threads",
+                "16",
+                "--batch-max-size",
+                "16",
+                "--model-name",
+                "cnn",
+            ]
+            log = work / "batching.log"
+            bench(
+                "mlreg+batching",
                 start(cmd, log, env),
                 log,
                 f"http://127.0.0.1:{port}",
@@ -470,65 +432,116 @@ def main() -> None:
                 "cnn",
                 {one: ["/invocations JSON"]},
             )
-        finally:
-            stop(peer)
-    if not args.no_mlserver:
-        mlserver = (
-            args.mlserver
-            or subprocess.run(
-                ["bash", str(ROOT / ".ci" / "mlserver.sh")],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        )
-        import mlflow.tensorflow  # the MLflow runtime serves what MLflow saved
-
-        mlflow_dir = work / "mlflow_model"
-        mlflow.tensorflow.save_model(model, str(mlflow_dir), input_example=x1)
-        for name, model_settings, workloads in [
-            (
-                "mlserver",
-                {
-                    "implementation": "runtime.SavedModelRuntime",
-                    "parameters": {"uri": "./savedmodel"},
-                },
-                {one: ["V2 REST JSON", "V2 gRPC"], batch: ["V2 REST JSON", "V2 gRPC"]},
-            ),
-            (
-                "mlserver-mlflow",
-                {
-                    "implementation": "mlserver_mlflow.MLflowRuntime",
-                    "parameters": {"uri": str(mlflow_dir)},
-                },
-                {one: ["V2 REST JSON", "/invocations JSON"], batch: ["V2 REST JSON"]},
-            ),
-        ]:
-            port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-            settings = {
-                "parallel_workers": 0,
-                "http_port": port,
-                "grpc_port": grpc_port,
-                "metrics_port": metrics_port,
-                "host": "127.0.0.1",
-            }
-            folder = mlserver_folder(work, "cnn", settings, model_settings)
-            if name == "mlserver":
-                shutil.copy(ROOT / "bench" / "mlserver_runtime.py", folder / "cnn" / "runtime.py")
-                shutil.copytree(mlreg_dir / "tfserving" / "1", folder / "cnn" / "savedmodel")
-            log = work / f"{name}.log"
-            proc = start([mlserver, "start", str(folder)], log, env, cwd=folder)
-            bench(
-                name,
-                proc,
-                log,
-                f"http://127.0.0.1:{port}",
-                f"127.0.0.1:{grpc_port}",
-                "/v2/models/cnn/ready",
-                "cnn",
-                workloads,
+        if args.tfserving:
+            base = work / "tfs" / "cnn"
+            shutil.copytree(mlreg_dir / "tfserving" / "1", base / "1")
+            peer_port, port = free_port(), free_port()
+            peer = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.serving.tfserving_peer",
+                    "--port",
+                    str(peer_port),
+                    "--model_name",
+                    "cnn",
+                    "--model_base_path",
+                    str(base),
+                ],
+                work / "peer.log",
+                {**env, "PYTHONPATH": str(ROOT)},
             )
-            shutil.rmtree(folder)
+            try:
+                cmd = [
+                    str(BIN / "mlreg"),
+                    "serve",
+                    "-m",
+                    str(mlreg_dir),
+                    "--port",
+                    str(port),
+                    "--backend",
+                    "tfserving",
+                    "--tfserving-target",
+                    f"127.0.0.1:{peer_port}",
+                    "--tfserving-model-name",
+                    "cnn",
+                    "--model-name",
+                    "cnn",
+                ]
+                log = work / "tfserving.log"
+                bench(
+                    "mlreg->tfserving",
+                    start(cmd, log, env),
+                    log,
+                    f"http://127.0.0.1:{port}",
+                    "",
+                    "/ping",
+                    "cnn",
+                    {one: ["/invocations JSON"]},
+                )
+            finally:
+                stop(peer)
+        if not args.no_mlserver:
+            mlserver = (
+                args.mlserver
+                or subprocess.run(
+                    ["bash", str(ROOT / ".ci" / "mlserver.sh")],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
+            )
+            import mlflow.tensorflow  # the MLflow runtime serves what MLflow saved
+
+            mlflow_dir = work / f"mlflow_model_r{_round}"
+            mlflow.tensorflow.save_model(model, str(mlflow_dir), input_example=x1)
+            for name, model_settings, workloads in [
+                (
+                    "mlserver",
+                    {
+                        "implementation": "runtime.SavedModelRuntime",
+                        "parameters": {"uri": "./savedmodel"},
+                    },
+                    {one: ["V2 REST JSON", "V2 gRPC"], batch: ["V2 REST JSON", "V2 gRPC"]},
+                ),
+                (
+                    "mlserver-mlflow",
+                    {
+                        "implementation": "mlserver_mlflow.MLflowRuntime",
+                        "parameters": {"uri": str(mlflow_dir)},
+                    },
+                    {one: ["V2 REST JSON", "/invocations JSON"], batch: ["V2 REST JSON"]},
+                ),
+            ]:
+                if name == "mlserver-mlflow" and _round:
+                    continue  # 100x slower than the rest: one round says enough
+                port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+                settings = {
+                    "parallel_workers": 0,
+                    "http_port": port,
+                    "grpc_port": grpc_port,
+                    "metrics_port": metrics_port,
+                    "host": "127.0.0.1",
+                }
+                folder = mlserver_folder(work, "cnn", settings, model_settings)
+                if name == "mlserver":
+                    shutil.copy(
+                        ROOT / "bench" / "mlserver_runtime.py", folder / "cnn" / "runtime.py"
+                    )
+                    shutil.copytree(mlreg_dir / "tfserving" / "1", folder / "cnn" / "savedmodel")
+                log = work / f"{name}.log"
+                proc = start([mlserver, "start", str(folder)], log, env, cwd=folder)
+                bench(
+                    name,
+                    proc,
+                    log,
+                    f"http://127.0.0.1:{port}",
+                    f"127.0.0.1:{grpc_port}",
+                    "/v2/models/cnn/ready",
+                    "cnn",
+                    workloads,
+                )
+                shutil.rmtree(folder)
     mlflow_bin = BIN / "mlflow"
     if not args.no_mlflow and mlflow_bin.exists():
         import mlflow.tensorflow
