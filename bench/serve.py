@@ -36,6 +36,10 @@ shares of the samples in which a thread was running, not waiting):
   per thread), the byte-count guard against memory amplification (5%), dtype casts (4%);
 - the rest: enforcement, metrics, encoding the answer.
 
+Computing a fast model's request on the loop itself when nothing else computes (saving the
+hand-off) was tried and dropped: a model whose time depends on its input (the tests' sleepy
+model: fast, then 1.5 s for one request) then held /ping for 1.2 s.
+
 For ``/invocations`` the pieces are timed one by one by ``bench/serve_breakdown.py``.
 """
 
