@@ -315,10 +315,13 @@ def _collect(closed: threading.Event, gone: weakref.ref[Served], version: str) -
     # automatic collection, which frozen objects never get.
     gc.unfreeze()  # its objects were frozen with everything else after the first load
     for _ in range(100):
-        gc.collect()
         if gone() is None:
             break
+        gc.collect()
         time.sleep(0.05)
+    # Once the version itself is gone, what it held in reference cycles (the loaded
+    # SavedModel, its variables) is unreachable: this collection frees it.
+    gc.collect()
     gc.freeze()
     _trim_heap()
     if gone() is None:
