@@ -172,7 +172,7 @@ def _banner(settings: ServingSettings, source: ResolvedModel) -> None:
     """One line (JSON in JSON mode) saying what is served: the URI and what it resolved to."""
     resolved = "a model directory" if source.version is None else f"version {source.version}"
     if source.digest:
-        resolved += f", {source.digest[:19]}"
+        resolved += f", sha256:{source.digest.split(':')[-1][:12]}"
     where = (
         f", computed by TF Serving at {settings.tfserving_target}"
         if settings.backend == "tfserving"

@@ -123,6 +123,12 @@ def test_serves_a_registry_uri_resolved_once(cnn_dir: Path, tmp_path: Path) -> N
         meta = server.get("/metadata").json()
         assert (meta["name"], meta["version"], meta["uri"]) == ("mnist", 1, "models:/mnist/latest")
         assert len(meta["digest"]) == 64
+        # The banner says what the URI resolved to, with the digest's start.
+        banner = f"serving models:/mnist/latest -> version 1, sha256:{meta['digest'][-64:][:12]} on"
+        assert banner in server.log(), server.log()[:2000]
+        assert "model ready: models:/mnist/latest (version 1) loaded and warmed up in" in (
+            server.log()
+        )
         r = server.post("/v1/models/mnist/versions/1:predict", {"instances": images(1).tolist()})
         assert r.status_code == 200 and len(r.json()["predictions"]) == 1
         assert server.post("/v1/models/other:predict", {"instances": [[1]]}).status_code == 404
