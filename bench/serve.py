@@ -1,18 +1,46 @@
-"""HTTP serving throughput and latency: ``mlreg serve`` next to ``mlflow models serve``.
+"""HTTP and gRPC serving throughput and latency: ``mlreg serve`` next to MLServer and MLflow.
 
-Usage: python bench/serve.py [--duration S] [--no-mlflow] [--no-batching] [--no-tfserving]
+Usage: python bench/serve.py [--duration S] [--rounds N] [--no-mlserver] [--no-mlflow]
+                             [--batching] [--tfserving] [--mlserver PATH]
 
-Both servers run the reference docs' Keras CNN (28x28x3 -> 2, the same weights) with one
-worker on 127.0.0.1. The load comes from a second process (``wrk`` with a Lua script for
-the POST body, or a bounded Python client when wrk is missing) at concurrency 1 and 16,
-one 28x28x3 image per request. The table prints requests/s and p50/p99 latency side by
-side and mlreg's ratio to MLflow, then mlreg's p50 at concurrency 1 against the raw traced
-TensorFlow call on the same input (how close the server is to the limit).
+Every server runs the reference docs' Keras CNN (28x28x3 -> 2, the same weights) with one
+worker (one process) on 127.0.0.1, started, measured and stopped in turn:
 
-``mlreg->tfserving`` is the same server with ``--backend tfserving`` in front of the TF
-Serving test peer (tests/serving/tfserving_peer.py: real gRPC, TF Serving's protos, the
-same SavedModel in real TensorFlow), so the cost of the extra gRPC hop is a number. The
-peer is Python, not TF Serving's C++ server, so treat its side of the hop as an upper bound.
+- ``mlreg``: ``mlreg serve`` (its /invocations, V2 REST in JSON and with binary tensor data,
+  and V2 gRPC on --grpc-port); ``mlreg 2 workers``: the same with ``--workers 2``;
+- ``mlserver``: MLServer (``parallel_workers: 0``) with a custom runtime that calls the
+  SavedModel's serving_default signature, as mlreg does (bench/mlserver_runtime.py): the fair
+  peer, over V2 REST (JSON; MLServer has no binary extension) and V2 gRPC;
+- ``mlserver-mlflow``: MLServer's MLflow runtime on the same model saved by MLflow (Keras
+  ``predict()``), over V2 REST and its /invocations;
+- ``mlflow``: ``mlflow models serve --env-manager local``;
+- with ``--batching``, mlreg with --batch-max-size 16; with ``--tfserving``, mlreg in front of
+  the TF Serving test peer (tests/serving/tfserving_peer.py).
+
+The load comes from a second process: ``wrk`` for HTTP (a Lua script sets the body and
+headers), a grpc.aio client for gRPC. Workloads: one image per request at concurrency 1 and
+16, and a batch of 256 images per request at concurrency 1. MLServer is installed in its own
+virtualenv by ``bash .ci/mlserver.sh`` (or give ``--mlserver PATH/TO/mlserver``).
+
+Where the time of one request goes (py-spy, ``py-spy record -r 500 --nonblocking -f raw`` on
+the worker of ``mlreg serve`` while wrk sends V2 REST JSON, one image, concurrency 1, 12 s;
+shares of the samples in which a thread was running, not waiting):
+
+- 35% the TensorFlow call (``Predictor.predict``; 27% inside the eager executor itself);
+- 23% handing the request from the event loop to a pool thread and back
+  (``ThreadPoolExecutor.submit`` 11%, ``loop.call_soon_threadsafe``'s wake-up write 12%):
+  mostly waiting for the GIL the other thread holds. It is the price of answering probes
+  while the model runs (issue 21: stalled clients must not take /ping down), so it stays;
+- 22% the event loop: reading and parsing HTTP (h11), writing the answer (6%);
+- 13% decoding the V2 JSON into arrays: a new simdjson parser per request (4%, now reused
+  per thread), the byte-count guard against memory amplification (5%), dtype casts (4%);
+- the rest: enforcement, metrics, encoding the answer.
+
+Computing a fast model's request on the loop itself when nothing else computes (saving the
+hand-off) was tried and dropped: a model whose time depends on its input (the tests' sleepy
+model: fast, then 1.5 s for one request) then held /ping for 1.2 s.
+
+For ``/invocations`` the pieces are timed one by one by ``bench/serve_breakdown.py``.
 """
 
 from __future__ import annotations
@@ -39,9 +67,9 @@ from reference import reference_cnn  # bench/ is on sys.path
 
 from mlreg.tensorflow import save_model
 
-CONCURRENCY = (1, 16)
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
+BATCH = 256
 
 
 @dataclass
@@ -52,26 +80,42 @@ class Result:
     errors: int
 
 
+@dataclass(frozen=True)
+class Load:
+    """One kind of request: HTTP (path, headers, body file) or gRPC (a serialized request)."""
+
+    label: str
+    path: str = ""
+    body: Path | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    grpc: Path | None = None  # a serialized ModelInferRequest
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None):
     out = open(log, "wb")  # noqa: SIM115  (the child owns it)
     return subprocess.Popen(
-        cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        cmd,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        start_new_session=True,
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            if requests.get(url + "/ping", timeout=2).status_code == 200:
+            if requests.get(url, timeout=2).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
@@ -81,11 +125,11 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120
 
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers (its own session)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
@@ -93,7 +137,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 LUA = """
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+{headers}
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
@@ -106,9 +150,10 @@ end
 """
 
 
-def run_wrk(url: str, body: Path, concurrency: int, duration: float, work: Path) -> Result:
+def run_wrk(url: str, load: Load, concurrency: int, duration: float, work: Path) -> Result:
     script = work / "post.lua"
-    script.write_text(LUA.replace("{body}", str(body)))
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in load.headers)
+    script.write_text(LUA.replace("{headers}", headers).replace("{body}", str(load.body)))
     out = subprocess.run(
         [
             "wrk",
@@ -116,10 +161,10 @@ def run_wrk(url: str, body: Path, concurrency: int, duration: float, work: Path)
             f"-c{concurrency}",
             f"-d{duration:g}s",
             "--timeout",
-            "10s",
+            "20s",
             "-s",
             str(script),
-            url + "/invocations",
+            url + load.path,
         ],
         capture_output=True,
         text=True,
@@ -135,36 +180,48 @@ def run_wrk(url: str, body: Path, concurrency: int, duration: float, work: Path)
     )
 
 
-PY_CLIENT = """
-import json, sys, threading, time, http.client
-from urllib.parse import urlparse
-url, body_path, conc, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-body = open(body_path, "rb").read()
-u = urlparse(url)
-lat, errors, lock = [], [0], threading.Lock()
-end = time.monotonic() + duration
-def client():
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-    while time.monotonic() < end:
-        t = time.perf_counter()
-        try:
-            conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-            r = conn.getresponse(); r.read(); ok = r.status == 200
-        except OSError:
-            ok = False; conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-        with lock:
-            (lat.append(time.perf_counter() - t) if ok else errors.__setitem__(0, errors[0] + 1))
-ts = [threading.Thread(target=client) for _ in range(conc)]
-start = time.monotonic(); [t.start() for t in ts]; [t.join() for t in ts]
+GRPC_CLIENT = """
+import asyncio, json, sys, time
+import grpc
+target, request_path = sys.argv[1], sys.argv[2]
+conc, duration = int(sys.argv[3]), float(sys.argv[4])
+body = open(request_path, "rb").read()
+lat, errors = [], [0]
+async def main():
+    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                   request_serializer=None, response_deserializer=None)
+        end = time.monotonic() + duration
+        async def client():
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                try:
+                    await call(body, timeout=20)
+                    lat.append(time.perf_counter() - t)
+                except grpc.aio.AioRpcError:
+                    errors[0] += 1
+        start = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(conc)))
+        return time.monotonic() - start
+secs = asyncio.run(main())
 lat.sort()
-print(json.dumps({"n": len(lat), "errors": errors[0], "secs": time.monotonic() - start,
+print(json.dumps({"n": len(lat), "errors": errors[0], "secs": secs,
   "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000}))
 """
 
 
-def run_python_client(url: str, body: Path, concurrency: int, duration: float) -> Result:
+def run_grpc(target: str, load: Load, concurrency: int, duration: float) -> Result:
     out = subprocess.run(
-        [sys.executable, "-c", PY_CLIENT, url, str(body), str(concurrency), str(duration)],
+        [
+            sys.executable,
+            "-c",
+            GRPC_CLIENT,
+            target,
+            str(load.grpc),
+            str(concurrency),
+            str(duration),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -174,84 +231,187 @@ def run_python_client(url: str, body: Path, concurrency: int, duration: float) -
     return Result(r["n"] / r["secs"], r["p50"], r["p99"], r["errors"])
 
 
-def drive(url: str, body: Path, concurrency: int, duration: float, work: Path) -> Result:
-    if shutil.which("wrk"):
-        run_wrk(url, body, concurrency, min(1.0, duration), work)  # warm-up, not counted
-        return run_wrk(url, body, concurrency, duration, work)
-    run_python_client(url, body, concurrency, min(1.0, duration))
-    return run_python_client(url, body, concurrency, duration)
+def measure(http: str, grpc: str, load: Load, concurrency: int, duration: float, work: Path):
+    warm = min(1.0, duration)
+    if load.grpc is not None:
+        run_grpc(grpc, load, concurrency, warm)
+        return run_grpc(grpc, load, concurrency, duration)
+    run_wrk(http, load, concurrency, warm, work)
+    return run_wrk(http, load, concurrency, duration, work)
+
+
+# --- request bodies -----------------------------------------------------------------------
+
+
+def loads(work: Path, x: np.ndarray, tag: str, model: str, name: str) -> dict[str, Load]:
+    """The ways of sending ``x`` to a server serving ``model`` whose input is ``name``."""
+    json_h = (("Content-Type", "application/json"),)
+    invocations = work / f"invocations-{tag}.json"
+    invocations.write_text(json.dumps({"inputs": x.tolist()}))
+    v2 = work / f"v2-{tag}-{model}.json"
+    tensor = {"name": name, "shape": list(x.shape), "datatype": "FP32"}
+    v2.write_text(json.dumps({"inputs": [{**tensor, "data": x.reshape(-1).tolist()}]}))
+    header = json.dumps(
+        {
+            "inputs": [{**tensor, "parameters": {"binary_data_size": x.nbytes}}],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    binary = work / f"v2-{tag}-{model}.bin"
+    binary.write_bytes(header + x.tobytes())
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype="FP32", shape=list(x.shape))
+    request.raw_input_contents.append(x.tobytes())
+    grpc = work / f"grpc-{tag}-{model}.pb"
+    grpc.write_bytes(request.SerializeToString())
+    infer = f"/v2/models/{model}/infer"
+    return {
+        "/invocations JSON": Load("/invocations JSON", "/invocations", invocations, json_h),
+        "V2 REST JSON": Load("V2 REST JSON", infer, v2, json_h),
+        "V2 REST binary": Load(
+            "V2 REST binary",
+            infer,
+            binary,
+            (
+                ("Inference-Header-Content-Length", str(len(header))),
+                ("Content-Type", "application/octet-stream"),
+            ),
+        ),
+        "V2 gRPC": Load("V2 gRPC", grpc=grpc),
+    }
 
 
 # --- the raw TensorFlow call --------------------------------------------------------------
 
 
 def raw_tf_p50_ms(model_dir: Path, x: np.ndarray, repeats: int = 2000) -> float:
-    """Median latency of the SavedModel's serving signature called with one image."""
+    """Median latency of the SavedModel's serving signature called with ``x``."""
     fn = tf.saved_model.load(str(model_dir / "tfserving" / "1")).signatures["serving_default"]
     name = next(iter(fn.structured_input_signature[1]))
     for _ in range(200):
         fn(**{name: tf.constant(x)})
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start_t = time.perf_counter()
         out = fn(**{name: tf.constant(x)})
         next(iter(out.values())).numpy()
-        samples.append(time.perf_counter() - start)
+        samples.append(time.perf_counter() - start_t)
     return statistics.median(samples) * 1000
 
 
-# --- main ---------------------------------------------------------------------------------
+# --- servers ------------------------------------------------------------------------------
+
+
+def mlserver_folder(work: Path, name: str, settings: dict, model_settings: dict) -> Path:
+    folder = work / f"mlserver-{name}"
+    (folder / name).mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps(settings))
+    (folder / name / "model-settings.json").write_text(json.dumps({"name": name, **model_settings}))
+    return folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
-    parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
-    parser.add_argument("--no-batching", action="store_true", help="skip mlreg with batching")
-    parser.add_argument("--no-tfserving", action="store_true", help="skip the tfserving backend")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip mlflow models serve")
+    parser.add_argument("--no-mlserver", action="store_true", help="skip MLServer")
+    parser.add_argument("--mlserver", help="MLServer's command (default: .ci/mlserver.sh's)")
+    parser.add_argument("--batching", action="store_true", help="add mlreg with batching")
+    parser.add_argument("--tfserving", action="store_true", help="add the tfserving backend")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="run mlreg and MLServer N times, keep the best"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mlreg-bench-"))
     model = reference_cnn()
-    x = np.random.default_rng(0).uniform(size=(1, 28, 28, 3)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x1 = rng.uniform(size=(1, 28, 28, 3)).astype(np.float32)
+    x256 = rng.uniform(size=(BATCH, 28, 28, 3)).astype(np.float32)
     mlreg_dir = work / "mlreg_model"
-    save_model(model, mlreg_dir, input_example=x)
-    body = work / "body.json"
-    body.write_text(json.dumps({"inputs": x.tolist()}))
-
-    raw_ms = raw_tf_p50_ms(mlreg_dir, x)
+    save_model(model, mlreg_dir, input_example=x1)
+    input_name = next(iter(_serving_inputs(mlreg_dir)))
+    raw_ms = raw_tf_p50_ms(mlreg_dir, x1)
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-    servers: dict[str, dict[int, Result]] = {}
-    answers: dict[str, list] = {}
 
-    def bench(name: str, cmd: list[str], url: str, srv_env: dict[str, str]) -> None:
-        log = work / f"{name}.log"
-        proc = start(cmd, log, srv_env)
+    # (server, workload, concurrency) -> Result; the answers, to compare predictions.
+    results: dict[tuple[str, str, int], Result] = {}
+    answers: dict[str, np.ndarray] = {}
+    plan = [(1, "one image"), (16, "one image"), (1, f"{BATCH} images")]
+
+    def bench(
+        name: str,
+        proc: subprocess.Popen,
+        log: Path,
+        http: str,
+        grpc: str,
+        ready: str,
+        model_name: str,
+        workloads: dict[str, list[str]],
+    ) -> None:
         try:
-            wait_ready(url, proc, log)
-            r = requests.post(
-                url + "/invocations",
-                data=body.read_bytes(),
-                headers={"Content-Type": "application/json"},
-            )
-            r.raise_for_status()
-            answers[name] = r.json()["predictions"]
-            servers[name] = {c: drive(url, body, c, args.duration, work) for c in CONCURRENCY}
+            wait_ready(http + ready, proc, log)
+            for size, x in (("one image", x1), (f"{BATCH} images", x256)):
+                kinds = loads(work, x, size.split()[0], model_name, input_name)
+                for label in workloads.get(size, []):
+                    load = kinds[label]
+                    for c, what in plan:
+                        if what != size:
+                            continue
+                        r = measure(http, grpc, load, c, args.duration, work)
+                        key = (name, label, c if size == "one image" else -BATCH)
+                        if key not in results or r.rps > results[key].rps:
+                            results[key] = r  # the best round
+                        print(
+                            f"{name:>16} {label:<18} {size:<11} c={c:<3} {r.rps:9.1f} req/s "
+                            f"p50 {r.p50_ms:8.2f} ms p99 {r.p99_ms:8.2f} ms err {r.errors}",
+                            flush=True,
+                        )
+            answers[name] = _answer(http, model_name, input_name, x1)
         finally:
             stop(proc)
 
-    port = free_port()
-    bench(
-        "mlreg",
-        [str(BIN / "mlreg"), "serve", "-m", str(mlreg_dir), "--port", str(port), "--workers", "1"],
-        f"http://127.0.0.1:{port}",
-        env,
-    )
-    if not args.no_batching:
-        port = free_port()
-        bench(
-            "mlreg+batching",
-            [
+    one, batch = "one image", f"{BATCH} images"
+    every = ["/invocations JSON", "V2 REST JSON", "V2 REST binary", "V2 gRPC"]
+    # mlreg and MLServer in rounds: this machine is shared and its load moves by the minute,
+    # so each gets several chances at different times and keeps its best (MLflow, 30x
+    # slower, runs once after).
+    for _round in range(args.rounds):
+        # mlreg, one worker and two.
+        for workers in (1, 2):
+            port, grpc_port = free_port(), free_port()
+            name = "mlreg" if workers == 1 else "mlreg 2 workers"
+            cmd = [
+                str(BIN / "mlreg"),
+                "serve",
+                "-m",
+                str(mlreg_dir),
+                "--port",
+                str(port),
+                "--grpc-port",
+                str(grpc_port),
+                "--workers",
+                str(workers),
+                "--model-name",
+                "cnn",
+            ]
+            log = work / f"{name}.log"
+            workloads = {one: every, batch: every} if workers == 1 else {one: every}
+            bench(
+                name,
+                start(cmd, log, env),
+                log,
+                f"http://127.0.0.1:{port}",
+                f"127.0.0.1:{grpc_port}",
+                "/ping",
+                "cnn",
+                workloads,
+            )
+        if args.batching:
+            port = free_port()
+            cmd = [
                 str(BIN / "mlreg"),
                 "serve",
                 "-m",
@@ -262,35 +422,41 @@ def main() -> None:
                 "16",
                 "--batch-max-size",
                 "16",
-                "--batch-timeout-ms",
-                "2",
-            ],
-            f"http://127.0.0.1:{port}",
-            env,
-        )
-    if not args.no_tfserving:
-        base = work / "tfs" / "cnn"
-        shutil.copytree(mlreg_dir / "tfserving" / "1", base / "1")
-        peer_port, port = free_port(), free_port()
-        peer = start(
-            [
-                sys.executable,
-                "-m",
-                "tests.serving.tfserving_peer",
-                "--port",
-                str(peer_port),
-                "--model_name",
+                "--model-name",
                 "cnn",
-                "--model_base_path",
-                str(base),
-            ],
-            work / "peer.log",
-            {**env, "PYTHONPATH": str(ROOT)},
-        )
-        try:
+            ]
+            log = work / "batching.log"
             bench(
-                "mlreg->tfserving",
+                "mlreg+batching",
+                start(cmd, log, env),
+                log,
+                f"http://127.0.0.1:{port}",
+                "",
+                "/ping",
+                "cnn",
+                {one: ["/invocations JSON"]},
+            )
+        if args.tfserving:
+            base = work / "tfs" / "cnn"
+            shutil.copytree(mlreg_dir / "tfserving" / "1", base / "1")
+            peer_port, port = free_port(), free_port()
+            peer = start(
                 [
+                    sys.executable,
+                    "-m",
+                    "tests.serving.tfserving_peer",
+                    "--port",
+                    str(peer_port),
+                    "--model_name",
+                    "cnn",
+                    "--model_base_path",
+                    str(base),
+                ],
+                work / "peer.log",
+                {**env, "PYTHONPATH": str(ROOT)},
+            )
+            try:
+                cmd = [
                     str(BIN / "mlreg"),
                     "serve",
                     "-m",
@@ -303,91 +469,213 @@ def main() -> None:
                     f"127.0.0.1:{peer_port}",
                     "--tfserving-model-name",
                     "cnn",
-                ],
-                f"http://127.0.0.1:{port}",
-                env,
+                    "--model-name",
+                    "cnn",
+                ]
+                log = work / "tfserving.log"
+                bench(
+                    "mlreg->tfserving",
+                    start(cmd, log, env),
+                    log,
+                    f"http://127.0.0.1:{port}",
+                    "",
+                    "/ping",
+                    "cnn",
+                    {one: ["/invocations JSON"]},
+                )
+            finally:
+                stop(peer)
+        if not args.no_mlserver:
+            mlserver = (
+                args.mlserver
+                or subprocess.run(
+                    ["bash", str(ROOT / ".ci" / "mlserver.sh")],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
             )
-        finally:
-            stop(peer)
+            import mlflow.tensorflow  # the MLflow runtime serves what MLflow saved
+
+            mlflow_dir = work / f"mlflow_model_r{_round}"
+            mlflow.tensorflow.save_model(model, str(mlflow_dir), input_example=x1)
+            for name, model_settings, workloads in [
+                (
+                    "mlserver",
+                    {
+                        "implementation": "runtime.SavedModelRuntime",
+                        "parameters": {"uri": "./savedmodel"},
+                    },
+                    {one: ["V2 REST JSON", "V2 gRPC"], batch: ["V2 REST JSON", "V2 gRPC"]},
+                ),
+                (
+                    "mlserver-mlflow",
+                    {
+                        "implementation": "mlserver_mlflow.MLflowRuntime",
+                        "parameters": {"uri": str(mlflow_dir)},
+                    },
+                    {one: ["V2 REST JSON", "/invocations JSON"], batch: ["V2 REST JSON"]},
+                ),
+            ]:
+                if name == "mlserver-mlflow" and _round:
+                    continue  # 100x slower than the rest: one round says enough
+                port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+                settings = {
+                    "parallel_workers": 0,
+                    "http_port": port,
+                    "grpc_port": grpc_port,
+                    "metrics_port": metrics_port,
+                    "host": "127.0.0.1",
+                }
+                folder = mlserver_folder(work, "cnn", settings, model_settings)
+                if name == "mlserver":
+                    shutil.copy(
+                        ROOT / "bench" / "mlserver_runtime.py", folder / "cnn" / "runtime.py"
+                    )
+                    shutil.copytree(mlreg_dir / "tfserving" / "1", folder / "cnn" / "savedmodel")
+                log = work / f"{name}.log"
+                proc = start([mlserver, "start", str(folder)], log, env, cwd=folder)
+                bench(
+                    name,
+                    proc,
+                    log,
+                    f"http://127.0.0.1:{port}",
+                    f"127.0.0.1:{grpc_port}",
+                    "/v2/models/cnn/ready",
+                    "cnn",
+                    workloads,
+                )
+                shutil.rmtree(folder)
     mlflow_bin = BIN / "mlflow"
     if not args.no_mlflow and mlflow_bin.exists():
-        # MLflow's server loads models saved by MLflow; save the same weights its way.
         import mlflow.tensorflow
 
-        mlflow_dir = work / "mlflow_model"
-        mlflow.tensorflow.save_model(model, str(mlflow_dir), input_example=x)
+        mlflow_dir = work / "mlflow_model_2"
+        mlflow.tensorflow.save_model(model, str(mlflow_dir), input_example=x1)
         port = free_port()
+        cmd = [
+            str(mlflow_bin),
+            "models",
+            "serve",
+            "-m",
+            str(mlflow_dir),
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ]
+        log = work / "mlflow.log"
+        # MLflow starts uvicorn by name, so the venv's bin must be on PATH.
+        mlflow_env = {
+            **env,
+            "MLFLOW_TRACKING_URI": f"file:{work / 'mlruns'}",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         bench(
             "mlflow",
-            [
-                str(mlflow_bin),
-                "models",
-                "serve",
-                "-m",
-                str(mlflow_dir),
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                "1",
-            ],
+            start(cmd, log, mlflow_env),
+            log,
             f"http://127.0.0.1:{port}",
-            # MLflow starts uvicorn by name, so the venv's bin must be on PATH.
-            {
-                **env,
-                "MLFLOW_TRACKING_URI": f"file:{work / 'mlruns'}",
-                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            },
+            "",
+            "/ping",
+            "cnn",
+            {one: ["/invocations JSON"], batch: ["/invocations JSON"]},
         )
 
-    report(servers, answers, raw_ms, args.duration)
+    report(results, answers, raw_ms, args.duration)
     shutil.rmtree(work, ignore_errors=True)
 
 
-def report(
-    servers: dict[str, dict[int, Result]], answers: dict[str, list], raw_ms: float, duration: float
-) -> None:
-    loader = "wrk" if shutil.which("wrk") else "python client"
-    print(f"\nreference CNN 28x28x3, 1 image per request, {duration:g} s per run, load: {loader}")
-    names = list(servers)
-    head = f"{'concurrency':>11} | " + " | ".join(f"{n:>30}" for n in names)
-    print(head)
-    print(f"{'':>11} | " + " | ".join(f"{'req/s   p50 ms   p99 ms  err':>30}" for _ in names))
-    for c in CONCURRENCY:
-        cells = []
-        for n in names:
-            r = servers[n][c]
-            cells.append(f"{r.rps:8.1f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:4d}")
-        print(f"{c:>11} | " + " | ".join(f"{cell:>30}" for cell in cells))
-    if "mlflow" in servers:
-        for n in names:
-            if n == "mlflow":
-                continue
-            for c in CONCURRENCY:
-                a, b = servers[n][c], servers["mlflow"][c]
-                print(
-                    f"{n} / mlflow at concurrency {c}: {a.rps / b.rps:6.1f}x requests/s, "
-                    f"p50 {b.p50_ms / a.p50_ms:6.1f}x lower"
-                )
-        same = np.allclose(answers["mlreg"], answers["mlflow"], rtol=1e-5)
-        print(f"same predictions from mlreg and mlflow: {same}")
-    if "mlreg->tfserving" in servers:
-        for c in CONCURRENCY:
-            a, b = servers["mlreg->tfserving"][c], servers["mlreg"][c]
-            print(
-                f"tfserving backend / local backend at concurrency {c}: {a.rps / b.rps:5.2f}x "
-                f"requests/s, p50 {a.p50_ms - b.p50_ms:+.2f} ms, p99 {a.p99_ms - b.p99_ms:+.2f} ms"
-            )
-        same = np.allclose(answers["mlreg"], answers["mlreg->tfserving"], rtol=1e-5)
-        print(f"same predictions from the local and tfserving backends: {same}")
-    p50 = servers["mlreg"][1].p50_ms
-    print(
-        f"raw traced TF call p50: {raw_ms:.3f} ms; mlreg p50 at concurrency 1: {p50:.2f} ms "
-        f"= {p50 / raw_ms:.1f}x the raw call (HTTP + JSON + enforcement: {p50 - raw_ms:.2f} ms)"
+def _serving_inputs(model_dir: Path) -> dict[str, str]:
+    import yaml
+
+    flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["tensorflow"]
+    return flavor["serving"]["inputs"]
+
+
+def _answer(url: str, model_name: str, input_name: str, x: np.ndarray) -> np.ndarray | None:
+    """One prediction through V2 REST JSON (or /invocations), to check the servers agree."""
+    tensor = {"name": input_name, "shape": list(x.shape), "datatype": "FP32"}
+    r = requests.post(
+        f"{url}/v2/models/{model_name}/infer",
+        json={"inputs": [{**tensor, "data": x.reshape(-1).tolist()}]},
+        timeout=30,
     )
+    if r.status_code == 200:
+        return np.asarray(r.json()["outputs"][0]["data"])
+    r = requests.post(f"{url}/invocations", json={"inputs": x.tolist()}, timeout=30)
+    return np.asarray(r.json()["predictions"]).reshape(-1) if r.status_code == 200 else None
+
+
+def report(
+    results: dict[tuple[str, str, int], Result],
+    answers: dict[str, np.ndarray | None],
+    raw_ms: float,
+    duration: float,
+) -> None:
+    print(
+        f"\nreference CNN 28x28x3, {duration:g} s per run, one worker unless said; wrk / grpc.aio"
+    )
+    print(
+        f"{'server':<18} {'protocol':<18} {'request':<12} {'conc':>4} {'req/s':>9} "
+        f"{'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for (server, label, c), r in results.items():
+        request = f"{BATCH} images" if c < 0 else "one image"
+        print(
+            f"{server:<18} {label:<18} {request:<12} {abs(c) if c > 0 else 1:>4} "
+            f"{r.rps:9.1f} {r.p50_ms:8.2f} {r.p99_ms:8.2f}"
+            + (f"  ({r.errors} errors)" if r.errors else "")
+        )
+
+    def ratio(a: tuple[str, str, int], b: tuple[str, str, int]) -> str:
+        if a not in results or b not in results:
+            return "n/a"
+        ra, rb = results[a], results[b]
+        return f"{ra.rps / rb.rps:5.2f}x req/s, p99 {ra.p99_ms:.2f} vs {rb.p99_ms:.2f} ms"
+
+    peer = "mlserver"
+    print("\nmlreg against MLServer (the custom runtime calling serving_default):")
+    for c in (1, 16):
+        for label in ("/invocations JSON", "V2 REST JSON"):
+            print(
+                f"  {label:<18} c={c:<2} vs MLServer V2 REST JSON: "
+                f"{ratio(('mlreg', label, c), (peer, 'V2 REST JSON', c))}"
+            )
+        print(
+            f"  {'V2 gRPC':<18} c={c:<2} vs MLServer V2 gRPC:      "
+            f"{ratio(('mlreg', 'V2 gRPC', c), (peer, 'V2 gRPC', c))}"
+        )
+    for label, other in (("V2 REST binary", "V2 REST JSON"), ("V2 gRPC", "V2 gRPC")):
+        print(
+            f"  {label:<18} {BATCH} images vs MLServer {other}: "
+            f"{ratio(('mlreg', label, -BATCH), (peer, other, -BATCH))}"
+        )
+    print("\nmlreg, two workers against one (2 cores, the load generator on them too):")
+    for label in ("/invocations JSON", "V2 REST binary", "V2 gRPC"):
+        print(f"  {label:<18} c=16: {ratio(('mlreg 2 workers', label, 16), ('mlreg', label, 16))}")
+    if ("mlflow", "/invocations JSON", 1) in results:
+        for c in (1, 16):
+            print(
+                f"mlreg / mlflow /invocations c={c}: "
+                f"{ratio(('mlreg', '/invocations JSON', c), ('mlflow', '/invocations JSON', c))}"
+            )
+    base = answers.get("mlreg")
+    same = {
+        n: bool(a is not None and base is not None and np.allclose(a, base, rtol=1e-5))
+        for n, a in answers.items()
+    }
+    print(f"same predictions as mlreg: {same}")
+    if ("mlreg", "/invocations JSON", 1) in results:
+        p50 = results[("mlreg", "/invocations JSON", 1)].p50_ms
+        print(
+            f"raw traced TF call p50: {raw_ms:.3f} ms; mlreg /invocations p50 at c=1: "
+            f"{p50:.2f} ms (HTTP, JSON and enforcement: {p50 - raw_ms:.2f} ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,13 +12,16 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NewType, TypeVar
 
 from mlreg.errors import InvalidInput
 
 T = TypeVar("T")
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
+#: A number of seconds, written as ``30``, ``30s``, ``500ms``, ``2m`` or ``1h``.
+Seconds = NewType("Seconds", float)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def env_var(field_name: str) -> str:
@@ -39,8 +42,29 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-_PARSERS: dict[type, Callable[[str], Any]] = {str: str, int: int, float: float, bool: _parse_bool}
-_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+def parse_seconds(raw: str) -> float:
+    """``30``, ``30s``, ``500ms``, ``2m``, ``1h`` -> seconds; ValueError for anything else."""
+    text = raw.strip().lower()
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * _UNITS[unit]
+    return float(text)
+
+
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    str: str,
+    int: int,
+    float: float,
+    bool: _parse_bool,
+    Seconds: parse_seconds,
+}
+_KINDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    Seconds: "a duration like 30s, 500ms or 2m",
+}
 
 
 def _base_type(annotation: Any) -> type:
@@ -68,6 +92,15 @@ def from_env(cls: type[T], environ: Mapping[str, str], **overrides: Any) -> T:
         except ValueError:
             raise InvalidInput(f"{var}: expected {_KINDS[kind]}, got {raw.strip()!r}") from None
     flags = {k: v for k, v in overrides.items() if v is not None}
+    for name, value in flags.items():
+        kind = _base_type(hints[name]) if name in hints else str
+        if isinstance(value, str) and kind is not str and kind in _PARSERS:
+            # A flag given as text (a duration): parsed, and named, like its variable.
+            try:
+                flags[name] = _PARSERS[kind](value)
+            except ValueError:
+                expected = _KINDS[kind]
+                raise InvalidInput(f"{flag(name)}: expected {expected}, got {value!r}") from None
     values.update(flags)
     unknown = set(values) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     if unknown:

@@ -65,6 +65,30 @@ class UnsupportedMediaType(InvalidInput):
     error_code = "UNSUPPORTED_MEDIA_TYPE"
 
 
+class RequestTimeout(InvalidInput):
+    """A client did not send its whole request (headers and body) within the read deadline."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+
+
+class HeadersTooLarge(InvalidInput):
+    """A request's headers are larger than the server reads."""
+
+    status_code = 431
+    error_code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
+
+
+class ClientClosedRequest(InvalidInput):
+    """The client closed the connection before its request was read or answered.
+
+    No response can reach it; the status (nginx's 499) is for logs and metrics only.
+    """
+
+    status_code = 499
+    error_code = "CLIENT_CLOSED_REQUEST"
+
+
 class MethodNotAllowed(InvalidInput):
     """An HTTP method the route does not answer."""
 
@@ -191,6 +215,22 @@ class ModelExecutionError(MlregError):
     status_code = 500
     exit_code = 8
     error_code = "MODEL_EXECUTION_ERROR"
+
+
+class SwapRefused(MlregError):
+    """Follow mode did not swap in a new model version (it failed to load or warm up); the
+    served version goes on serving."""
+
+    status_code = 409
+    exit_code = 8
+    error_code = "MODEL_SWAP_REFUSED"
+
+
+class SignatureChanged(SwapRefused):
+    """Follow mode did not swap in a new version: its signature would break the served one's
+    clients (``--allow-signature-change`` swaps it in anyway)."""
+
+    error_code = "SIGNATURE_CHANGED"
 
 
 class Timeout(MlregError):

@@ -29,12 +29,27 @@ class ResolvedModel:
     digest: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """What a URI names right now, without fetching its files: which version, which bytes."""
+
+    name: str
+    version: int
+    digest: str | None = None
+
+
 Resolver = Callable[[str], ResolvedModel]
+Lookup = Callable[[str], ModelRef]
 
 #: URI scheme -> "module:function" that resolves it with the process's default store.
 SCHEMES: dict[str, str] = {
     "models": "mlreg.registry.client:resolve_registry_uri",
     "runs": "mlreg.tracking.fluent:resolve_run_uri",
+}
+#: URI scheme -> "module:function" that says which version a URI of it names now (cheaply:
+#: a query, no download). Only these URIs can move: a stage, an alias, "latest".
+LOOKUPS: dict[str, str] = {
+    "models": "mlreg.registry.client:registry_version_of",
 }
 
 
@@ -45,6 +60,27 @@ def resolver_for(scheme: str) -> Resolver | None:
         return None
     module, _, function = target.partition(":")
     return getattr(importlib.import_module(module), function)
+
+
+def movable(uri: str) -> bool:
+    """Can this URI name another version later (a stage, an alias, "latest"), not a number?"""
+    if scheme_of(uri) not in LOOKUPS:
+        return False
+    rest = uri.split(":/", 1)[-1].lstrip("/")
+    return "@" in rest or not rest.rpartition("/")[2].isdigit()
+
+
+def current_version(uri: str) -> ModelRef:
+    """Which version a movable model URI names right now (follow mode polls this)."""
+    target = LOOKUPS.get(scheme_of(uri))
+    if target is None:
+        raise InvalidInput(
+            f"{uri!r} cannot move: only registry URIs (models:/name/<stage>, models:/name@alias, "
+            "models:/name/latest) name a different version over time"
+        )
+    module, _, function = target.partition(":")
+    lookup: Lookup = getattr(importlib.import_module(module), function)
+    return lookup(uri)
 
 
 def scheme_of(uri: str) -> str:

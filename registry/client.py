@@ -14,7 +14,7 @@ from mlreg.registry.store import RegistryStore
 from mlreg.store.http import open_http
 from mlreg.store.journal import Actor
 from mlreg.store.settings import StoreSettings, tracking_uri_generation
-from mlreg.uris import ResolvedModel
+from mlreg.uris import ModelRef, ResolvedModel
 
 
 def open_stores(settings: StoreSettings) -> tuple[RegistryStore, ArtifactStore]:
@@ -80,6 +80,13 @@ def register_model(
 ) -> ModelVersion:
     """Register the model at ``source`` (a path or model URI) as the next version of ``name``."""
     return default_client().register_model(str(source), name, tags=tags, description=description)
+
+
+def registry_version_of(uri: str) -> ModelRef:
+    """Which READY version ``models:/...`` names now (the entry in mlreg.uris.LOOKUPS): one
+    query, no download, through the process-wide client (a database or ``mlreg server``)."""
+    version = default_client().get_version_for_uri(uri)
+    return ModelRef(version.name, version.version, version.digest)
 
 
 def resolve_registry_uri(uri: str) -> ResolvedModel:

@@ -12,11 +12,16 @@ from typing import Any, Protocol
 
 from mlreg.errors import InvalidInput
 from mlreg.models.model import Model
+from mlreg.models.serving_export import ServingExport
 from mlreg.models.signature import ModelSignature, Schema
 from mlreg.pyfunc import load_model
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.uris import ResolvedModel, resolve_model_uri
+
+#: The name of a model's one unnamed tensor input when nothing gives it another (MLflow's
+#: models without a SavedModel export).
+UNNAMED_INPUT = "input"
 
 
 class Backend(Protocol):
@@ -60,6 +65,26 @@ def input_schema(backend: Backend) -> Schema | None:
     """The schema requests are decoded for; None when the model has no signature."""
     signature = backend.signature
     return signature.inputs if signature is not None else None
+
+
+def tensor_names(backend: Backend) -> list[str] | None:
+    """The names a request may give the model's tensor inputs: the signature's, or for one
+    unnamed tensor the name its SavedModel signature gives it (what V2 clients must send, and
+    the only name a named form may use); None for a column signature or none at all."""
+    signature = backend.signature
+    if signature is None or not signature.inputs.is_tensor_spec():
+        return None
+    if signature.inputs.has_input_names():
+        return signature.inputs.input_names()
+    export = ServingExport.of(backend.metadata)
+    names = list(export.inputs) if export is not None else []
+    return names if len(names) == 1 else [UNNAMED_INPUT]
+
+
+def version_of(source: ResolvedModel) -> str:
+    """The registry version a model came from, as the metrics and headers show it ("" for a
+    model served from a directory)."""
+    return str(source.version) if source.version is not None else ""
 
 
 def model_source(settings: ServingSettings, source: ResolvedModel | None) -> ResolvedModel:
@@ -109,4 +134,6 @@ __all__ = [
     "load_backend",
     "load_local",
     "model_source",
+    "tensor_names",
+    "version_of",
 ]

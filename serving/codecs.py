@@ -21,7 +21,9 @@ import orjson
 import pandas as pd
 
 from mlreg.errors import InvalidInput, SchemaError, UnsupportedMediaType
-from mlreg.models.signature import Schema
+from mlreg.models.signature import Schema, TensorSpec
+from mlreg.serving.limits import Limits
+from mlreg.serving.tensor_json import tensor_document
 
 PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 #: TF Serving's REST predict: rows (``instances``) or columns (``inputs``).
@@ -98,11 +100,48 @@ def decode_csv(body: bytes) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise InvalidInput(f"malformed CSV: {str(e).strip()}") from None
     if len(df) == 0:
+        first = body.lstrip().splitlines()[0][:80].decode("utf-8", errors="replace")
+        if all(_is_number(c) for c in df.columns):
+            # One line of numbers is a row without its header, not a header without rows.
+            raise SchemaError(
+                f"the CSV body has no header row: its first line ({first}) holds values; send "
+                "a header line naming the columns, then the rows"
+            )
         raise SchemaError("empty batch: the CSV body has a header but no rows")
     return df
 
 
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
+
+
 # --- MLflow /invocations --------------------------------------------------------------------
+
+
+def decode_invocations_body(body: bytes, schema: Schema | None, limits: Limits) -> Payload:
+    """An ``/invocations`` JSON body as model input: a lone numeric tensor straight to numpy,
+    anything else parsed (after the body's lists were counted against ``limits``)."""
+    fast = _lone_tensor(body, schema, PAYLOAD_KEYS[2:])
+    if fast is not None:
+        return fast
+    limits.check_json(body)
+    return decode_invocations(decode_json(body), schema)
+
+
+def _lone_tensor(body: bytes, schema: Schema | None, keys: tuple[str, ...]) -> Payload | None:
+    """``{"inputs": <tensor>}`` (or ``instances``) for a model with one tensor input, read
+    without a Python object per number (mlreg.serving.tensor_json); None otherwise."""
+    if schema is None or len(schema.inputs) != 1 or not isinstance(schema.inputs[0], TensorSpec):
+        return None
+    for key in keys:
+        tensor = tensor_document(body, key, schema.inputs[0])
+        if tensor is not None:
+            return Payload(tensor, None, key)
+    return None
 
 
 def decode_invocations(doc: Any, schema: Schema | None) -> Payload:
@@ -144,6 +183,17 @@ def decode_csv_payload(body: bytes, schema: Schema | None) -> Payload:
 
 
 # --- TF Serving's REST predict --------------------------------------------------------------
+
+
+def decode_tfserving_body(
+    body: bytes, schema: Schema | None, signature_name: str, limits: Limits
+) -> Payload:
+    """A TF Serving predict body as model input (see :func:`decode_invocations_body`)."""
+    fast = _lone_tensor(body, schema, TFSERVING_KEYS)
+    if fast is not None:
+        return fast
+    limits.check_json(body)
+    return decode_tfserving(decode_json(body), schema, signature_name)
 
 
 def decode_tfserving(doc: Any, schema: Schema | None, signature_name: str) -> Payload:
@@ -306,6 +356,20 @@ def check_column_names(data: Any, schema: Schema | None, form: str) -> None:
         )
 
 
+def check_tensor_names(data: Any, names: list[str] | None) -> None:
+    """Refuse named tensors the model does not have. A model with one unnamed input used to
+    take ``{"inputs": {"any_name": [...]}}``; its input has a name (``names``), and a misspelt
+    one is a mistake worth a 400 (MLflow refuses it too)."""
+    if names is None or not isinstance(data, Mapping):
+        return
+    extra = [k for k in data if k not in names]
+    if extra:
+        raise SchemaError(
+            f"unexpected input {', '.join(map(repr, extra))}; expected inputs: "
+            f"{', '.join(map(repr, names))}"
+        )
+
+
 def _check_rank(value: Any, label: str) -> None:
     # Follow the first element down: O(depth), and enough to stop a 1000-deep list before
     # numpy fails on it with a message about something else.
@@ -412,14 +476,17 @@ __all__ = [
     "as_tensors",
     "check_column_names",
     "check_content_type",
+    "check_tensor_names",
     "decode_csv",
     "decode_csv_payload",
     "decode_inputs",
     "decode_instances",
     "decode_invocations",
+    "decode_invocations_body",
     "decode_json",
     "decode_params",
     "decode_tfserving",
+    "decode_tfserving_body",
     "dumps",
     "encode_predictions",
     "encode_tfserving",

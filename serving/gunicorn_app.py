@@ -14,14 +14,16 @@ from typing import Any
 
 from flask import Flask
 
-from mlreg.serving.app import create_app
-from mlreg.serving.backends import load_backend
+from mlreg.serving.app import create_app, grpc_observer
+from mlreg.serving.backends import Loader, load_backend
+from mlreg.serving.follow import Follower
 from mlreg.serving.metrics import Metrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 from mlreg.uris import ResolvedModel
-from mlreg.web.gunicorn import DRAINING_WORKER, WORKER_BOOT_ERROR, Application
-from mlreg.web.logs import configure_logging, gunicorn_logconfig
+from mlreg.web.gunicorn import WORKER_BOOT_ERROR, Application
+from mlreg.web.logs import capture_native_stderr, configure_logging, gunicorn_logconfig
+from mlreg.web.worker import WORKER_CLASS
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -41,7 +43,9 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [settings.bind],
         "workers": settings.workers,
-        "worker_class": DRAINING_WORKER,
+        # Requests are read on an event loop and run on threads (mlreg.web.worker): stalled
+        # clients cost nothing, probes answer while the model is busy, SIGTERM loses nothing.
+        "worker_class": WORKER_CLASS,
         "threads": settings.threads,
         # The request timeout (504) is enforced per request; gunicorn's heartbeat timeout
         # is the last resort for a worker whose main loop stops.
@@ -57,16 +61,35 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
     return options
 
 
-def run(settings: ServingSettings, source: ResolvedModel | None = None) -> None:
-    """Serve in the foreground until SIGTERM / SIGINT."""
+def run(
+    settings: ServingSettings, source: ResolvedModel | None = None, loader: Loader = load_backend
+) -> None:
+    """Serve in the foreground until SIGTERM / SIGINT; each worker loads its model with
+    ``loader`` (the backend the settings name, unless a test gives a stand-in)."""
 
     def make_app(metrics_dir: str | None) -> Flask:
         configure_logging(settings.log_format, settings.log_level)
+        capture_native_stderr()  # TensorFlow's C++ lines become (JSON) log records
         state = ServingState(settings, Metrics(metrics_dir))
         app = create_app(settings, state=state)
-        state.start_loading(
-            lambda: load_backend(settings, source, state.metrics), on_failure=_boot_failed
-        )
+        if settings.grpc_port is not None:
+            from mlreg.serving import v2_grpc  # tritonclient's protos: only when asked for
+
+            server = v2_grpc.start_server(
+                state, settings.host, settings.grpc_port, settings.threads, grpc_observer(app)
+            )
+            state.on_drain(lambda: server.stop(settings.graceful_timeout))
+        state.start_loading(lambda: loader(settings, source, state.metrics), _boot_failed)
+        if settings.follow and settings.model_uri:
+            follower = Follower(
+                state,
+                settings.model_uri,
+                lambda moved: loader(settings, moved, state.metrics),
+                settings.poll_interval,
+                settings.allow_signature_change,
+            )
+            follower.start()
+            state.on_drain(follower.stop)
         return app
 
     Application(gunicorn_options(settings), make_app).run()

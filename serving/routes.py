@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from mlreg.errors import BackendUnavailable, ModelNotFound, PayloadTooLarge
-from mlreg.models.serving_export import DEFAULT_SIGNATURE, ServingExport
-from mlreg.serving import codecs
-from mlreg.serving.backends import Backend, input_schema
+from mlreg.errors import BackendUnavailable, PayloadTooLarge
+from mlreg.serving import codecs, predict
+from mlreg.serving.backends import Backend
+from mlreg.serving.predict import Call, Notes
+from mlreg.serving.prediction_log import Record
 from mlreg.serving.settings import env_var
-from mlreg.serving.state import ServingState
+from mlreg.serving.state import Served, ServingState
+from mlreg.uris import scheme_of
 from mlreg.version import __version__
+from mlreg.web.worker import BODY_KEY
 
 bp = Blueprint("serving", __name__)
 
@@ -29,16 +36,76 @@ def state() -> ServingState:
     return current_app.extensions["mlreg"]
 
 
+@contextmanager
+def serving(protocol: str | None = None) -> Iterator[Served]:
+    """The served version for this request: it answers the whole request even if a newer one
+    is swapped in meanwhile, and its label goes into the response header and the metrics.
+
+    A prediction route names its ``protocol``: the request may then be sampled for the
+    prediction log (see :func:`run_call`)."""
+    s = state()
+    plog = s.prediction_log
+    if protocol is not None and plog is not None and plog.sampled():
+        g.log_protocol = protocol
+    with s.serving(s.settings.timeout) as served:
+        g.model_version = served.version
+        g.model_name = served.backend.source.name
+        yield served
+
+
+def run_call(call: Call) -> Response:
+    """Answer a prediction request through mlreg.serving.predict, on the served version's
+    runner (its thread pool bounds the call by the timeout: 504), noting a sampled request's
+    input and output for the prediction log."""
+    s = state()
+    with serving(call.route) as served:
+        notes = Notes() if "log_protocol" in g else None
+        try:
+            answer = predict.answer(call, served, s.settings, served.runner.predict, notes)
+        finally:
+            if notes is not None:
+                g.log_inputs, g.log_outputs = notes.inputs, notes.outputs
+    return Response(
+        answer.body,
+        status=answer.status,
+        content_type=answer.content_type,
+        headers=answer.headers,
+    )
+
+
+def log_prediction(response: Response) -> Response:
+    """After a sampled request: hand it to the prediction log (the writer does the rest)."""
+    plog = state().prediction_log
+    if plog is not None and "log_protocol" in g:
+        plog.submit(
+            Record(
+                request_id=g.get("request_id", ""),
+                model_name=g.get("model_name"),
+                model_version=g.get("model_version", ""),
+                protocol=g.log_protocol,
+                status=response.status_code,
+                seconds=time.perf_counter() - g.get("start", time.perf_counter()),
+                inputs=g.get("log_inputs"),
+                outputs=g.get("log_outputs"),
+                error=g.get("error"),
+            )
+        )
+    return response
+
+
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype=JSON)
 
 
 def read_body() -> bytes:
     """The request body, refusing bodies over MLREG_MAX_REQUEST_BYTES before reading them."""
-    limit = state().settings.max_request_bytes
+    limit = state().max_request_bytes()
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge.body(length, limit, MAX_REQUEST_BYTES_VAR)
+    body = request.environ.get(BODY_KEY)
+    if body is not None:
+        return body  # read by the HTTP worker (within the limit): no copy
     if length is None:
         # Chunked upload: read one byte past the limit straight from the server's stream
         # (werkzeug's limited stream would cut the body short without saying so).
@@ -61,20 +128,7 @@ def read_body() -> bytes:
 
 @bp.post("/invocations")
 def invocations() -> Response:
-    s = state()
-    backend, runner = s.wait_ready(s.settings.timeout)
-    mimetype = codecs.check_content_type(
-        request.mimetype,
-        request.mimetype_params.get("charset"),
-        codecs.JSON_TYPES | codecs.CSV_TYPES,
-    )
-    body = read_body()
-    if mimetype in codecs.CSV_TYPES:
-        payload = codecs.decode_csv_payload(body, input_schema(backend))
-    else:
-        payload = codecs.decode_invocations(codecs.decode_json(body), input_schema(backend))
-    result = runner.predict(payload.data, payload.params)
-    return json_response(codecs.encode_predictions(result))
+    return run_call(Call("invocations", read_body(), request.headers.get("Content-Type", "")))
 
 
 @bp.get("/ping")
@@ -98,8 +152,11 @@ def version() -> Response:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    backend, _ = state().wait_ready(0)
-    return json_response(codecs.dumps(describe(backend)))
+    s = state()
+    with s.serving(0) as served:
+        doc = describe(served.backend)
+    doc["follow"] = s.follow
+    return json_response(codecs.dumps(doc))
 
 
 @bp.get("/metrics")
@@ -118,7 +175,7 @@ def describe(backend: Backend) -> dict[str, Any]:
         "name": src.name,
         "version": src.version,
         "stage": src.stage,
-        "uri": src.uri,
+        "uri": public_uri(src.uri),
         "digest": src.digest,
         "run_id": meta.run_id,
         "model_uuid": meta.model_uuid,
@@ -128,48 +185,31 @@ def describe(backend: Backend) -> dict[str, Any]:
     }
 
 
+def public_uri(uri: str) -> str:
+    """A model URI as clients may see it: a registry URI as it is, a local directory by its
+    name only (its absolute path says how the server's disk is laid out)."""
+    if scheme_of(uri) in ("", "file"):
+        return PurePosixPath(uri.rstrip("/")).name
+    return uri
+
+
 # --- TensorFlow Serving's REST API ------------------------------------------------------------
-
-
-def _check_servable(backend: Backend, name: str) -> None:
-    served = backend.source.name
-    if served is not None and name != served:
-        raise ModelNotFound(f"model '{name}' is not served here; this server serves '{served}'")
-
-
-def _check_version(backend: Backend, version: int | None) -> None:
-    served = backend.source.version
-    if version is not None and served is not None and version != served:
-        raise ModelNotFound(f"version {version} is not served here; this server serves {served}")
-
-
-def _signature_name(backend: Backend) -> str:
-    export = ServingExport.of(backend.metadata)
-    return export.signature_name if export is not None else DEFAULT_SIGNATURE
 
 
 @bp.post("/v1/models/<name>:predict")
 @bp.post("/v1/models/<name>/versions/<int:version>:predict")
 def tfserving_predict(name: str, version: int | None = None) -> Response:
-    s = state()
-    backend, runner = s.wait_ready(s.settings.timeout)
-    _check_servable(backend, name)
-    _check_version(backend, version)
-    codecs.check_content_type(
-        request.mimetype, request.mimetype_params.get("charset"), codecs.JSON_TYPES
-    )
-    doc = codecs.decode_json(read_body())
-    payload = codecs.decode_tfserving(doc, input_schema(backend), _signature_name(backend))
-    result = runner.predict(payload.data, None)
-    return json_response(codecs.encode_tfserving(result, row_form=payload.form == "instances"))
+    content_type = request.headers.get("Content-Type", "")
+    number = str(version) if version is not None else None
+    return run_call(Call("tfserving", read_body(), content_type, name, number))
 
 
 @bp.get("/v1/models/<name>")
 @bp.get("/v1/models/<name>/versions/<int:version>")
 def tfserving_status(name: str, version: int | None = None) -> Response:
-    backend, _ = state().wait_ready(0)
-    _check_servable(backend, name)
-    _check_version(backend, version)
+    with state().serving(0) as served:
+        backend = served.backend
+    predict.check_tfserving(backend, state().settings, name, version)
     served = backend.source.version or 1
     return json_response(
         codecs.dumps(

@@ -7,6 +7,7 @@ The call itself cannot be interrupted; it finishes on its pool thread and is dis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -14,14 +15,16 @@ from typing import Any
 from mlreg.errors import Timeout
 from mlreg.serving.backends import Backend
 from mlreg.serving.batching import Batcher, batch_key
-from mlreg.serving.metrics import Metrics
+from mlreg.serving.metrics import VersionMetrics
 from mlreg.serving.settings import ServingSettings
 
 
 class Runner:
     """Enforce the signature on the request thread, then run the model on the pool."""
 
-    def __init__(self, backend: Backend, settings: ServingSettings, metrics: Metrics) -> None:
+    def __init__(
+        self, backend: Backend, settings: ServingSettings, metrics: VersionMetrics
+    ) -> None:
         self.backend = backend
         self._timeout = settings.timeout
         self._metrics = metrics
@@ -41,16 +44,26 @@ class Runner:
             else None
         )
 
-    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        """Check ``data`` against the signature and return the model's prediction."""
+    def predict(
+        self,
+        data: Any,
+        params: dict[str, Any] | None = None,
+        enforced: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Check ``data`` against the signature and return the model's prediction;
+        ``enforced`` is shown the checked and converted data (the prediction log keeps it)."""
         batcher = self._batcher
         if batcher is None:
             data, params = self.backend.enforce(data, params)
+            if enforced is not None:
+                enforced(data)
             future = self._pool.submit(self._predict_one, data, params)
         else:
             batcher.expect()
             try:
                 data, params = self.backend.enforce(data, params)
+                if enforced is not None:
+                    enforced(data)
                 key = None if params else batch_key(data)
             except BaseException:
                 batcher.cancel_expect()
@@ -62,16 +75,30 @@ class Runner:
                 future = batcher.submit(data, key)
         return self._wait(future)
 
+    def call(
+        self,
+        data: Any,
+        params: dict[str, Any] | None = None,
+        enforced: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Like :meth:`predict`, in the calling thread: its caller bounds it by the timeout
+        (the HTTP worker's direct path does, on its event loop)."""
+        data, params = self.backend.enforce(data, params)
+        if enforced is not None:
+            enforced(data)
+        return self._predict_one(data, params)
+
+    def timed_out(self) -> Timeout:
+        """The 504 for a prediction past the timeout (counted in the metrics)."""
+        self._metrics.timeouts.inc()
+        return timeout_error(self._timeout)
+
     def _wait(self, future: Future) -> Any:
         try:
             return future.result(timeout=self._timeout)
         except FutureTimeout:
             future.cancel()
-            self._metrics.timeouts.inc()
-            raise Timeout(
-                f"the prediction did not finish within {self._timeout:g} s (MLREG_TIMEOUT); "
-                "send fewer rows or raise the timeout"
-            ) from None
+            raise self.timed_out() from None
 
     def _predict_one(self, data: Any, params: dict[str, Any] | None) -> Any:
         self._observe(1, _rows(data))
@@ -92,6 +119,13 @@ class Runner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def timeout_error(seconds: float) -> Timeout:
+    return Timeout(
+        f"the prediction did not finish within {seconds:g} s (MLREG_TIMEOUT); "
+        "send fewer rows or raise the timeout"
+    )
+
+
 def _rows(data: Any) -> int:
     try:
         if hasattr(data, "shape"):
@@ -104,4 +138,4 @@ def _rows(data: Any) -> int:
     return -1
 
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "timeout_error"]

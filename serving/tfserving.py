@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,8 +40,8 @@ from mlreg.models.serving_export import ServingExport
 from mlreg.models.signature import ModelSignature, TensorSpec
 from mlreg.models.tensors import TensorIO, TensorPort
 from mlreg.pyfunc import PyFuncModel
-from mlreg.serving.backends import model_source
-from mlreg.serving.metrics import Metrics
+from mlreg.serving.backends import model_source, version_of
+from mlreg.serving.metrics import Metrics, VersionMetrics
 from mlreg.serving.settings import ServingSettings
 from mlreg.serving.tensor_proto import from_proto, numpy_dtype, to_proto
 from mlreg.uris import ResolvedModel
@@ -51,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 STATE_NAMES = get_model_status_pb2.ModelVersionStatus.State.Name
-#: How long start-up waits between attempts while TF Serving is down or still loading.
-RETRY_SECONDS = 1.0
 #: Deadline of the readiness probe's GetModelStatus call.
 PROBE_SECONDS = 2.0
 
@@ -95,7 +92,7 @@ CHANNEL_OPTIONS = [
 class TFServingClient:
     """One model in one TF Serving: Predict, GetModelMetadata and GetModelStatus."""
 
-    def __init__(self, settings: ServingSettings, model_name: str, metrics: Metrics) -> None:
+    def __init__(self, settings: ServingSettings, model_name: str, metrics: VersionMetrics) -> None:
         self.target = str(settings.tfserving_target)
         self.model_name = model_name
         self.version = settings.tfserving_model_version
@@ -176,9 +173,9 @@ class TFServingClient:
             response = stub(request, timeout=timeout)
         except grpc.RpcError as e:
             code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
-            self._metrics.backend_calls.labels(method, code.name).inc()
+            self._metrics.backend_call(method, code.name)
             raise self._error(code, e.details() if isinstance(e, grpc.Call) else str(e))
-        self._metrics.backend_calls.labels(method, "OK").inc()
+        self._metrics.backend_call(method, "OK")
         return response
 
     def _error(self, code: grpc.StatusCode, detail: str | None) -> MlregError:
@@ -194,7 +191,7 @@ class TFServingClient:
             )
         if code == grpc.StatusCode.UNAVAILABLE:
             return BackendUnavailable(
-                f"TensorFlow Serving at {self.target} is unavailable: {detail}"
+                f"TensorFlow Serving at {self.target} is unreachable (UNAVAILABLE: {detail})"
             )
         return BackendError(f"TensorFlow Serving at {self.target} failed: {code.name}: {detail}")
 
@@ -240,9 +237,9 @@ def connect(
     source = model_source(settings, source)
     metadata = Model.load(source.path)
     name = settings.tfserving_model_name or source.name or "model"
-    client = TFServingClient(settings, name, metrics)
+    client = TFServingClient(settings, name, metrics.of(version_of(source)))
     try:
-        served = _wait_for_signature(client)
+        served = _served_signature(client)
         inputs, outputs = match_signature(metadata, served, client.servable)
     except BaseException:
         client.close()
@@ -256,17 +253,13 @@ def _public(names: Any) -> list[str]:
     return sorted(n for n in names if not n.startswith("__"))
 
 
-def _wait_for_signature(client: TFServingClient) -> Any:
-    """The served SignatureDef, waiting while TF Serving is down or still loading the model."""
-    last_logged = 0.0
-    while True:
-        try:
-            return client.signature()
-        except (BackendUnavailable, ModelNotFound, Timeout) as e:
-            if time.monotonic() - last_logged > 30:
-                logger.warning("waiting for TensorFlow Serving: %s", e.message)
-                last_logged = time.monotonic()
-            time.sleep(RETRY_SECONDS)
+def _served_signature(client: TFServingClient) -> Any:
+    """The served SignatureDef; BackendUnavailable (the server retries the load, and answers
+    with this reason meanwhile) while TF Serving is down or still loading the model."""
+    try:
+        return client.signature()
+    except (ModelNotFound, Timeout) as e:
+        raise BackendUnavailable(e.message) from None
 
 
 def match_signature(

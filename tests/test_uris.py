@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mlreg.errors import InvalidInput, ModelNotFound
-from mlreg.uris import resolve_model_uri
+from mlreg.uris import current_version, movable, resolve_model_uri
 from tests.conftest import make_model_dir
 
 
@@ -56,3 +56,28 @@ def test_store_schemes_resolve_through_the_table_in_a_fresh_process(tmp_path, ur
     env.pop("MLREG_TRACKING_URI", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert message in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri", "can_move"),
+    [
+        ("models:/mnist@champion", True),
+        ("models:/mnist/Production", True),
+        ("models:/mnist/latest", True),
+        ("models:/mnist/3", False),
+        ("/models/mnist", False),
+        ("file:///models/mnist", False),
+        ("runs:/abc/model", False),
+    ],
+)
+def test_only_stages_aliases_and_latest_can_move(uri, can_move):
+    assert movable(uri) is can_move
+
+
+def test_which_version_a_path_names_is_no_question():
+    with pytest.raises(InvalidInput) as e:
+        current_version("/models/mnist")
+    assert e.value.message == (
+        "'/models/mnist' cannot move: only registry URIs (models:/name/<stage>, "
+        "models:/name@alias, models:/name/latest) name a different version over time"
+    )

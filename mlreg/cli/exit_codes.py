@@ -26,7 +26,8 @@ def _classes() -> list[type[MlregError]]:
     pending = list(MlregError.__subclasses__())
     while pending:
         cls = pending.pop(0)
-        out.append(cls)
+        if not cls.__name__.startswith("_"):  # a module's private marker, raised as its parent
+            out.append(cls)
         pending[:0] = cls.__subclasses__()
     return out
 

@@ -47,7 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("mlreg.cli.tracking:runs", "Tracked runs: list, show, delete, restore."),
     "artifacts": ("mlreg.cli.tracking:artifacts", "A run's artifacts: list, download."),
     "predict": ("mlreg.cli.predict:predict", "Score a CSV, JSON or Parquet file with a model."),
-    "serve": ("mlreg.cli.serve:serve", "Serve a model over HTTP (MLflow and TF Serving APIs)."),
+    "serve": (
+        "mlreg.cli.serve:serve",
+        "Serve a model (MLflow, TF Serving and V2 APIs).",
+    ),
     "server": ("mlreg.cli.server:server", "Run the registry and tracking server a team shares."),
     "wheelhouse": (
         "mlreg.cli.build:wheelhouse_command",

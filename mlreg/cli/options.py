@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
+from mlreg.config import env_var
 from mlreg.errors import InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +34,17 @@ def paging(default: int = 100) -> Callable[[F], F]:
         )(fn)
 
     return decorate
+
+
+def show_env_vars(command: click.Command, settings: type) -> click.Command:
+    """Append the ``MLREG_*`` variable behind each option to its help (the settings object
+    reads the variables itself, so click must not: its errors would name the option)."""
+    fields = {f.name for f in dataclasses.fields(settings)}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name in fields:
+            var = f"[env: {env_var(param.name)}]"
+            param.help = f"{param.help} {var}" if param.help else var
+    return command
 
 
 def key_values(pairs: Sequence[str], what: str = "tag") -> dict[str, str]:

@@ -61,10 +61,14 @@ def _enforce_tensors(data: Any, schema: Schema) -> TensorData:
                     f"{', '.join(map(repr, data))}"
                 )
             data = next(iter(data.values()))
+        elif isinstance(data, pd.DataFrame) and len(data.columns) == 1:
+            column = data.iloc[:, 0]
+            if column.dtype == object:  # cells that are arrays: one row of the tensor each
+                data = _column_tensor(column, f"input {str(data.columns[0])!r}")
         return enforce_tensor(data, spec)
 
     if isinstance(data, pd.DataFrame):
-        data = {str(c): data[c].to_numpy() for c in data.columns}
+        data = {str(c): _column_tensor(data[c], f"input {str(c)!r}") for c in data.columns}
     if not isinstance(data, Mapping):
         if len(specs) == 1:
             return {specs[0].name: enforce_tensor(data, specs[0])}  # type: ignore[dict-item]
@@ -90,6 +94,25 @@ def _enforce_tensors(data: Any, schema: Schema) -> TensorData:
     if len(rows) > 1:
         raise SchemaError(f"inputs have different batch sizes: {sorted(rows)}")
     return out  # type: ignore[return-value]
+
+
+def _column_tensor(column: pd.Series, label: str) -> np.ndarray:
+    """A DataFrame column as a tensor: cells that are arrays (``dataframe_records`` rows of
+    ``{"x": [1, 2, 3]}``) stack into one row each."""
+    values = column.to_numpy()
+    if values.dtype != object or not any(isinstance(v, list | tuple | np.ndarray) for v in values):
+        return values
+    try:
+        stacked = np.asarray(values.tolist())
+    except ValueError:
+        stacked = None
+    if stacked is None or stacked.dtype == object:
+        shapes = sorted({np.shape(v) for v in values}, key=str)[:3]
+        described = ", ".join(format_shape(s) if s else "()" for s in shapes)
+        raise SchemaError(
+            f"{label}: each row's cell must be an array of the same shape, got shapes {described}"
+        )
+    return stacked
 
 
 def enforce_tensor(value: Any, spec: TensorSpec) -> np.ndarray:

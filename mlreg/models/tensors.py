@@ -65,8 +65,15 @@ class TensorIO:
     def result(self, data: Any, outputs: Mapping[str, np.ndarray]) -> Any:
         """The prediction from the output arrays by TF name, shaped like ``data``."""
         if len(self.outputs) == 1:
-            out = outputs[self.outputs[0].tf_name]
-            return pd.DataFrame(out) if isinstance(data, pd.DataFrame) else out
+            port = self.outputs[0]
+            out = outputs[port.tf_name]
+            if not isinstance(data, pd.DataFrame):
+                return out
+            if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+                # One value per row: a column named after the output, not pandas' 0, so a
+                # client reads {"score": 0.7} rather than {"0": 0.7}.
+                return pd.DataFrame({port.name: out.reshape(len(out))})
+            return pd.DataFrame(out)
         arrays = {p.name: outputs[p.tf_name] for p in self.outputs}
         if isinstance(data, pd.DataFrame):
             return pd.DataFrame({k: list(v) if v.ndim > 1 else v for k, v in arrays.items()})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +27,10 @@ from mlreg.errors import (
     UnsupportedMediaType,
 )
 from mlreg.web.metrics import HttpMetrics
+from mlreg.web.request_ids import REQUEST_ID_HEADER, request_id
+from mlreg.web.worker import Refusal
 
-REQUEST_ID_HEADER = "X-Request-ID"
 JSON = "application/json"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 logger = logging.getLogger(__name__)
@@ -56,6 +55,11 @@ class HttpConfig:
     #: An error as a page for people (status, error code, message), or None for the JSON body:
     #: a web UI answers its own requests (and browsers lost on its paths) with HTML.
     error_page: Callable[[int, str, str], Response | None] | None = None
+
+    #: Values of the metrics' extra labels (HttpMetrics.labels) for the current request.
+    metric_labels: Callable[[], tuple[str, ...]] = field(default=lambda: ())
+    #: Headers every response gets, from the current request (the served model version).
+    response_headers: Callable[[], dict[str, str]] = field(default=lambda: {})
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
@@ -109,28 +113,31 @@ def install(app: Flask, config: HttpConfig) -> None:
     @app.before_request
     def _start() -> None:
         g.start = time.perf_counter()
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
         if metrics is not None:
-            metrics.in_flight.inc()
-            g.counted = True
+            gauge = metrics.in_flight_of(*config.metric_labels())
+            gauge.inc()
+            g.in_flight = gauge
 
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.update(config.response_headers())
         start = g.get("start")
         elapsed = time.perf_counter() - start if start is not None else 0.0
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         if metrics is not None:
-            metrics.observe(rule, request.method, response.status_code, elapsed)
+            labels = config.metric_labels()
+            metrics.observe(rule, request.method, response.status_code, elapsed, *labels)
         _log_request(access_log, config, response.status_code, elapsed)
         return response
 
     @app.teardown_request
     def _teardown(_exc: BaseException | None) -> None:
-        if metrics is not None and g.pop("counted", False):
-            metrics.in_flight.dec()
+        gauge = g.pop("in_flight", None)
+        if gauge is not None:
+            gauge.dec()
 
     @app.errorhandler(MlregError)
     def _mlreg_error(e: MlregError) -> Response:
@@ -154,7 +161,37 @@ def install(app: Flask, config: HttpConfig) -> None:
 def _log_request(
     access_log: logging.Logger, config: HttpConfig, status: int, elapsed: float
 ) -> None:
-    if request.path in config.quiet_paths:
+    error = g.get("error")
+    log_access(
+        access_log,
+        config,
+        method=request.method,
+        path=request.path,
+        status=status,
+        seconds=elapsed,
+        request_id=g.get("request_id"),
+        remote_addr=request.remote_addr,
+        error=error,
+        extra={"user": g.get("user")} if g.get("user") is not None else None,
+    )
+
+
+def log_access(
+    access_log: logging.Logger,
+    config: HttpConfig,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+    request_id: str | None,
+    remote_addr: str | None,
+    error: tuple[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write one access-log line (text, or the fields as JSON): a request the app answered, or
+    one the HTTP worker answered itself."""
+    if path in config.quiet_paths:
         level = logging.DEBUG  # probes and scrapes: counted in the metrics, not logged
     elif status >= 500:
         level = logging.WARNING if status == 503 else logging.ERROR
@@ -162,19 +199,16 @@ def _log_request(
         level = logging.INFO
     if not access_log.isEnabledFor(level):
         return
-    error = g.get("error")
-    path = printable(request.path)
+    path = printable(path)
     fields: dict[str, Any] = {
-        "request_id": g.get("request_id"),
-        "method": printable(request.method),
+        "request_id": request_id,
+        "method": printable(method),
         "path": path,
         "status": status,
-        "duration_ms": round(elapsed * 1000, 3),
-        "remote_addr": request.remote_addr,
+        "duration_ms": round(seconds * 1000, 3),
+        "remote_addr": remote_addr,
+        **(extra or {}),
     }
-    user = g.get("user")
-    if user is not None:
-        fields["user"] = user
     if error is not None:
         fields["error_code"], fields["error_message"] = error[0], printable(error[1])
     text = f"{fields['method']} {path} {status} {fields['duration_ms']:.1f}ms"
@@ -182,3 +216,34 @@ def _log_request(
     if error is not None:
         text += f" {error[0]}: {fields['error_message']}"
     access_log.log(level, text, extra=fields)
+
+
+def refusal_reporter(app: Flask, config: HttpConfig) -> Callable[[Refusal], None]:
+    """What the HTTP worker calls for a request it answered itself (408, 413, a client that
+    hung up): an access-log line and the metrics, under the endpoint the path would have hit."""
+    access_log = logging.getLogger(config.access_logger)
+    adapter = app.url_map.bind("localhost")
+
+    def report(refusal: Refusal) -> None:
+        if config.metrics is not None:
+            try:
+                rule, _ = adapter.match(refusal.path, method=refusal.method, return_rule=True)
+                endpoint = rule.rule
+            except http.HTTPException:
+                endpoint = "unmatched"
+            config.metrics.observe(
+                endpoint, refusal.method, refusal.status, refusal.seconds, *config.metric_labels()
+            )
+        log_access(
+            access_log,
+            config,
+            method=refusal.method,
+            path=refusal.path,
+            status=refusal.status,
+            seconds=refusal.seconds,
+            request_id=refusal.request_id,
+            remote_addr=refusal.remote_addr,
+            error=(refusal.error_code, refusal.message),
+        )
+
+    return report

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -53,6 +56,58 @@ def configure_logging(log_format: str, level: str) -> None:
     logger.propagate = False
 
 
+class GunicornName(logging.Filter):
+    """gunicorn logs everything (booting workers, too) under ``gunicorn.error``: name it
+    ``gunicorn`` so an INFO line does not read as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "gunicorn.error":
+            record.name = "gunicorn"
+        return True
+
+
+#: glog/absl severity letters at the start of a native line (``I1127 12:00:00.0 ...``).
+_NATIVE_LEVELS = {
+    "I": logging.DEBUG,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+_NATIVE_PREFIX = re.compile(r"([IWEF])\d{4} ")
+
+
+def capture_native_stderr(name: str = "mlreg.native") -> None:
+    """Turn what native libraries write to file descriptor 2 (TensorFlow's C++ and absl logging,
+    which ignore TF_CPP_MIN_LOG_LEVEL before absl is initialised) into log records: JSON in
+    JSON mode, informational lines at DEBUG, warnings and errors at their level.
+
+    Python's own stderr moves to a copy of the descriptor first, so records written by the
+    handlers never come back through the pipe. Call once per process, after the handlers
+    exist."""
+    original = sys.stderr
+    own = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    for logger in [logging.getLogger(), *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original:
+                handler.setStream(own)
+    sys.stderr = own
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    native = logging.getLogger(name)
+
+    def forward() -> None:
+        with open(read, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                if line:
+                    found = _NATIVE_PREFIX.match(line)
+                    level = _NATIVE_LEVELS[found.group(1)] if found else logging.DEBUG
+                    native.log(level, "%s", line)
+
+    threading.Thread(target=forward, name="mlreg-native-stderr", daemon=True).start()
+
+
 def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
     """A logging dictConfig for gunicorn's own logger in the same format as ours."""
     formatter: dict[str, Any] = (
@@ -62,10 +117,12 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"mlreg": formatter},
+        "filters": {"gunicorn_name": {"()": "mlreg.web.logs.GunicornName"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "mlreg",
+                "filters": ["gunicorn_name"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -78,7 +135,9 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "GunicornName",
     "JsonFormatter",
+    "capture_native_stderr",
     "configure_logging",
     "gunicorn_logconfig",
     "make_formatter",

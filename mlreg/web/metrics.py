@@ -41,12 +41,19 @@ LATENCY_BUCKETS = (
 
 
 class HttpMetrics:
-    """Requests by endpoint, method and status; latency; requests in flight."""
+    """Requests by endpoint, method and status; latency; requests in flight.
+
+    ``labels`` name more labels every one of these carries (the scoring server's
+    ``model_version``); their values are passed to :meth:`observe` and ``in_flight``.
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, prefix: str, multiprocess_dir: str | None = None) -> None:
+    def __init__(
+        self, prefix: str, multiprocess_dir: str | None = None, labels: tuple[str, ...] = ()
+    ) -> None:
         self.multiprocess_dir = multiprocess_dir
+        self.labels = labels
         if multiprocess_dir is not None:
             # prometheus_client picks its value class when first imported, which in a
             # gunicorn worker was before the fork; choose the file-backed one now.
@@ -56,26 +63,34 @@ class HttpMetrics:
         self.requests = Counter(
             f"{prefix}_requests",
             "HTTP requests answered",
-            ["endpoint", "method", "status"],
+            ["endpoint", "method", "status", *labels],
             registry=r,
         )
         self.latency = Histogram(
             f"{prefix}_request_duration_seconds",
             "Time to answer a request",
-            ["endpoint"],
+            ["endpoint", *labels],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.in_flight = Gauge(
             f"{prefix}_requests_in_flight",
             "Requests being answered",
+            list(labels),
             registry=r,
             multiprocess_mode="livesum",
         )
 
-    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+    def observe(
+        self, endpoint: str, method: str, status: int, seconds: float, *values: str
+    ) -> None:
+        """Count one answered request; ``values`` are those of the extra ``labels``."""
+        self.requests.labels(endpoint, method, str(status), *values).inc()
+        self.latency.labels(endpoint, *values).observe(seconds)
+
+    def in_flight_of(self, *values: str) -> Gauge:
+        """The in-flight gauge for the extra labels' ``values``."""
+        return self.in_flight.labels(*values) if self.labels else self.in_flight
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

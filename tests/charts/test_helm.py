@@ -21,8 +21,13 @@ from .conftest import (
 VALUE_SETS = [pytest.param((), id="chart-defaults")] + [
     pytest.param((path,), id=path.stem) for path in CI_VALUES
 ]
-# Not in kubernetes-validate's schemas (a CRD): checked by hand in test_service_monitor.
-CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Not in kubernetes-validate's schemas (CRDs): checked by hand in test_service_monitor and
+# test_kserve_objects_validate.
+CRDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("serving.kserve.io/v1alpha1", "ServingRuntime"),
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+}
 
 
 def test_ci_value_files_cover_the_required_cases():
@@ -57,7 +62,7 @@ def test_rendered_manifests_validate(render, kubernetes_validate, tmp_path, valu
     manifests = render(*values)
     checked = [m for m in manifests if (m["apiVersion"], m["kind"]) not in CRDS]
     skipped = [m for m in manifests if (m["apiVersion"], m["kind"]) in CRDS]
-    assert all(m["kind"] == "ServiceMonitor" for m in skipped)
+    assert all(m["kind"] in {kind for _, kind in CRDS} for m in skipped)
     path = tmp_path / "manifests.yaml"
     path.write_text(yaml.safe_dump_all(checked))
     result = validate(kubernetes_validate, path, version)
@@ -66,6 +71,60 @@ def test_rendered_manifests_validate(render, kubernetes_validate, tmp_path, valu
     # Every document was checked against a schema: none was let through with a warning.
     assert "WARN" not in output and "ERROR" not in output, output
     assert output.count(" passed for resource ") == len(checked), output
+
+
+def test_kserve_objects_validate(render, kubernetes_validate, tmp_path):
+    """KServe's CRDs are unknown to kubernetes-validate, but what they hold is core Kubernetes:
+    the runtime's containers and volumes are validated as a Pod's, the rest by hand
+    (tests/charts/test_manifests.py::test_kserve_mode_renders_a_runtime_and_an_inference_service)."""
+    manifests = render(CHART / "ci" / "kserve-values.yaml")
+    runtime = only(manifests, "ServingRuntime")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kserve-runtime-as-a-pod", "namespace": "ml"},
+        "spec": {
+            "containers": runtime["spec"]["containers"],
+            "volumes": runtime["spec"]["volumes"],
+        },
+    }
+    path = tmp_path / "runtime-pod.yaml"
+    path.write_text(yaml.safe_dump(pod))
+    for version in KUBE_VERSIONS:
+        result = validate(kubernetes_validate, path, version)
+        assert result.returncode == 0, result.stdout + result.stderr
+    # The InferenceService's predictor is KServe's own type: checked field by field there.
+    assert set(only(manifests, "InferenceService")["spec"]) == {"predictor"}
+
+
+@pytest.mark.parametrize(
+    ("sets", "field", "message"),
+    [
+        (
+            ["serving.follow.enabled=true", "serving.follow.modelUri=models:/mnist@champion"],
+            "/registry/uri",
+            "minLength: got 0, want 1",
+        ),
+        (
+            [
+                "serving.follow.enabled=true",
+                "serving.follow.modelUri=models:/mnist/3",
+                "registry.uri=http://mlreg:5000",
+            ],
+            "/serving/follow/modelUri",
+            "does not match pattern",
+        ),
+        (["registry.uri=mlreg:5000"], "/registry/uri", "does not match pattern"),
+        (["serving.grpcPort=0"], "/serving/grpcPort", "minimum: got 0, want 1"),
+    ],
+    ids=["follow-without-registry", "follow-a-fixed-version", "registry-not-a-url", "grpc-port"],
+)
+def test_schema_rejects_follow_mistakes_at_install(helm, sets, field, message):
+    args = [a for s in sets for a in ("--set", s)]
+    result = run_helm(helm, "install", RELEASE, str(CHART), "--dry-run=client", *args)
+    assert result.returncode != 0
+    assert f"at '{field}'" in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
 
 
 def test_validator_is_strict(kubernetes_validate, render, tmp_path):

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from mlreg.serving.settings import ServingSettings, env_var
+from mlreg.store.settings import StoreSettings
 
 from .conftest import CHART, RELEASE, kinds, only
 
@@ -15,7 +16,9 @@ DEFAULTS = CHART / "ci" / "defaults-values.yaml"
 FULL = CHART / "ci" / "full-values.yaml"
 TFSERVING = CHART / "ci" / "tfserving-values.yaml"
 MINIMAL = CHART / "ci" / "minimal-values.yaml"
-ALL = [DEFAULTS, FULL, TFSERVING, MINIMAL]
+FOLLOW = CHART / "ci" / "follow-values.yaml"
+KSERVE = CHART / "ci" / "kserve-values.yaml"
+ALL = [DEFAULTS, FULL, TFSERVING, MINIMAL, FOLLOW]
 # What `mlreg build-docker`'s Dockerfile sets; the pod's environment starts from it.
 IMAGE_ENV = {
     "MLREG_MODEL_URI": "/opt/mlreg/model",
@@ -25,8 +28,15 @@ IMAGE_ENV = {
     "HOME": "/opt/mlreg/work",
 }
 SETTINGS_VARS = {env_var(f.name): f.name for f in dataclasses.fields(ServingSettings)}
-# MLREG_* variables of the image (or the chart) that are not serving settings.
-NON_SETTINGS_VARS = {"MLREG_HOME"}
+# MLREG_* variables of the image (or the chart) that are not serving settings: where the
+# registry is and who asks it (read by mlreg.store and the REST client).
+NON_SETTINGS_VARS = {
+    "MLREG_HOME",
+    "MLREG_TRACKING_URI",
+    "MLREG_TRACKING_TOKEN",
+    "MLREG_TRACKING_USERNAME",
+    "MLREG_TRACKING_PASSWORD",
+}
 
 
 def pod_spec(manifests):
@@ -52,6 +62,14 @@ def chart_env(manifests) -> dict[str, str]:
     return env
 
 
+def secret_env(manifests) -> dict[str, dict]:
+    """The variables the mlreg container takes from Secrets: name -> secretKeyRef."""
+    mlreg = container(pod_spec(manifests), "mlreg")
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in mlreg.get("env", []) if "valueFrom" in e
+    }
+
+
 def pod_env(manifests) -> dict[str, str]:
     return {**IMAGE_ENV, **chart_env(manifests)}
 
@@ -60,8 +78,9 @@ def pod_env(manifests) -> dict[str, str]:
 def test_probes_hit_the_real_endpoints_on_the_settings_port(render, values):
     manifests = render(values)
     mlreg = container(pod_spec(manifests), "mlreg")
-    (port,) = mlreg["ports"]
+    port, *grpc = mlreg["ports"]
     assert port["name"] == "http"
+    assert [p["name"] for p in grpc] == (["grpc-v2"] if values == FOLLOW else [])
     assert str(port["containerPort"]) == chart_env(manifests)["MLREG_PORT"]
     assert ServingSettings.from_env(pod_env(manifests)).port == port["containerPort"]
     for probe, path in [("startupProbe", "/ping"), ("readinessProbe", "/ping")]:
@@ -136,7 +155,9 @@ def test_every_mlreg_variable_is_a_serving_setting_that_validates(render, values
         assert env_var(field) in env
     settings = ServingSettings.from_env(pod_env(manifests))
     assert settings.host == "0.0.0.0"
-    assert settings.model_uri == "/opt/mlreg/model"
+    # The model baked into the image, unless the pods follow a registry URI.
+    baked = settings.model_uri == "/opt/mlreg/model"
+    assert baked if values != FOLLOW else settings.model_uri.startswith("models:/")
     assert ServingSettings.from_env(env).port == settings.port  # the chart alone sets the port
 
 
@@ -386,3 +407,111 @@ def test_optional_objects_only_when_enabled(render):
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "mnist.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+
+
+# --- follow mode, the V2 gRPC port, KServe -------------------------------------------------
+
+
+def test_body_limit_is_derived_unless_set(render):
+    env = chart_env(render(DEFAULTS))
+    assert "MLREG_MAX_REQUEST_BYTES" not in env  # from the model's signature
+    assert ServingSettings.from_env(pod_env(render(DEFAULTS))).read_timeout == 30.0
+    assert chart_env(render(FULL))["MLREG_MAX_REQUEST_BYTES"] == "10485760"
+
+
+def test_follow_values_reach_the_settings_and_the_registry_client(render):
+    manifests = render(FOLLOW)
+    env = pod_env(manifests)
+    settings = ServingSettings.from_env(env)
+    assert settings.follow is True
+    assert settings.model_uri == "models:/mnist@champion"  # replaces the image's baked model
+    assert settings.poll_interval == 15.0
+    assert settings.allow_signature_change is False
+    assert settings.grpc_port == 8081
+    assert (settings.log_predictions, settings.log_sample_rate) == (
+        "http://collector.observability:8080/events",
+        0.1,
+    )
+    store = StoreSettings.from_env(env)
+    assert store.remote and store.uri == "http://mlreg-server.mlreg:5000"
+    # Credentials only from the Secret, each key optional (a token, or a user and password).
+    assert secret_env(manifests) == {
+        "MLREG_TRACKING_TOKEN": {"name": "mlreg-registry", "key": "token", "optional": True},
+        "MLREG_TRACKING_USERNAME": {
+            "name": "mlreg-registry",
+            "key": "username",
+            "optional": True,
+        },
+        "MLREG_TRACKING_PASSWORD": {
+            "name": "mlreg-registry",
+            "key": "password",
+            "optional": True,
+        },
+    }
+    assert not any("TOKEN" in k or "PASSWORD" in k for k in chart_env(manifests))
+
+
+def test_grpc_port_is_on_the_container_and_the_service(render):
+    manifests = render(FOLLOW)
+    ports = {p["name"]: p for p in container(pod_spec(manifests), "mlreg")["ports"]}
+    assert ports["grpc-v2"]["containerPort"] == 8081
+    service_ports = {p["name"]: p for p in only(manifests, "Service")["spec"]["ports"]}
+    assert service_ports["grpc-v2"] == {
+        "name": "grpc-v2",
+        "port": 8081,
+        "targetPort": "grpc-v2",
+        "protocol": "TCP",
+        "appProtocol": "grpc",
+    }
+    assert "grpc-v2" not in {p["name"] for p in only(render(DEFAULTS), "Service")["spec"]["ports"]}
+
+
+def test_kserve_mode_renders_a_runtime_and_an_inference_service(render):
+    manifests = render(KSERVE)
+    assert kinds(manifests) == {"ServiceAccount", "ConfigMap", "ServingRuntime", "InferenceService"}
+    runtime = only(manifests, "ServingRuntime")
+    service = only(manifests, "InferenceService")
+    assert runtime["apiVersion"] == "serving.kserve.io/v1alpha1"
+    assert service["apiVersion"] == "serving.kserve.io/v1beta1"
+    spec = runtime["spec"]
+    assert set(spec) == {
+        "annotations",
+        "supportedModelFormats",
+        "protocolVersions",
+        "containers",
+        "volumes",
+    }
+    assert spec["protocolVersions"] == ["v2", "v1"]
+    [fmt] = spec["supportedModelFormats"]
+    assert fmt == {"name": "mlreg", "version": "1", "autoSelect": True}
+    [server] = spec["containers"]
+    assert server["name"] == "kserve-container"  # the name KServe looks for
+    assert server["image"] == "registry.example.com/mnist:3"
+    assert server["command"] == ["mlreg", "serve"]
+    # KServe puts the InferenceService's name there: the name V2 URLs use.
+    assert server["args"] == ["--model-name={{.Name}}"]
+    [port] = server["ports"]
+    settings = ServingSettings.from_env(
+        {**IMAGE_ENV, **only(manifests, "ConfigMap")["data"], "MLREG_MODEL_NAME": "mnist"}
+    )
+    assert port["containerPort"] == settings.port == 8080
+    assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
+    assert server["envFrom"] == [
+        {"configMapRef": {"name": only(manifests, "ConfigMap")["metadata"]["name"]}}
+    ]
+    assert settings.follow and settings.model_uri == "models:/mnist@champion"
+    mounts = {m["name"] for m in server["volumeMounts"]}
+    assert mounts == {v["name"] for v in spec["volumes"]} == {"tmp", "work"}
+    predictor = service["spec"]["predictor"]
+    assert service["metadata"]["name"] == "mnist"
+    assert service["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "RawDeployment"
+    }
+    assert predictor["model"] == {
+        "runtime": runtime["metadata"]["name"],
+        "protocolVersion": "v2",
+        "modelFormat": {"name": fmt["name"]},
+    }
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 4)
+    assert predictor["serviceAccountName"] == only(manifests, "ServiceAccount")["metadata"]["name"]

@@ -7,6 +7,8 @@ at collection time. Models and servers are built once per session.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib
 import logging
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from mlreg import config
 from mlreg.pyfunc import load_model
 from mlreg.serving import ServingSettings, create_app
 from mlreg.serving.app import ACCESS_LOGGER
@@ -115,11 +118,31 @@ def fake_multi(tmp_path_factory: pytest.TempPathFactory) -> fakes.NumpyModel:
     return fakes.multi(tmp_path_factory.mktemp("fakes") / "multi")
 
 
-@pytest.fixture(scope="session", params=["app", pytest.param("served", marks=pytest.mark.slow)])
+@pytest.fixture(
+    scope="session",
+    params=["app", "fake-served", pytest.param("served", marks=pytest.mark.slow)],
+)
 def kind(request: pytest.FixtureRequest) -> str:
-    """Where the HTTP tests run: ``app`` (the app factory, a numpy model, Flask's test client)
-    or ``served`` (``mlreg serve`` of the TensorFlow model, over loopback)."""
+    """Where the HTTP tests run: ``app`` (the app factory, a numpy model, Flask's test client),
+    ``fake-served`` (the real server, gunicorn and its HTTP worker's direct path, on the numpy
+    model) or ``served`` (``mlreg serve`` of the TensorFlow model, over loopback)."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def fake_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """The real server on each numpy model, started when first asked for."""
+    servers: dict[str, Server] = {}
+
+    def start(name: str, env: dict[str, str]) -> Server:
+        if name not in servers:
+            tmp = tmp_path_factory.mktemp(f"fake-served-{name}")
+            servers[name] = Server.fake(name, tmp / name, tmp / "server.log", env=env).wait_ready()
+        return servers[name]
+
+    yield start  # type: ignore[misc]
+    for server in servers.values():
+        server.stop()
 
 
 def _target(request: pytest.FixtureRequest, kind: str, name: str, **settings: Any) -> Target:
@@ -127,8 +150,20 @@ def _target(request: pytest.FixtureRequest, kind: str, name: str, **settings: An
         model_dir = request.getfixturevalue(f"{name}_dir")
         return Target(request.getfixturevalue(f"{name}_server"), load_model(model_dir))
     fake = request.getfixturevalue(f"fake_{name}")
+    if kind == "fake-served":
+        env = {config.env_var(k): str(v) for k, v in settings.items()}
+        server = request.getfixturevalue("fake_servers")(name, env)
+        model = dataclasses.replace(fake.source, path=server_model_dir(server, name))
+        fake_copy = copy.copy(fake)
+        fake_copy.source = model
+        return Target(server, fake_copy)
     app = create_app(ServingSettings(**settings), model=fake)
     return Target(AppClient(app, request.getfixturevalue("access_log")), fake)
+
+
+def server_model_dir(server: Server, name: str) -> Path:
+    """Where the fake server saved its model (its directory's name is the model's name)."""
+    return server.log_path.parent / name
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,15 @@ As MLServer's tests do with their ``SumModel``.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlreg.errors import ModelExecutionError
 from mlreg.models.enforce import enforce_params, enforce_schema
 from mlreg.models.example import load_serving_input_example, save_input_example
 from mlreg.models.model import Model
@@ -148,6 +151,68 @@ def columns(root: Path) -> NumpyModel:
     )
 
 
+def sleepy(root: Path) -> NumpyModel:
+    """Like models.save_trouble: two floats in, ``x + 1`` out, after sleeping x[0, 0] seconds.
+
+    Stands for a model that keeps a request thread busy (probes, timeouts, draining).
+    """
+
+    def fn(t: Tensors) -> Tensors:
+        x = t["x"]
+        time.sleep(float(x[0, 0]))
+        return {"y": x + np.float32(1.0)}
+
+    signature = ModelSignature(Schema([_tensor((-1, 2))]), Schema([_tensor((-1, 2))]))
+    example = np.zeros((1, 2), np.float32)
+    return NumpyModel.save(
+        root, signature, fn, [_port("x", (-1, 2))], [_port("y", (-1, 2))], example
+    )
+
+
+def shifted(root: Path, shift: float, width: int = 2, broken: bool = False) -> NumpyModel:
+    """Versions of one model that answer differently: ``width`` floats in, ``x + shift`` out.
+
+    The model directory says what it is (``fake.json``), so a copy of it (registered, then
+    resolved from the registry) opens again with :func:`open_model`. A ``broken`` one fails
+    its warm-up, as a model whose graph cannot run would.
+    """
+    model = NumpyModel.save(
+        root,
+        ModelSignature(Schema([_tensor((-1, width))]), Schema([_tensor((-1, width))])),
+        _shift(shift, broken),
+        [_port("x", (-1, width))],
+        [_port("y", (-1, width))],
+        np.zeros((1, width), np.float32),
+    )
+    (root / "fake.json").write_text(json.dumps({"shift": shift, "width": width, "broken": broken}))
+    return model
+
+
+def _shift(shift: float, broken: bool) -> Callable[[Tensors], Tensors]:
+    def fn(t: Tensors) -> Tensors:
+        if broken:
+            raise ModelExecutionError("the model failed: the graph cannot run")
+        return {"y": t["x"] + np.float32(shift)}
+
+    return fn
+
+
+def open_model(source: ResolvedModel) -> NumpyModel:
+    """A :func:`shifted` model from its directory (a registry's copy of it), keeping what the
+    registry said of it (name, version, digest), as the local backend's loader does."""
+    spec = json.loads((source.path / "fake.json").read_text())
+    width = spec["width"]
+    model = NumpyModel(
+        source.path,
+        Model.load(source.path),
+        _shift(spec["shift"], spec["broken"]),
+        [_port("x", (-1, width))],
+        [_port("y", (-1, width))],
+    )
+    model.source = source
+    return model
+
+
 def multi(root: Path) -> NumpyModel:
     """Like models.save_multi: named inputs a and b in, named outputs score and probs out."""
 
@@ -171,4 +236,4 @@ def multi(root: Path) -> NumpyModel:
     )
 
 
-__all__ = ["NumpyModel", "cnn", "columns", "multi"]
+__all__ = ["NumpyModel", "cnn", "columns", "multi", "open_model", "shifted", "sleepy"]

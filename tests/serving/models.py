@@ -65,3 +65,28 @@ class Trouble(tf.Module):
 def save_trouble(path: Path) -> Path:
     save_model(Trouble(steps_per_second=200_000), path, input_example=np.zeros((1, 2), np.float32))
     return path
+
+
+class Wide(tf.Module):
+    """``x + shift`` with a large weight riding along (a version costs ``WIDE_BYTES`` loaded),
+    so whether a retired version's memory comes back shows in the worker's RSS."""
+
+    def __init__(self, shift: float) -> None:
+        super().__init__()
+        self.shift = tf.constant(shift, tf.float32)
+        # Random, so no page is shared or left untouched: the whole weight is resident.
+        self.w = tf.Variable(tf.random.stateless_uniform(WIDE_SHAPE, seed=[1, int(shift)]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def __call__(self, x):
+        # The weight is read on every call, but adds nothing.
+        return {"y": x + self.shift + 0.0 * tf.reduce_sum(self.w[:1, :1])}
+
+
+WIDE_SHAPE = (2048, 4096)
+WIDE_BYTES = 2048 * 4096 * 4  # 32 MiB
+
+
+def save_wide(path: Path, shift: float) -> Path:
+    save_model(Wide(shift), path, input_example=np.zeros((1, 4), np.float32))
+    return path

@@ -71,15 +71,26 @@ class Server:
         log_path: Path,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         full_env = {k: v for k, v in full_env.items() if not k.startswith("MLREG_")} | (env or {})
+        full_env["MLREG_PORT"] = str(self.port)
         self._log = open(log_path, "wb")  # noqa: SIM115  (closed in stop())
-        cmd = [MLREG, "serve", "-m", str(model), "--port", str(self.port), *args]
+        cmd = command or [MLREG, "serve", "-m", str(model), "--port", str(self.port), *args]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+
+    @classmethod
+    def fake(
+        cls, kind: str, root: Path, log_path: Path, env: dict[str, str] | None = None
+    ) -> Server:
+        """The real server (gunicorn, the HTTP worker, the app) on a numpy stand-in of a model
+        (tests/serving/fake_server.py): no TensorFlow, ready in about a second."""
+        command = [sys.executable, "-m", "tests.serving.fake_server", kind, str(root)]
+        return cls(root, log_path, env=env, command=command)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

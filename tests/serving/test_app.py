@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +108,9 @@ def test_synthetic_warm_up_input() -> None:
 
 def test_state_has_its_own_metrics() -> None:
     a, b = ServingState(ServingSettings(), Metrics()), ServingState(ServingSettings(), Metrics())
-    a.metrics.timeouts.inc()
-    assert b"mlreg_prediction_timeouts_total 0.0" in b.metrics.render()
+    a.metrics.timeouts.labels("3").inc()
+    assert b'mlreg_prediction_timeouts_total{model_version="3"} 1.0' in a.metrics.render()
+    assert b"mlreg_prediction_timeouts_total{" not in b.metrics.render()
 
 
 @pytest.mark.parametrize(
@@ -165,6 +168,41 @@ def test_a_remote_backend_that_is_down_loads_and_ping_says_why(tmp_path: Path) -
     assert client.get("/metadata").status_code == 200
 
 
+def test_a_backend_that_cannot_be_reached_yet_is_retried_and_requests_say_why_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mlreg.serving.state.LOAD_RETRY_SECONDS", 0.05)
+    down = "TensorFlow Serving at 127.0.0.1:1 is unreachable (UNAVAILABLE: connection refused)"
+    reachable = threading.Event()
+    attempts = []
+
+    def loader() -> fakes.NumpyModel:
+        attempts.append(1)
+        if not reachable.is_set():
+            raise BackendUnavailable(down)
+        return fakes.cnn(tmp_path / "cnn")
+
+    app = create_app(ServingSettings(timeout=60))
+    state: ServingState = app.extensions["mlreg"]
+    client = app.test_client()
+    state.start_loading(loader, on_failure=lambda: pytest.fail("the load was given up"))
+    while len(attempts) < 2:
+        time.sleep(0.01)
+    r = client.get("/ping")
+    assert (r.status_code, r.get_json()["message"]) == (503, f"{down}; retrying every 0.05 s")
+    started = time.monotonic()
+    r = client.post("/invocations", json={"inputs": images(1).tolist()})
+    assert time.monotonic() - started < 5  # answered at once, not after the 60 s timeout
+    assert r.status_code == 503 and r.get_json()["message"].startswith(down)
+    reachable.set()
+    deadline = time.monotonic() + 10
+    while client.get("/ping").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert client.post("/invocations", json={"inputs": images(1).tolist()}).status_code == 200
+    assert state.waiting is None
+
+
 def test_a_local_backend_that_fails_its_warm_up_does_not_load(tmp_path: Path) -> None:
     class Broken(ServerDown):
         remote = False
@@ -182,3 +220,12 @@ def test_the_app_and_its_codecs_import_without_tensorflow() -> None:
     code = "import sys, mlreg.serving.app, mlreg.serving.codecs; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("given", ["{dir}/cnn", "{dir}/cnn/", "file://{dir}/cnn"])
+def test_metadata_names_a_local_model_without_its_path(tmp_path: Path, given: str) -> None:
+    model = fakes.cnn(tmp_path / "private" / "cnn")
+    model.source = dataclasses.replace(model.source, uri=given.format(dir=tmp_path / "private"))
+    r = create_app(ServingSettings(), model=model).test_client().get("/metadata")
+    assert r.get_json()["uri"] == "cnn"
+    assert str(tmp_path) not in r.get_data(as_text=True)

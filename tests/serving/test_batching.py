@@ -189,8 +189,8 @@ def test_batched_answers_equal_unbatched_ones(batched_server: Server, cnn_server
         assert ask(batched_server, i) == unbatched[i].tolist()
     # Requests really were merged: some model calls held more than one request.
     text = batched_server.get("/metrics").text
-    count = _metric(text, "mlreg_batch_size_count")
-    singles = _metric(text, 'mlreg_batch_size_bucket{le="1.0"}')
+    count = _metric(text, 'mlreg_batch_size_count{model_version=""}')
+    singles = _metric(text, 'mlreg_batch_size_bucket{le="1.0",model_version=""}')
     assert singles < count, text
 
 

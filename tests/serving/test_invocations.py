@@ -84,9 +84,12 @@ def test_columns_forms(columns_target: Target, form: str) -> None:
         r = columns_target.post("/invocations", body)
     got = _ok(r)["predictions"]
     expected = columns_target.model.predict(FRAME)
-    # A DataFrame result is written as records, as MLflow does.
-    assert [list(row) for row in got] == [["0"]] * 3
-    np.testing.assert_allclose([row["0"] for row in got], expected[0].to_numpy(), rtol=1e-6)
+    # A DataFrame result is written as records, as MLflow does, its column named after the
+    # model's output rather than pandas' "0".
+    [name] = expected.columns
+    assert isinstance(name, str) and name != "0"
+    assert [list(row) for row in got] == [[name]] * 3
+    np.testing.assert_allclose([row[name] for row in got], expected[name].to_numpy(), rtol=1e-6)
 
 
 def test_csv_reads_the_same_as_json(columns_target: Target) -> None:
@@ -180,7 +183,7 @@ def test_metadata(cnn_target: Target) -> None:
         {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, 28, 3]}}
     ]
     assert np.asarray(got["input_example"]["inputs"]).shape == (2, 28, 28, 3)
-    assert got["uri"] == str(cnn_target.model.source.path)
+    assert got["uri"] == cnn_target.model.source.path.name  # not where it is on the disk
     assert got["flavors"] == ["python_function", "tensorflow"]
     assert {"name", "version", "digest", "model_uuid"} <= set(got)
 
@@ -189,13 +192,16 @@ def test_metrics(cnn_target: Target) -> None:
     _ok(cnn_target.post("/invocations", {"inputs": X[:1].tolist()}))
     cnn_target.post("/invocations", {"inputs": [1]})
     text = cnn_target.get("/metrics").text
-    assert 'mlreg_requests_total{endpoint="/invocations",method="POST",status="200"}' in text
-    assert 'mlreg_requests_total{endpoint="/invocations",method="POST",status="400"}' in text
-    assert 'mlreg_request_duration_seconds_bucket{endpoint="/invocations",le="0.005"}' in text
-    assert "mlreg_requests_in_flight 1.0" in text  # this very request
-    assert "mlreg_batch_size_count" in text
-    assert "mlreg_model_ready 1.0" in text
-    load = [line for line in text.splitlines() if line.startswith("mlreg_model_load_seconds ")]
+    # Every metric names the version that answered (none: the model is a directory).
+    v = 'model_version=""'
+    assert f'mlreg_requests_total{{endpoint="/invocations",method="POST",{v},status="200"}}' in text
+    assert f'mlreg_requests_total{{endpoint="/invocations",method="POST",{v},status="400"}}' in text
+    bucket = f'mlreg_request_duration_seconds_bucket{{endpoint="/invocations",le="0.005",{v}}}'
+    assert bucket in text
+    assert f"mlreg_requests_in_flight{{{v}}} 1.0" in text  # this very request
+    assert f"mlreg_batch_size_count{{{v}}}" in text
+    assert f"mlreg_model_ready{{{v}}} 1.0" in text
+    load = [line for line in text.splitlines() if line.startswith("mlreg_model_load_seconds{")]
     assert load and float(load[0].split()[1]) > 0
 
 

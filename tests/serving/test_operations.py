@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 
+from mlreg.version import __version__
 from tests.serving.server import Server
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,8 @@ def trouble_server(tmp_path_factory: pytest.TempPathFactory, trouble_dir: Path) 
         trouble_dir,
         tmp_path_factory.mktemp("logs") / "trouble.log",
         args=("--timeout", "1", "--max-request-bytes", "1000"),
-        env={"MLREG_LOG_FORMAT": "json"},
+        # TF_CPP_MIN_LOG_LEVEL unset: serve itself must keep TensorFlow's C++ logging quiet.
+        env={"MLREG_LOG_FORMAT": "json", "TF_CPP_MIN_LOG_LEVEL": ""},
     ).wait_ready()
     yield server
     server.stop()
@@ -63,7 +65,7 @@ def test_timeout_is_a_504_and_the_worker_keeps_serving(trouble_server: Server) -
     fast = trouble_server.post("/invocations", spin(0), timeout=5)
     assert fast.status_code == 200
     text = trouble_server.get("/metrics").text
-    assert "mlreg_prediction_timeouts_total 1.0" in text
+    assert 'mlreg_prediction_timeouts_total{model_version=""} 1.0' in text
 
 
 def test_chunked_body_over_the_limit_is_a_413(trouble_server: Server) -> None:
@@ -101,12 +103,20 @@ def test_json_logs_one_line_per_request(trouble_server: Server) -> None:
     assert record["error_message"] == "input: expected shape (-1, 2), got (1, 1)"
     assert record["logger"] == "mlreg.serving.access"
     assert isinstance(record["duration_ms"], float)
-    # gunicorn's own lines are JSON too.
-    assert any(
-        json.loads(line)["logger"] == "gunicorn.error"
-        for line in trouble_server.log().splitlines()
-        if line.startswith("{")
-    )
+    # Every line is JSON: gunicorn's own (not named as errors), the banner, TensorFlow's
+    # C++ logging is quiet, and the readiness probes that waited for the load are not logged.
+    lines = [line for line in trouble_server.log().splitlines() if line.strip()]
+    assert [line for line in lines if not line.startswith("{")] == []
+    records = [json.loads(line) for line in lines]
+    assert "gunicorn" in {r["logger"] for r in records}
+    assert "gunicorn.error" not in {r["logger"] for r in records}
+    assert not [r for r in records if r.get("path") in ("/ping", "/health", "/metrics")]
+    banner = next(r for r in records if r["logger"] == "mlreg.serve")
+    assert banner["message"].startswith(f"mlreg {__version__} serving {banner['model_uri']} -> ")
+    assert banner["mlreg_version"] == __version__
+    ready = next(r for r in records if r["message"].startswith("model ready: "))
+    assert ready["load_seconds"] > 0
+    assert f"loaded and warmed up in {ready['load_seconds']:.2f} s" in ready["message"]
 
 
 # --- startup and shutdown of a two-worker server ------------------------------------------
@@ -216,7 +226,8 @@ def _load_then_sigterm(server: Server, clients: int, warm: float) -> dict:
 
 
 OK_INVOCATIONS = (
-    r'^mlreg_requests_total\{endpoint="/invocations",method="POST",status="200"\} (\S+)'
+    r'^mlreg_requests_total\{endpoint="/invocations",method="POST",model_version="",'
+    r'status="200"\} (\S+)'
 )
 
 
@@ -228,7 +239,9 @@ def test_metrics_add_up_over_all_workers(tmp_path, cnn_dir) -> None:
         # both workers must be up before the count starts, or one still loading would miss it
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            ready = re.search(r"^mlreg_model_ready (\S+)", server.get("/metrics").text, re.M)
+            ready = re.search(
+                r'^mlreg_model_ready\{model_version=""\} (\S+)', server.get("/metrics").text, re.M
+            )
             pids = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
             if ready and float(ready.group(1)) == 1.0 and len(pids) == 2:
                 break

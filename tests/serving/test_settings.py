@@ -14,7 +14,7 @@ def test_defaults() -> None:
     s = ServingSettings.from_env({})
     assert (s.host, s.port, s.workers, s.threads) == ("127.0.0.1", 8080, 1, 4)
     assert (s.timeout, s.graceful_timeout) == (60.0, 30.0)
-    assert s.max_request_bytes == 100 * 1024 * 1024
+    assert s.max_request_bytes is None  # derived from the signature
     assert (s.log_format, s.log_level) == ("text", "info")
     assert (s.batch_max_size, s.batch_timeout_ms, s.batching) == (0, 2.0, False)
     assert s.model_uri is None and s.backend == "local"
@@ -122,7 +122,7 @@ def test_gunicorn_options() -> None:
     opts = gunicorn_options(ServingSettings(workers=2, threads=3, timeout=5, graceful_timeout=2.5))
     assert opts["bind"] == ["127.0.0.1:8080"]
     assert (opts["workers"], opts["threads"], opts["graceful_timeout"]) == (2, 3, 3)
-    assert opts["worker_class"] == "mlreg.web.gunicorn.DrainingThreadWorker"
+    assert opts["worker_class"] == "mlreg.web.worker.AsyncWorker"
     assert opts["timeout"] == 35  # the last-resort guard stays above the request timeout
     assert opts["preload_app"] is False  # never TensorFlow in the master
     assert ServingSettings(host="::1").bind == "[::1]:8080"

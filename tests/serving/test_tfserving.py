@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.serving.data import FRAME, images, multi_example
-from tests.serving.server import MLREG, Peer, Server
+from tests.serving.server import MLREG, Peer, Server, free_port
 
 # TF Serving's API stubs import TensorFlow: the tests import them when they run.
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def ping(server: Server) -> int | None:
 
 def calls(server: Server, method: str, code: str) -> float:
     found = re.search(
-        rf'^mlreg_tfserving_calls_total{{code="{code}",method="{method}"}} (\S+)$',
+        rf'^mlreg_tfserving_calls_total{{code="{code}",method="{method}",model_version=""}} (\S+)$',
         server.get("/metrics").text,
         re.M,
     )
@@ -213,7 +213,8 @@ def test_tf_serving_going_away_and_coming_back(cnn_tfs) -> None:
         r = tfs.post("/invocations", body)
         assert r.status_code == 503
         assert r.json()["error_code"] == "BACKEND_UNAVAILABLE"
-        assert f"TensorFlow Serving at {peer.target} is unavailable" in r.json()["message"]
+        says = f"TensorFlow Serving at {peer.target} is unreachable (UNAVAILABLE: "
+        assert says in r.json()["message"]
         answer = tfs.get("/ping")
         assert answer.status_code == 503 and peer.target in answer.json()["message"]
         assert tfs.get("/health").status_code == 200  # alive, just not ready
@@ -223,6 +224,33 @@ def test_tf_serving_going_away_and_coming_back(cnn_tfs) -> None:
     assert tfs.post("/invocations", body).status_code == 200
     assert tfs.proc.poll() is None  # the same server process throughout
     assert calls(tfs, "Predict", "UNAVAILABLE") >= 1
+
+
+def test_an_unreachable_tf_serving_is_a_503_at_once_that_names_it(
+    tmp_path: Path, cnn_dir: Path
+) -> None:
+    target = f"127.0.0.1:{free_port()}"  # nothing listens there
+    args = ("--backend", "tfserving", "--tfserving-target", target, "--timeout", "60")
+    server = Server(cnn_dir, tmp_path / "serve.log", args=args)
+    says = f"TensorFlow Serving at {target} is unreachable (UNAVAILABLE: "
+    try:
+        wait_for(lambda: ping(server) == 503, timeout=60)
+        wait_for(lambda: says in server.get("/ping").json()["message"])
+        started = time.monotonic()
+        r = server.post("/invocations", {"inputs": images(1).tolist()})
+        waited = time.monotonic() - started
+        assert r.status_code == 503, r.text
+        assert r.json()["error_code"] == "BACKEND_UNAVAILABLE"
+        assert says in r.json()["message"] and r.json()["message"].endswith("retrying every 1 s")
+        assert waited < 10  # not the 60 s request timeout
+        assert server.get("/health").status_code == 200
+        assert server.proc.poll() is None  # it keeps trying
+    finally:
+        server.stop()
+    log = server.log()
+    # Once (again every 30 s), not once per attempt: the server retried every second.
+    assert 1 <= log.count(f"waiting for the backend: {says}") <= 2, log
+    assert "Traceback" not in log
 
 
 def test_readiness_follows_the_model_status(tmp_path: Path, cnn_dir: Path) -> None:
@@ -235,8 +263,10 @@ def test_readiness_follows_the_model_status(tmp_path: Path, cnn_dir: Path) -> No
     try:
         # nothing exported yet: TF Serving has no version, so the server waits and says so
         wait_for(lambda: ping(server) == 503, timeout=60)
-        time.sleep(1)
-        assert server.get("/ping").json()["message"].startswith("the model is still loading")
+        wait_for(lambda: "is not loaded" in server.get("/ping").json()["message"])
+        says = server.get("/ping").json()["message"]
+        assert says.startswith("model 'cnn' (version 1) in TensorFlow Serving at "), says
+        assert says.endswith("; retrying every 1 s"), says
         export(cnn_dir, base, 1)
         server.wait_ready(timeout=60)
         body = {"inputs": images(1).tolist()}

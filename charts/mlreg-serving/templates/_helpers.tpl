@@ -92,6 +92,38 @@ Seconds from "terminating" to SIGKILL: the preStop pause, then gunicorn's gracef
 {{- end }}
 
 {{/*
+The registry credentials, from an existing Secret, as the environment variables the REST
+client reads (MLREG_TRACKING_TOKEN, or _USERNAME and _PASSWORD). Each key is optional.
+*/}}
+{{- define "mlreg-serving.registryCredentialsEnv" -}}
+{{- $secret := include "mlreg-serving.registrySecret" . }}
+{{- if $secret }}
+{{- with .Values.registry }}
+- name: MLREG_TRACKING_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .tokenKey }}
+      optional: true
+{{- if .existingSecret }}
+- name: MLREG_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .usernameKey }}
+      optional: true
+- name: MLREG_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .passwordKey }}
+      optional: true
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Where the TF Serving model lives inside the pod (--model_base_path); the shared emptyDir is
 mounted here and the export is copied to <base>/<version>.
 */}}
@@ -133,7 +165,7 @@ Registry mode needs the model's URI, and serves through the local backend (the T
 sidecar copies its export out of the image, which then holds no model of its own).
 */}}
 {{- define "mlreg-serving.checkRegistry" -}}
-{{- if .Values.registry.uri }}
+{{- if and .Values.registry.uri (not .Values.serving.follow.enabled) }}
 {{- if not .Values.registry.modelUri }}
 {{- fail "registry.uri is set: set registry.modelUri too (e.g. models:/mnist@champion)" }}
 {{- end }}
