@@ -30,7 +30,12 @@ def test_registry_mode_resolves_the_model_from_the_server(render):
     assert env["MLREG_MODEL_URI"] == "models:/mnist@champion"
     mlreg = container(pod_spec(manifests), "mlreg")
     token = next(e for e in mlreg["env"] if e["name"] == "MLREG_TRACKING_TOKEN")
-    assert token["valueFrom"]["secretKeyRef"] == {"name": "mnist-registry-token", "key": "token"}
+    # optional: an existing Secret may hold a user name and password instead
+    assert token["valueFrom"]["secretKeyRef"] == {
+        "name": "mnist-registry-token",
+        "key": "token",
+        "optional": True,
+    }
     # What the serving process reads: the registry URI as its model.
     settings = ServingSettings.from_env(env)
     assert settings.model_uri == "models:/mnist@champion"
