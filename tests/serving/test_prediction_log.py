@@ -33,7 +33,11 @@ def serve(model: fakes.NumpyModel, **settings: Any) -> tuple[FlaskClient, Servin
 
 
 def lines(directory: Path, state: ServingState) -> list[dict]:
-    state.close()  # writes what is queued
+    # Writes what is queued; a generous bound, as a loaded machine may need more than the
+    # shutdown's 5 s to serialise a few hundred records.
+    if state.prediction_log is not None:
+        state.prediction_log.close(timeout=120)
+    state.close()
     [path] = directory.glob("predictions-*.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()]
 
