@@ -78,7 +78,8 @@ def postgres_admin_uri() -> str | None:
 def postgres_admin():
     """An AUTOCOMMIT engine on the server of MLREG_TEST_POSTGRES_URI (to create databases)."""
     admin_uri = postgres_admin_uri()
-    admin = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
+    # pre_ping: a slow test restarts the PostgreSQL server; pooled connections are then dead.
+    admin = create_engine(admin_uri, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     yield admin
     admin.dispose()
 
@@ -126,7 +127,7 @@ def postgres_uri(postgres_admin):
 def _postgres_shared(postgres_admin, postgres_template):
     """One database at the current schema for the session's tests that need no empty one."""
     name = _create_database(postgres_admin, postgres_template)
-    engine = create_engine(_uri(postgres_admin, name))
+    engine = create_engine(_uri(postgres_admin, name), pool_pre_ping=True)
     yield _uri(postgres_admin, name), engine
     engine.dispose()
     _drop_database(postgres_admin, name)
