@@ -271,7 +271,8 @@ def test_two_workers_follow_the_alias_under_load_without_a_failed_request(
                 time.sleep(1.0)
                 registry.set_alias(NAME, ALIAS, int(version))
                 moves.append((time.monotonic(), version))
-            deadline = time.monotonic() + 10
+            # Until both workers serve the last move (seconds here; a loaded machine needs more).
+            deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 time.sleep(0.2)
                 with lock:
