@@ -27,6 +27,9 @@ from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.tracking.service import TrackingService
 from mlreg.tracking.store import DEFAULT_EXPERIMENT, DEFAULT_EXPERIMENT_ID
 
+#: Where MLflow's experiment requests name their experiment.
+EXPERIMENT_REF = perm.message("experiment_id")
+
 VIEW_TYPE = enum("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 #: MLflow's order when none is asked for: newest first.
 DEFAULT_ORDER = ["creation_time DESC", "experiment_id ASC"]
@@ -118,7 +121,7 @@ mlflow_api.route(
 @mlflow_api.route(
     "GET",
     "/mlflow/experiments/get",
-    permission=perm.experiment(Level.READ, ref=perm.message("experiment_id")),
+    permission=perm.experiment(Level.READ, ref=EXPERIMENT_REF),
     summary="One experiment, deleted or not.",
     request_message=message({"experiment_id": STRING}, ["experiment_id"]),
 )
@@ -149,7 +152,7 @@ def get_experiment_by_name(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/delete",
-    permission=perm.experiment(Level.MANAGE, ref=perm.message("experiment_id")),
+    permission=perm.experiment(Level.MANAGE, ref=EXPERIMENT_REF),
     summary="Mark an experiment deleted (it and its runs stay, restorable).",
     request_message=message({"experiment_id": STRING}, ["experiment_id"]),
 )
@@ -162,7 +165,7 @@ def delete_experiment(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/restore",
-    permission=perm.experiment(Level.MANAGE, ref=perm.message("experiment_id")),
+    permission=perm.experiment(Level.MANAGE, ref=EXPERIMENT_REF),
     summary="Restore a deleted experiment.",
     request_message=message({"experiment_id": STRING}, ["experiment_id"]),
 )
@@ -175,7 +178,7 @@ def restore_experiment(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/update",
-    permission=perm.experiment(Level.MANAGE, ref=perm.message("experiment_id")),
+    permission=perm.experiment(Level.MANAGE, ref=EXPERIMENT_REF),
     summary="Rename an experiment.",
     request_message=message({"experiment_id": STRING, "new_name": STRING}, ["experiment_id"]),
 )
@@ -191,7 +194,7 @@ def update_experiment(msg: dict[str, Any]) -> dict[str, Any] | Response:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/set-experiment-tag",
-    permission=perm.experiment(Level.EDIT, ref=perm.message("experiment_id")),
+    permission=perm.experiment(Level.EDIT, ref=EXPERIMENT_REF),
     summary="Set a tag of an experiment.",
     request_message=message(
         {"experiment_id": STRING, "key": STRING, "value": STRING}, ["experiment_id", "key"]
@@ -206,7 +209,7 @@ def set_experiment_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/experiments/delete-experiment-tag",
-    permission=perm.experiment(Level.EDIT, ref=perm.message("experiment_id")),
+    permission=perm.experiment(Level.EDIT, ref=EXPERIMENT_REF),
     summary="Remove a tag of an experiment.",
     request_message=message({"experiment_id": STRING, "key": STRING}, ["experiment_id", "key"]),
 )

@@ -39,6 +39,9 @@ from mlreg.store.pages import MAX_PAGE, offset_of, page_token
 from mlreg.store.search import OrderBy, parse_clauses
 from mlreg.store.validation import validate_version
 
+#: Where MLflow's registry requests name their registered model.
+NAME_REF = perm.message("name")
+
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 #: What MLflow's 3.x clients add to every search to leave prompts out (there are none here).
 _NOT_PROMPTS = ("!=", "true")
@@ -123,7 +126,7 @@ def create_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/registered-models/rename",
-    permission=perm.model(Level.MANAGE, ref=perm.message("name")),
+    permission=perm.model(Level.MANAGE, ref=NAME_REF),
     summary="Rename a registered model (versions, aliases and history stay).",
     request_message=message({"name": STRING, "new_name": STRING}, ["name"]),
 )
@@ -137,7 +140,7 @@ def rename_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "PATCH",
     "/mlflow/registered-models/update",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Set a registered model's description.",
     request_message=message({"name": STRING, "description": STRING}, ["name"]),
 )
@@ -151,7 +154,7 @@ def update_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/registered-models/delete",
-    permission=perm.model(Level.MANAGE, ref=perm.message("name")),
+    permission=perm.model(Level.MANAGE, ref=NAME_REF),
     summary="Delete a registered model, its versions and their files.",
     request_message=NAME,
 )
@@ -164,7 +167,7 @@ def delete_registered_model(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/registered-models/get",
-    permission=perm.model(Level.READ, ref=perm.message("name")),
+    permission=perm.model(Level.READ, ref=NAME_REF),
     summary="One registered model: tags, aliases, the latest version in each stage.",
     request_message=NAME,
 )
@@ -213,7 +216,7 @@ for _method in ("POST", "GET"):
     mlflow_api.route(
         _method,
         "/mlflow/registered-models/get-latest-versions",
-        permission=perm.model(Level.READ, ref=perm.message("name")),
+        permission=perm.model(Level.READ, ref=NAME_REF),
         summary="The newest READY version in each stage asked for (every stage if none is).",
         request_message=message({"name": STRING, "stages": repeated(STRING)}, ["name"]),
     )(get_latest_versions)
@@ -222,7 +225,7 @@ for _method in ("POST", "GET"):
 @mlflow_api.route(
     "POST",
     "/mlflow/registered-models/set-tag",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Set a tag of a registered model.",
     request_message=message({"name": STRING, "key": STRING, "value": STRING}, ["name", "key"]),
 )
@@ -235,7 +238,7 @@ def set_registered_model_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/registered-models/delete-tag",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Remove a tag of a registered model.",
     request_message=message({"name": STRING, "key": STRING}, ["name", "key"]),
 )
@@ -251,7 +254,7 @@ def delete_registered_model_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/registered-models/alias",
-    permission=perm.model(Level.PROMOTE, ref=perm.message("name")),
+    permission=perm.model(Level.PROMOTE, ref=NAME_REF),
     summary="Point an alias at a version (models:/name@alias).",
     request_message=message(
         {"name": STRING, "alias": STRING, "version": STRING}, ["name", "alias", "version"]
@@ -266,7 +269,7 @@ def set_alias(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/registered-models/alias",
-    permission=perm.model(Level.PROMOTE, ref=perm.message("name")),
+    permission=perm.model(Level.PROMOTE, ref=NAME_REF),
     summary="Remove an alias.",
     request_message=message({"name": STRING, "alias": STRING}, ["name", "alias"]),
 )
@@ -279,7 +282,7 @@ def delete_alias(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/registered-models/alias",
-    permission=perm.model(Level.READ, ref=perm.message("name")),
+    permission=perm.model(Level.READ, ref=NAME_REF),
     summary="The version an alias points at.",
     request_message=message({"name": STRING, "alias": STRING}, ["name", "alias"]),
 )
@@ -298,7 +301,7 @@ def get_version_by_alias(msg: dict[str, Any]) -> dict[str, Any] | Response:
 @mlflow_api.route(
     "POST",
     "/mlflow/model-versions/create",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Register the model at source as the next version: its files are copied into the "
     "registry and digested, so it answers READY.",
     request_message=message(
@@ -336,7 +339,7 @@ def create_model_version(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "PATCH",
     "/mlflow/model-versions/update",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Set a version's description.",
     request_message=message(
         {"name": STRING, "version": STRING, "description": STRING}, ["name", "version"]
@@ -353,7 +356,7 @@ def update_model_version(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/model-versions/transition-stage",
-    permission=perm.model(Level.PROMOTE, ref=perm.message("name")),
+    permission=perm.model(Level.PROMOTE, ref=NAME_REF),
     summary="Move a version to a stage (None, Staging, Production, Archived), optionally "
     "archiving the versions now in it.",
     request_message=message(
@@ -380,7 +383,7 @@ def transition_model_version_stage(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/model-versions/delete",
-    permission=perm.model(Level.MANAGE, ref=perm.message("name")),
+    permission=perm.model(Level.MANAGE, ref=NAME_REF),
     summary="Delete a version and its files (its number is never reused).",
     request_message=NAME_VERSION,
 )
@@ -393,7 +396,7 @@ def delete_model_version(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/model-versions/get",
-    permission=perm.model(Level.READ, ref=perm.message("name")),
+    permission=perm.model(Level.READ, ref=NAME_REF),
     summary="One version: stage, status, source, tags, aliases (and mlreg_digest).",
     request_message=NAME_VERSION,
 )
@@ -436,7 +439,7 @@ def search_model_versions(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/model-versions/get-download-uri",
-    permission=perm.model(Level.READ, ref=perm.message("name")),
+    permission=perm.model(Level.READ, ref=NAME_REF),
     summary="Where a version's files are downloaded from: the registry's copy, through the "
     "artifact proxy (mlflow-artifacts:/registry/<name>/<version>).",
     request_message=NAME_VERSION,
@@ -450,7 +453,7 @@ def get_model_version_download_uri(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/model-versions/set-tag",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Set a tag of a version.",
     request_message=message(
         {"name": STRING, "version": STRING, "key": STRING, "value": STRING},
@@ -466,7 +469,7 @@ def set_model_version_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "DELETE",
     "/mlflow/model-versions/delete-tag",
-    permission=perm.model(Level.EDIT, ref=perm.message("name")),
+    permission=perm.model(Level.EDIT, ref=NAME_REF),
     summary="Remove a tag of a version.",
     request_message=message(
         {"name": STRING, "version": STRING, "key": STRING}, ["name", "version", "key"]

@@ -46,6 +46,9 @@ from mlreg.tracking.entities import (
 )
 from mlreg.tracking.service import MAX_SEARCH, TrackingService
 
+#: Where MLflow's run requests name their run (``run_uuid``: older clients).
+RUN_REF = perm.message("run_id", alias="run_uuid")
+
 RUN_STATUS = enum("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 LOGGED_MODELS_TAG = "mlflow.log-model.history"
 #: MLflow's limits on one log-batch request.
@@ -136,7 +139,7 @@ def create_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/update",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="End a run (FINISHED, FAILED, KILLED at end_time), take it up again, rename it.",
     request_message=message(
         {**RUN_ID, "status": RUN_STATUS, "end_time": INT64, "run_name": STRING}
@@ -159,7 +162,7 @@ def update_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/delete",
-    permission=perm.run(Level.MANAGE, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.MANAGE, ref=RUN_REF),
     summary="Mark a run deleted (kept, restorable; searches leave it out).",
     request_message=message({"run_id": STRING}, ["run_id"]),
 )
@@ -171,7 +174,7 @@ def delete_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/restore",
-    permission=perm.run(Level.MANAGE, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.MANAGE, ref=RUN_REF),
     summary="Restore a deleted run.",
     request_message=message({"run_id": STRING}, ["run_id"]),
 )
@@ -183,7 +186,7 @@ def restore_run(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-metric",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Log one metric value (optionally against a logged model and a dataset).",
     request_message=message(
         {**RUN_ID, **METRIC["properties"]},
@@ -198,7 +201,7 @@ def log_metric(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-parameter",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Log one param (a param cannot change once set).",
     request_message=message({**RUN_ID, "key": STRING, "value": STRING}, ["key"]),
 )
@@ -212,7 +215,7 @@ def log_param(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/set-tag",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Set a tag of a run (mlflow.runName renames it).",
     request_message=message({**RUN_ID, "key": STRING, "value": STRING}, ["key"]),
 )
@@ -228,7 +231,7 @@ def set_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/delete-tag",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Remove a tag of a run.",
     request_message=message({"run_id": STRING, "key": STRING}, ["run_id", "key"]),
 )
@@ -240,7 +243,7 @@ def delete_tag(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/runs/get",
-    permission=perm.run(Level.READ, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.READ, ref=RUN_REF),
     summary="One run: info, params, latest metrics, tags, inputs, outputs.",
     request_message=message(RUN_ID),
 )
@@ -286,7 +289,7 @@ def search_runs(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/metrics/get-history",
-    permission=perm.run(Level.READ, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.READ, ref=RUN_REF),
     summary="Every value logged for one metric of a run, by step then time.",
     request_message=message(
         {**RUN_ID, "metric_key": STRING, "page_token": STRING, "max_results": INT32},
@@ -308,7 +311,7 @@ def get_metric_history(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-batch",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Log metrics, params and tags in one transaction (MLflow's limits: 1000 metrics, "
     "100 params, 100 tags, 1000 in all).",
     request_message=message(
@@ -348,7 +351,7 @@ def log_batch(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-model",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Record a model logged in a run (MLflow 2): appended to the run's tag "
     "mlflow.log-model.history.",
     request_message=message({"run_id": STRING, "model_json": STRING}, ["run_id", "model_json"]),
@@ -383,7 +386,7 @@ DATASET = message(
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/log-inputs",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Record the datasets (with their context tags) and logged models a run used.",
     request_message=message(
         {
@@ -408,7 +411,7 @@ def log_inputs(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "POST",
     "/mlflow/runs/outputs",
-    permission=perm.run(Level.EDIT, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.EDIT, ref=RUN_REF),
     summary="Record the logged models a run produced, and at which step.",
     request_message=message(
         {
@@ -427,7 +430,7 @@ def log_outputs(msg: dict[str, Any]) -> dict[str, Any]:
 @mlflow_api.route(
     "GET",
     "/mlflow/artifacts/list",
-    permission=perm.run(Level.READ, ref=perm.message("run_id", alias="run_uuid")),
+    permission=perm.run(Level.READ, ref=RUN_REF),
     summary="The artifacts directly under a path of a run (paths relative to its root).",
     request_message=message({**RUN_ID, "path": STRING, "page_token": STRING}),
 )
