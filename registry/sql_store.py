@@ -311,13 +311,16 @@ class SqlRegistryStore:
         row = session.execute(bump).one_or_none()
         if row is None:
             now = _now()
+            # RETURNING, not rowcount: an ORM-enabled INSERT's rowcount is -1 whether or not
+            # ON CONFLICT skipped it, and every racing creator would record and grant.
             inserted = session.execute(
                 self.db.insert()(RegisteredModelRow)
                 .values(name=name, last_version=0, created_at=now, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["name"])
-            ).rowcount
+                .returning(RegisteredModelRow.id)
+            ).scalar_one_or_none()
             row = session.execute(bump).one()
-            if inserted:
+            if inserted is not None:
                 self._created(session, row[0], name)
         return row[0], row[1]
 
