@@ -49,15 +49,21 @@ class Route:
     status: int = 200
     #: The compiled ``body`` schema.
     validator: Draft202012Validator | None = field(default=None, compare=False, repr=False)
+    #: A browser's sign-in cookie is accepted (the web UI's routes, whose forms carry CSRF
+    #: tokens; never the JSON API's).
+    sessions: bool = False
 
 
 class Api:
     """Collects routes with their declarations, then registers them on a blueprint."""
 
-    def __init__(self, prefix: str, max_json_bytes: Callable[[], int]) -> None:
+    def __init__(
+        self, prefix: str, max_json_bytes: Callable[[], int], *, sessions: bool = False
+    ) -> None:
         self.prefix = prefix
         self.routes: list[Route] = []
         self._max_json_bytes = max_json_bytes
+        self.sessions = sessions
 
     def route(
         self,
@@ -92,6 +98,7 @@ class Api:
                     raw_response,
                     status,
                     validator,
+                    self.sessions,
                 )
             )
             return handler

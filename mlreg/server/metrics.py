@@ -25,8 +25,8 @@ class ServerMetrics(HttpMetrics):
         )
         self.sign_ins = Counter(
             "mlreg_server_sign_ins",
-            "Authentication attempts by method (password, token) and outcome (ok, refused, "
-            "rate_limited)",
+            "Authentication attempts by method (password, token, session: the web UI's sign-in "
+            "cookie) and outcome (ok, refused, rate_limited)",
             ["method", "outcome"],
             registry=self.registry,
         )

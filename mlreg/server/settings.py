@@ -63,6 +63,8 @@ class ServerSettings:
     login_window_seconds: int = 300
     #: Lifetime of a new API token unless its creator says otherwise.
     token_days: float = 90.0
+    #: A browser stays signed in to the web UI this long after its last page.
+    session_hours: float = 12.0
     #: Webhooks: deliver from this process (one deliverer per worker), how often to look for
     #: due deliveries, the receiver's time to answer, attempts before giving up, first backoff.
     deliver_webhooks: bool = True
@@ -115,6 +117,9 @@ class ServerSettings:
             ">= 1",
         )
         config.check("token_days", self.token_days, 0 < self.token_days <= 3650, "0-3650 days")
+        config.check(
+            "session_hours", self.session_hours, 0 < self.session_hours <= 720, "0-720 hours"
+        )
         for name in ("webhook_poll_seconds", "webhook_timeout", "webhook_backoff_seconds"):
             value = getattr(self, name)
             config.check(name, value, value > 0, "a number of seconds > 0")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 from mlreg.store.settings import StoreSettings
 from tests.ui.browser import (
@@ -347,47 +348,78 @@ def test_readme_screenshots_are_taken_by_this_run(world, browser):
         assert Path(path).stat().st_size > 10_000
 
 
+READER_PASSWORD = "rita reads everything"
+
+
 @pytest.fixture(scope="module")
-def reader_site(tmp_path_factory) -> Iterator[tuple[str, object]]:
-    """The seeded data behind a server whose permission hook lets everyone READ and nothing
-    more (the real app on a loopback socket, in a thread: a policy is a function of this
-    process; `mlreg server --auth` with users and grants is the teams work's)."""
-    import threading
+def auth_server(tmp_path_factory) -> Iterator[Server]:
+    """The seeded data behind a real `mlreg server --auth` (gunicorn, two workers sharing the
+    session secret) where rita, made with the command an admin would use, may only READ (the
+    default on what was made before authentication)."""
+    work = tmp_path_factory.mktemp("auth")
+    home = work / "home"
+    seed(StoreSettings.for_home(home, "alice"), work)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLREG_")}
+    made = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("mlreg")),
+            "server",
+            "users",
+            "create",
+            "rita",
+            "--password-stdin",
+        ],
+        input=READER_PASSWORD + "\n",
+        env={**env, "MLREG_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    server = start_server(home, extra_args=["--auth"])
+    yield server
+    server.stop()
 
-    from werkzeug.serving import make_server
 
-    from mlreg.server.app import create_app
-    from mlreg.server.permissions import Level
-    from mlreg.server.settings import ServerSettings
-    from mlreg.server.ui.access import set_policy
+def sign_in_form(browser, user: str, password: str) -> None:
+    """Fill the sign-in form the browser is on and send it, as a person would."""
+    wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
+    by_css(browser, "input[name=username]").send_keys(user)
+    by_css(browser, "input[name=password]").send_keys(password)
+    from selenium.webdriver.support.expected_conditions import staleness_of
 
-    work = tmp_path_factory.mktemp("reader")
-    settings = StoreSettings.for_home(work / "home", "alice")
-    seed(settings, work)
-    app = create_app(ServerSettings(store=settings))
-    set_policy(app, lambda user, permission, resource: permission.level <= Level.READ)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", app.extensions["mlreg.server"]
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        app.extensions["mlreg.server"].close()
+    button = by_css(browser, "form.signin button[type=submit]")
+    button.click()
+    wait(browser, staleness_of(button))  # the next page, not the form still on screen
+    wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
 
 
-def test_a_reader_sees_no_action_and_posting_a_form_anyway_is_403(reader_site, browser):
-    url, services = reader_site
+def test_signing_in_through_the_form_then_a_reader_sees_no_action(auth_server, browser):
+    """A page sends a browser that is not signed in to the form; a wrong password is said so;
+    signed in, rita is back on the page she asked for, with no action but signing out, and a
+    form she builds by hand is refused with 403 and changes nothing; signing out ends it."""
+    url = auth_server.url
     console_errors(browser)
-    for path in ("/models/cnn", "/models/cnn/versions/2"):
+    browser.delete_all_cookies()
+    browser.get(url + "/models/cnn")
+    wait(browser, lambda d: "/login?next=" in d.current_url)
+    assert browser.title.startswith("Sign in")
+    screenshot(browser, "17-sign-in")
+    sign_in_form(browser, "rita", "not her password")
+    error = wait(browser, lambda d: all_css(d, ".flash.error"))
+    assert "/login" in browser.current_url
+    assert error[0].text == "wrong user name or password"
+    sign_in_form(browser, "rita", READER_PASSWORD)
+    wait(browser, lambda d: d.current_url == url + "/models/cnn")
+    assert browser.title.startswith("cnn")
+    assert by_css(browser, ".account .who").text == "rita"
+    # Two gunicorn workers answer in turn: the session holds on every page, on either one.
+    for path in ("/models/cnn", "/models/cnn/versions/2", "/models", "/models/cnn"):
         browser.get(url + path)
-        assert browser.title.startswith("cnn")
-        assert all_css(browser, "form[method=post]") == [], path
+        assert all_css(browser, "form[method=post]:not(.signout)") == [], path
+        assert len(all_css(browser, "form.signout")) == 1, path
         assert not console_errors(browser)
     screenshot(browser, "18-reader-model")
-    browser.get(url + "/models/cnn")
     # What a page without the button cannot do: build the transition form by hand and post it.
     browser.execute_script(
         """const form = document.createElement("form");
@@ -405,11 +437,19 @@ def test_a_reader_sees_no_action_and_posting_a_form_anyway_is_403(reader_site, b
     wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
     text = by_css(browser, "main").text
     assert "403" in browser.title
-    assert "anonymous needs PROMOTE on model 'cnn'" in text
+    assert "rita needs PROMOTE on model 'cnn'" in text
     errors = console_errors(browser)
     assert all("403" in e for e in errors), errors  # only the page's own status
     screenshot(browser, "19-reader-403")
-    assert services.registry.get_model_version("cnn", 2).stage.value == "Production"
+    version = requests.get(
+        url + "/api/v1/models/cnn/versions/2", auth=("rita", READER_PASSWORD), timeout=30
+    )
+    assert version.json()["model_version"]["stage"] == "Production"
+    by_css(browser, "form.signout button").click()
+    wait(browser, lambda d: "/login" in d.current_url)
+    assert wait(browser, lambda d: all_css(d, ".flash.ok"))[0].text == "Signed out."
+    browser.get(url + "/models")
+    wait(browser, lambda d: "/login?next=" in d.current_url)
 
 
 def test_a_run_with_many_metrics_draws_the_charts_near_the_screen_first(world, browser):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, g, request
 
 from mlreg.errors import InvalidInput, PermissionDenied, RateLimited, Unauthenticated
+from mlreg.server.access import sessions
 from mlreg.server.access.entities import Caller
 from mlreg.server.access.service import AccessService
 from mlreg.server.api import Route, declared_route, message_body, route_body
@@ -97,14 +98,16 @@ def install_guard(app: Flask, settings: ServerSettings, access: AccessService) -
             return None
         if route.permission.level is Level.NONE:
             return None
-        caller = authenticate(access)
+        caller = authenticate(access, route.sessions)
         g.caller, g.user, g.authenticated = caller, caller.name, True
         authorize(route, caller, access)
         return None
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        if response.status_code == 401:
+        route = declared_route()
+        if response.status_code == 401 and not (route is not None and route.sessions):
+            # (The web UI's pages send a browser to their sign-in form instead of its dialog.)
             response.headers.add("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')
             response.headers.add("WWW-Authenticate", f'Bearer realm="{REALM}"')
         retry = g.pop("retry_after", None)
@@ -124,8 +127,9 @@ def install_guard(app: Flask, settings: ServerSettings, access: AccessService) -
         return response
 
 
-def authenticate(access: AccessService) -> Caller:
-    """The caller the request's credentials name; Unauthenticated or RateLimited."""
+def authenticate(access: AccessService, cookie: bool = False) -> Caller:
+    """The caller the request's credentials name (with ``cookie``, a browser's sign-in
+    session too); Unauthenticated or RateLimited."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     address = request.remote_addr
@@ -142,6 +146,11 @@ def authenticate(access: AccessService) -> Caller:
         raise
     if header:
         raise Unauthenticated(f"unsupported Authorization scheme {scheme!r}; " + SIGN_IN)
+    if cookie:
+        signed_in = sessions.current(access)
+        if signed_in is not None:
+            return signed_in
+        raise Unauthenticated("You are not signed in, or your session has ended")
     raise Unauthenticated("authentication required: " + SIGN_IN)
 
 

@@ -259,6 +259,29 @@ class AccessService:
             while len(self._verified) > 4096:
                 self._verified.popitem(last=False)
 
+    # --- browser sessions ------------------------------------------------------------------
+
+    def session_stamp(self, caller: Caller) -> str | None:
+        """What a browser session of ``caller`` carries besides their name: a digest of their
+        stored password hash, so a new password (or the user deleted and made again) ends
+        every session at once. None: the user has no password (tokens only)."""
+        account, _ = self.store.account(caller.name)
+        if account is None or account.password_hash is None:
+            return None
+        return _stamp(account.password_hash)
+
+    def session_caller(self, name: str, stamp: str) -> Caller | None:
+        """The user a browser session names, if the session is still theirs (same password
+        as when it began); None when it is not."""
+        account, _ = self.store.account(name)
+        if account is None or account.password_hash is None:
+            return None
+        if not hmac.compare_digest(stamp, _stamp(account.password_hash)):
+            self._count("session", "refused")
+            return None
+        self._count("session", "ok")
+        return _caller(account)
+
     # --- users -----------------------------------------------------------------------------
 
     def bootstrap_admin(self, name: str, password: str | None) -> User | None:
@@ -366,3 +389,9 @@ class AccessService:
 
 def _caller(account: Account) -> Caller:
     return Caller(account.id, account.name, account.is_admin, account.principals)
+
+
+def _stamp(password_hash: str) -> str:
+    # The cookie is signed, not encrypted: this is all of the hash it shows, and the salted
+    # argon2 hash behind it cannot be recovered from it.
+    return hashlib.sha256(b"mlreg-session\0" + password_hash.encode()).hexdigest()[:32]

@@ -1,4 +1,4 @@
-"""The start page (what this server holds, how to use it), the sign-in hook, static files."""
+"""The start page (what this server holds, how to use it) and the static files."""
 
 from __future__ import annotations
 
@@ -47,16 +47,6 @@ def home() -> Response:
         experiment_names=names,
         server_url=server_url(),
     )
-
-
-@page(
-    "/login",
-    permission=perm.PUBLIC,
-    summary="Sign in. Without --auth there is nothing to sign in to; the authentication work "
-    "fills in this page (and its POST).",
-)
-def login() -> Response:
-    return render("login.html", section=None, next=request.args.get("next", "/"))
 
 
 @page(

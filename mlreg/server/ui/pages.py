@@ -37,7 +37,8 @@ FIXABLE = (400, 409)
 #: The largest form body taken (the longest field, a description, is 5,000 characters).
 FORM_BYTES = 1 << 20
 
-pages = Api("", lambda: current_app.config["MLREG_MAX_REQUEST_BYTES"])
+#: The UI's routes take the browser's sign-in cookie (``mlreg.server.access.sessions``).
+pages = Api("", lambda: current_app.config["MLREG_MAX_REQUEST_BYTES"], sessions=True)
 csrf = CSRFProtect()
 
 

@@ -5,23 +5,34 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import jinja2
-from flask import Flask, Response, request, url_for
+from flask import Flask, Response, flash, redirect, request, url_for
 
-from mlreg.server.routes import acting_user
+from mlreg.server.access.sessions import SessionCookies
+from mlreg.server.routes import acting_user, caller
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui import (  # noqa: F401  (declare the pages)
     experiments,
     home,
     models,
     runs,
+    signin,
     versions,
 )
 from mlreg.server.ui import format as fmt
 from mlreg.server.ui.access import allowed, check_request
-from mlreg.server.ui.pages import BLUEPRINT, TEMPLATES, csrf, link, pages, render
+from mlreg.server.ui.pages import (
+    BLUEPRINT,
+    TEMPLATES,
+    csrf,
+    link,
+    pages,
+    render,
+    return_to,
+)
 from mlreg.version import __version__
 
 #: Scripts and styles only from this server (no inline script, no CDN); images also as data:
@@ -43,12 +54,15 @@ def install(app: Flask, settings: ServerSettings) -> None:
         SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        MLREG_AUTH=settings.auth,
         # Only the UI's forms are checked (the JSON API takes no cookies, so no CSRF).
         WTF_CSRF_CHECK_DEFAULT=False,
         # A form stays good as long as the browser session that loaded it.
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_SSL_STRICT=False,
     )
+    app.session_interface = SessionCookies()
     csrf.init_app(app)
     app.jinja_loader = jinja2.FileSystemLoader(TEMPLATES)  # type: ignore[assignment]
     env = app.jinja_env
@@ -61,6 +75,8 @@ def install(app: Flask, settings: ServerSettings) -> None:
         static=lambda path: link("static", filename=path, v=__version__),
         version=__version__,
         acting_user=acting_user,
+        signed_in=caller,
+        auth_on=signin.auth_on,
         here=here,
         page_url=page_url,
     )
@@ -119,6 +135,8 @@ def error_page(status: int, error_code: str, message: str) -> Response | None:
     """The error as a page for the UI's requests; None: the usual JSON body."""
     if not wants_page():
         return None
+    if status == 401:
+        return to_sign_in(message)
     try:
         return render(
             "error.html",
@@ -131,3 +149,14 @@ def error_page(status: int, error_code: str, message: str) -> Response | None:
     except Exception:  # the JSON body still says what went wrong
         logger.exception("the error page failed to render")
         return None
+
+
+def to_sign_in(message: str) -> Response:
+    """Send a browser that is not signed in (or no longer) to the sign-in form, which brings
+    it back here afterwards; a form it posted was not sent, and it is told so."""
+    if request.method == "GET":
+        target = here()
+    else:
+        flash(f"{message}: the form was not sent; sign in and send it again.", "error")
+        target = return_to(link("home"))
+    return redirect(link("login", next=target), code=303)
