@@ -35,6 +35,7 @@ STORE_VARS = {*URI_VARS, ARTIFACT_ROOT_VAR, HOME_VAR, S3_ENDPOINT_VAR}
 SECRET_STANDINS = {
     "MLREG_TRACKING_URI": "postgresql+psycopg://mlreg:x@db:5432/mlreg",
     "MLREG_ADMIN_PASSWORD": "from-a-secret",
+    "MLREG_SECRET_KEY": "a-random-key-from-a-secret",
     "AWS_ACCESS_KEY_ID": "key",
     "AWS_SECRET_ACCESS_KEY": "secret",
 }
@@ -150,6 +151,7 @@ def test_secrets_come_from_secrets_never_from_the_configmap(render_server):
         "AWS_ACCESS_KEY_ID": {"name": "mlreg-s3", "key": "AWS_ACCESS_KEY_ID"},
         "AWS_SECRET_ACCESS_KEY": {"name": "mlreg-s3", "key": "AWS_SECRET_ACCESS_KEY"},
         "MLREG_ADMIN_PASSWORD": {"name": "mlreg-admin", "key": "password"},
+        "MLREG_SECRET_KEY": {"name": "mlreg-ui", "key": "key"},
     }
     assert "Secret" not in kinds(manifests)  # every one of them existed already
     assert plain["MLREG_ARTIFACT_ROOT"] == "s3://models/mlreg"
@@ -172,9 +174,33 @@ def test_secrets_given_as_values_go_into_one_hook_secret(render_server):
     text = yaml.safe_dump_all([m for m in manifests if m["kind"] != "Secret"])
     assert "change-me" not in text
     plain, refs = _env(manifests)
-    assert refs == {"MLREG_TRACKING_URI": {"name": f"{FULLNAME}-secrets", "key": "uri"}}
+    assert refs == {
+        "MLREG_TRACKING_URI": {"name": f"{FULLNAME}-secrets", "key": "uri"},
+        "MLREG_SECRET_KEY": {"name": f"{FULLNAME}-secrets", "key": "secret-key"},
+    }
     # No authentication: said explicitly, or the server would refuse to listen.
     assert (plain["MLREG_AUTH"], plain["MLREG_ALLOW_UNAUTHENTICATED"]) == ("0", "1")
+
+
+def test_every_replica_signs_the_web_ui_with_one_key(render_server, helm):
+    """MLREG_SECRET_KEY comes from one Secret for all pods (each pod making its own would
+    refuse the sign-ins and forms of the others): a random one the chart makes, or the one
+    given; a short one is refused."""
+    _, refs = _env(render_server(DEFAULTS))
+    assert refs["MLREG_SECRET_KEY"] == {"name": f"{FULLNAME}-secrets", "key": "secret-key"}
+    keys = []
+    for _ in range(2):  # not the cached render: two installs
+        result = run_helm(helm, "template", RELEASE, str(SERVER_CHART), *value_args([DEFAULTS]))
+        manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        keys.append(base64.b64decode(only(manifests, "Secret")["data"]["secret-key"]).decode())
+    assert all(len(k) == 48 and k.isalnum() for k in keys) and keys[0] != keys[1]
+    given = render_server(DEFAULTS, sets=["ui.secretKey=given-key-of-some-length"])
+    encoded = only(given, "Secret")["data"]["secret-key"]
+    assert base64.b64decode(encoded).decode() == "given-key-of-some-length"
+    short = run_helm(
+        helm, "template", RELEASE, str(SERVER_CHART), *value_args([DEFAULTS], ["ui.secretKey=x"])
+    )
+    assert short.returncode != 0 and "at '/ui/secretKey'" in short.stderr
 
 
 def test_the_migration_job_upgrades_the_schema_before_install_and_upgrade(render_server):

@@ -1,6 +1,6 @@
 {{/*
 The variables from Secrets, shared by the server and the migration Job: the database URI (and,
-for the server, the S3 keys and the first admin's password).
+for the server, the web UI's signing key, the S3 keys and the first admin's password).
 */}}
 {{- define "mlreg-server.databaseEnv" -}}
 - name: MLREG_TRACKING_URI
@@ -12,6 +12,11 @@ for the server, the S3 keys and the first admin's password).
 
 {{- define "mlreg-server.secretEnv" -}}
 {{ include "mlreg-server.databaseEnv" . }}
+- name: MLREG_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mlreg-server.uiSecret" . }}
+      key: {{ .Values.ui.secretKeyKey }}
 {{- with include "mlreg-server.s3Secret" . }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:

@@ -113,9 +113,27 @@ password).
 {{- end }}
 {{- end }}
 
+{{/* The Secret of the web UI's signing key: an existing one, or the chart's. */}}
+{{- define "mlreg-server.uiSecret" -}}
+{{- default (include "mlreg-server.secretName" .) .Values.ui.existingSecret }}
+{{- end }}
+
+{{/*
+The web UI's signing key for the chart's Secret: the value given, else the one the installed
+release's Secret holds (upgrades keep everyone signed in), else a new random one.
+*/}}
+{{- define "mlreg-server.uiSecretKey" -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "mlreg-server.secretName" .) }}
+{{- $kept := "" }}
+{{- if and $old $old.data }}
+{{- $kept = index $old.data .Values.ui.secretKeyKey | default "" | b64dec }}
+{{- end }}
+{{- .Values.ui.secretKey | default $kept | default (randAlphaNum 48) }}
+{{- end }}
+
 {{/* Whether the chart makes its Secret. */}}
 {{- define "mlreg-server.makesSecret" -}}
-{{- if or (and .Values.database.uri (not .Values.database.existingSecret)) (and .Values.artifacts.s3.accessKeyId (not .Values.artifacts.s3.existingSecret)) (and .Values.auth.enabled .Values.auth.adminPassword (not .Values.auth.existingSecret)) }}true{{ end }}
+{{- if or (not .Values.ui.existingSecret) (and .Values.database.uri (not .Values.database.existingSecret)) (and .Values.artifacts.s3.accessKeyId (not .Values.artifacts.s3.existingSecret)) (and .Values.auth.enabled .Values.auth.adminPassword (not .Values.auth.existingSecret)) }}true{{ end }}
 {{- end }}
 
 {{/* Artifacts on a PersistentVolumeClaim (no artifacts.root). */}}
