@@ -332,3 +332,27 @@ def test_sigterm_lets_uploads_in_flight_finish(tmp_path):
     engine.dispose()
     assert statuses == ["READY"] * 3
     assert list(server.staging.iterdir()) == []
+
+
+def test_sigterm_does_not_wait_on_idle_keep_alive_connections(tmp_path):
+    """A client's pooled connection, idle between requests, is closed at SIGTERM: the server
+    exits as soon as its requests are answered, not after the graceful timeout (it waited the
+    whole 30 s for one idle connection before)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    server = start_server(
+        tmp_path / "home", workers=1, threads=2, env={"MLREG_GRACEFUL_TIMEOUT": "60"}
+    )
+    where = urlsplit(server.url)
+    idle = socket.create_connection((where.hostname, where.port), timeout=90)
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    answer = idle.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    started = time.monotonic()
+    code = server.stop(timeout=90)
+    took = time.monotonic() - started
+    assert code == 0, server.log_text()[-2000:]
+    assert took < 30, f"the server took {took:.1f} s to stop (graceful timeout: 60 s)"
+    assert idle.recv(65536) == b""  # closed by the server, cleanly
+    idle.close()
