@@ -103,6 +103,9 @@ def test_signing_in_returns_to_the_page_that_asked_and_shows_who_is_signed_in(au
     assert 'action="/logout"' in html
     # A reader: no action on the model page but signing out.
     assert re.findall(r'<form method="post" action="([^"]+)"', html) == ["/logout"]
+    # The sign-in page (open to anyone) knows the browser is signed in too.
+    status, html = auth_site.get("/login")
+    assert "You are signed in as <strong>rita</strong>" in html and 'action="/logout"' in html
 
 
 def test_the_cookie_opens_pages_but_never_the_json_api(auth_site):

@@ -12,7 +12,8 @@ from flask import Response, current_app, flash, redirect, request
 from mlreg.errors import InvalidInput, RateLimited, Unauthenticated
 from mlreg.server import permissions as perm
 from mlreg.server.access import sessions
-from mlreg.server.routes import services
+from mlreg.server.access.entities import Caller
+from mlreg.server.routes import caller, services
 from mlreg.server.ui.pages import action, done, field, link, page, render, return_to, safe_next
 
 #: Longest password the form takes (argon2 hashes any length; this bounds the work).
@@ -21,6 +22,15 @@ MAX_PASSWORD = 1024
 
 def auth_on() -> bool:
     return bool(current_app.config["MLREG_AUTH"])
+
+
+def signed_in() -> Caller | None:
+    """Who the page's header names: the request's caller, or on a page anyone may open (the
+    sign-in form, an error page), the browser's session (looked up only when a page shows)."""
+    found = caller()
+    if found is None and auth_on():
+        found = sessions.current(services().access)
+    return found
 
 
 @page(
@@ -51,12 +61,12 @@ def sign_in() -> Response:
         if len(password) > MAX_PASSWORD:
             raise Unauthenticated(f"a password is at most {MAX_PASSWORD} characters")
         access = services().access
-        caller = access.authenticate_password(name, password, request.remote_addr)
-        sessions.begin(access, caller)
+        user = access.authenticate_password(name, password, request.remote_addr)
+        sessions.begin(access, user)
     except (Unauthenticated, RateLimited) as e:
         flash(e.message, "error")
         return redirect(link("login", next=target), code=303)
-    return done(f"Signed in as {caller.name}.", target)
+    return done(f"Signed in as {user.name}.", target)
 
 
 @action(

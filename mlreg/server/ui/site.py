@@ -12,7 +12,7 @@ import jinja2
 from flask import Flask, Response, flash, redirect, request, url_for
 
 from mlreg.server.access.sessions import SessionCookies
-from mlreg.server.routes import acting_user, caller
+from mlreg.server.routes import acting_user
 from mlreg.server.settings import ServerSettings
 from mlreg.server.ui import (  # noqa: F401  (declare the pages)
     experiments,
@@ -75,7 +75,7 @@ def install(app: Flask, settings: ServerSettings) -> None:
         static=lambda path: link("static", filename=path, v=__version__),
         version=__version__,
         acting_user=acting_user,
-        signed_in=caller,
+        signed_in=signin.signed_in,
         auth_on=signin.auth_on,
         here=here,
         page_url=page_url,
