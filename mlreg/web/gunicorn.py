@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import gunicorn
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -25,6 +26,9 @@ from mlreg.errors import AddressInUse
 
 #: gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts when a worker exits with it.
 WORKER_BOOT_ERROR = 3
+#: gunicorn 26 rewrote the threaded worker; its shutdown waits on idle keep-alive connections
+#: (earlier ones wait only on requests in flight). MLflow 2.x, a test peer, pins gunicorn < 24.
+KEEPS_IDLE_AT_SHUTDOWN = gunicorn.version_info >= (26,)
 DRAINING_WORKER = "mlreg.web.gunicorn.DrainingThreadWorker"
 
 
@@ -42,7 +46,8 @@ class DrainingThreadWorker(ThreadWorker):
         super().set_accept_enabled(enabled)
         if not enabled and not self.alive:
             self._drain_listeners()
-            self._close_idle()
+            if KEEPS_IDLE_AT_SHUTDOWN:
+                self._close_idle()
 
     def _close_idle(self) -> None:
         """Close the keep-alive connections waiting for a next request. gunicorn's shutdown
