@@ -344,15 +344,23 @@ def test_sigterm_does_not_wait_on_idle_keep_alive_connections(tmp_path):
     server = start_server(
         tmp_path / "home", workers=1, threads=2, env={"MLREG_GRACEFUL_TIMEOUT": "60"}
     )
-    where = urlsplit(server.url)
-    idle = socket.create_connection((where.hostname, where.port), timeout=90)
-    idle.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    answer = idle.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    started = time.monotonic()
-    code = server.stop(timeout=90)
-    took = time.monotonic() - started
-    assert code == 0, server.log_text()[-2000:]
-    assert took < 30, f"the server took {took:.1f} s to stop (graceful timeout: 60 s)"
-    assert idle.recv(65536) == b""  # closed by the server, cleanly
-    idle.close()
+    try:
+        where = urlsplit(server.url)
+        with socket.create_connection((where.hostname, where.port), timeout=90) as idle:
+            idle.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += idle.recv(65536)
+            head, body = answer.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += idle.recv(65536)
+            started = time.monotonic()
+            code = server.stop(timeout=90)
+            took = time.monotonic() - started
+            assert code == 0, server.log_text()[-2000:]
+            assert took < 30, f"the server took {took:.1f} s to stop (graceful timeout: 60 s)"
+            assert idle.recv(65536) == b""  # closed by the server, cleanly
+    finally:
+        server.stop()  # (again: a failed assertion above must not leave it running)
