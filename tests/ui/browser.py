@@ -55,6 +55,11 @@ class Server:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def without_mlreg_settings() -> dict[str, str]:
+    """This process's environment minus every MLREG_ variable (a new user's shell)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLREG_")}
+
+
 def start_server(
     home: Path,
     *,
@@ -66,7 +71,7 @@ def start_server(
     """``mlreg server`` on a free loopback port with ``home`` as its MLREG_HOME, once ready."""
     port = free_port()
     log = home.parent / f"server-{port}.log"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLREG_")}
+    clean = without_mlreg_settings()
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
             [str(MLREG), "server", "--port", str(port), "--workers", str(workers)]

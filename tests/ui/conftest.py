@@ -41,10 +41,13 @@ class Site:
         return self.client.post(path, data=form, follow_redirects=follow)
 
 
-def make_site(tmp: Path) -> Iterator[Site]:
+def make_site(tmp: Path, **overrides) -> Iterator[Site]:
+    """The seeded data behind the real app (``overrides``: more server settings)."""
     settings = StoreSettings.for_home(tmp / "home", "alice")
     seeded = seed(settings, tmp)
-    app = create_app(ServerSettings(store=settings, secret_key="test-secret-key-0123456789"))
+    app = create_app(
+        ServerSettings(store=settings, secret_key="test-secret-key-0123456789", **overrides)
+    )
     app.testing = True
     yield Site(app, app.test_client(), seeded)
     app.extensions["mlreg.server"].close()

@@ -26,6 +26,7 @@ from tests.ui.browser import (
     open_browser,
     screenshot,
     start_server,
+    without_mlreg_settings,
 )
 from tests.ui.data import SCRIPT, Seeded, seed
 
@@ -52,7 +53,7 @@ def world(tmp_path_factory) -> Iterator[World]:
             pytest.fail(f"CI must run the browser tests, but this machine lacks {missing}")
         pytest.skip(f"the browser tests need {missing}")
     work = tmp_path_factory.mktemp("browser")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLREG_")}
+    env = without_mlreg_settings()
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
         cwd=work,
@@ -359,7 +360,7 @@ def auth_server(tmp_path_factory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("auth")
     home = work / "home"
     seed(StoreSettings.for_home(home, "alice"), work)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLREG_")}
+    env = without_mlreg_settings()
     made = subprocess.run(
         [
             str(Path(sys.executable).with_name("mlreg")),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,44 +15,45 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mlreg.server.access.credentials import Passwords
-from mlreg.server.app import create_app
-from mlreg.server.settings import ServerSettings
 from mlreg.store.journal import Actor
-from mlreg.store.settings import StoreSettings
 from tests.teams.conftest import CHEAP, basic
-from tests.ui.conftest import Site
-from tests.ui.data import seed
+from tests.ui.conftest import Site, make_site
 
 ADMIN = Actor("admin", "test")
 PASSWORD = "rita's long password"
 _FLASH = re.compile(r'<p class="flash (\w+)"[^>]*>([^<]*)</p>')
 
 
-def make_auth_site(tmp: Path, **overrides) -> Iterator[Site]:
-    settings = StoreSettings.for_home(tmp / "home", "alice")
-    seeded = seed(settings, tmp)
-    app = create_app(
-        ServerSettings(
-            store=settings, auth=True, secret_key="test-secret-key-0123456789", **overrides
-        )
-    )
-    app.testing = True
-    access = app.extensions["mlreg.server"].access
+@contextmanager
+def auth_site_with(tmp: Path, **overrides) -> Iterator[Site]:
+    """A site with --auth (and ``overrides``): rita (READ on everything, the default), ada (an
+    admin) and bot (tokens only)."""
+    sites = make_site(tmp, auth=True, **overrides)
+    site = next(sites)
+    access = site.app.extensions["mlreg.server"].access
     access.passwords = Passwords(CHEAP)
-    access.create_user(ADMIN, "rita", PASSWORD)  # READ on everything (the default)
+    access.create_user(ADMIN, "rita", PASSWORD)
     access.create_user(ADMIN, "ada", "ada's long password", admin=True)
-    access.create_user(ADMIN, "bot", None)  # tokens only
-    yield Site(app, app.test_client(), seeded)
-    app.extensions["mlreg.server"].close()
+    access.create_user(ADMIN, "bot", None)
+    try:
+        yield site
+    finally:
+        sites.close()
 
 
 @pytest.fixture
 def auth_site(tmp_path) -> Iterator[Site]:
-    yield from make_auth_site(tmp_path)
+    with auth_site_with(tmp_path) as site:
+        yield site
 
 
 def flashes(html: str) -> list[tuple[str, str]]:
     return [(category, unescape(text)) for category, text in _FLASH.findall(html)]
+
+
+def flashes_after(site: Site, response) -> list[tuple[str, str]]:
+    """The messages on the page a redirect leads to."""
+    return flashes(site.client.get(location(response)).get_data(as_text=True))
 
 
 def sign_in(site: Site, user: str, password: str, next_page: str = "/models"):
@@ -134,12 +136,11 @@ def test_a_wrong_password_says_so_and_signs_nobody_in(auth_site):
     response = sign_in(auth_site, "rita", "not it", "/models")
     assert response.status_code == 303
     assert location(response) == "/login?next=/models"
-    html = auth_site.client.get(location(response)).get_data(as_text=True)
-    assert ("error", "wrong user name or password") in flashes(html)
+    assert ("error", "wrong user name or password") in flashes_after(auth_site, response)
     assert auth_site.client.get("/models").status_code == 303
     unknown = sign_in(auth_site, "nobody", PASSWORD)
-    html = auth_site.client.get(location(unknown)).get_data(as_text=True)
-    assert ("error", "wrong user name or password") in flashes(html)  # the same words
+    # The same words for a user nobody has:
+    assert ("error", "wrong user name or password") in flashes_after(auth_site, unknown)
 
 
 def test_a_form_without_its_csrf_token_signs_nobody_in(auth_site):
@@ -199,25 +200,20 @@ def test_admin_rights_follow_the_user_not_the_cookie(auth_site):
 
 def test_a_token_only_user_cannot_sign_in_and_is_not_told_they_exist(auth_site):
     response = sign_in(auth_site, "bot", "anything at all")
-    html = auth_site.client.get(location(response)).get_data(as_text=True)
-    assert ("error", "wrong user name or password") in flashes(html)
+    assert ("error", "wrong user name or password") in flashes_after(auth_site, response)
 
 
 def test_wrong_passwords_past_the_limit_lock_the_form_too(tmp_path):
-    site = next(make_auth_site(tmp_path, login_max_failures=3))
-    try:
+    with auth_site_with(tmp_path, login_max_failures=3) as site:
         for _ in range(3):
             sign_in(site, "rita", "wrong")
         response = sign_in(site, "rita", PASSWORD)  # right, but locked out
-        html = site.client.get(location(response)).get_data(as_text=True)
-        (category, text), *_ = flashes(html)
+        (category, text), *_ = flashes_after(site, response)
         assert category == "error"
         assert re.fullmatch(r"too many failed sign-ins for user 'rita'; try again in \d+ s", text)
         assert site.client.get("/models").status_code == 303
         # The API's Basic sign-in counts against the same limit.
         assert site.client.get("/api/v1/models", headers=basic("rita", PASSWORD)).status_code == 429
-    finally:
-        site.app.extensions["mlreg.server"].close()
 
 
 def test_a_form_posted_after_the_session_ended_is_not_sent_and_says_so(auth_site):
@@ -232,20 +228,17 @@ def test_a_form_posted_after_the_session_ended_is_not_sent_and_says_so(auth_site
     )
     assert response.status_code == 303
     assert location(response) == "/login?next=/models/cnn"
-    html = auth_site.client.get(location(response)).get_data(as_text=True)
-    assert any("the form was not sent" in text for _, text in flashes(html))
+    messages = flashes_after(auth_site, response)
+    assert any("the form was not sent" in text for _, text in messages)
     assert services.registry.get_model_version("cnn", 1).stage == before
 
 
 def test_a_session_expires_after_its_lifetime_without_a_page(tmp_path):
-    site = next(make_auth_site(tmp_path, session_hours=1 / 3600))  # one second
-    try:
+    with auth_site_with(tmp_path, session_hours=1 / 3600) as site:  # one second
         sign_in(site, "rita", PASSWORD)
         assert site.get("/models")[0] == 200
         time.sleep(2.2)
         assert site.client.get("/models").status_code == 303
-    finally:
-        site.app.extensions["mlreg.server"].close()
 
 
 def test_over_https_the_cookie_is_secure(auth_site):
@@ -267,5 +260,4 @@ def test_without_auth_there_is_nothing_to_sign_in_to(site):
     assert status == 200 and "runs without authentication" in html
     assert 'name="password"' not in html
     response = site.post("/login", {"username": "x", "password": "y"}, page="/models/cnn")
-    html = site.client.get(location(response)).get_data(as_text=True)
-    assert any("nothing to sign in to" in text for _, text in flashes(html))
+    assert any("nothing to sign in to" in text for _, text in flashes_after(site, response))
