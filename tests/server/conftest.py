@@ -3,6 +3,7 @@ it), started as users start it and stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
     running = start_server(tmp_path_factory.mktemp("server") / "home")
     yield running
     running.stop()
+    shutil.rmtree(running.home)  # its files (gigabytes in test_streaming); the log stays
 
 
 @dataclass
@@ -51,3 +53,4 @@ def pg_server(tmp_path_factory, pg_database) -> Iterator[ServerProcess]:
     running = start_server(home, registry_uri=pg_database.uri)
     yield running
     running.stop()
+    shutil.rmtree(home)
