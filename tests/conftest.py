@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -12,12 +13,14 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from mlreg.models import ModelSignature, Schema, TensorSpec
 from mlreg.models.model import Model
 from mlreg.registry import MlregClient, reset_default_client
+from mlreg.server.access import credentials
 from mlreg.server.app import create_app
 from mlreg.server.services import Services
 from mlreg.server.settings import ServerSettings
@@ -26,6 +29,9 @@ from mlreg.store.tables import Base
 from mlreg.tracking import fluent
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
+#: argon2id with its cost turned down, for the users the tests make by the hundred (the
+#: server's own parameters are asserted in tests/teams/test_auth.py).
+CHEAP_HASHER = dict(time_cost=1, memory_cost=1024, parallelism=1)
 #: Variables that could point boto3's credential chain somewhere other than the test's user.
 AWS_VARS = (
     "AWS_PROFILE",
@@ -38,6 +44,17 @@ AWS_VARS = (
     "AWS_ENDPOINT_URL_S3",
     "MLREG_S3_ENDPOINT_URL",
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Every in-process server hashes and checks passwords in microseconds instead of 150 ms
+    (servers started as processes keep the real cost)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            credentials, "PasswordHasher", functools.partial(PasswordHasher, **CHEAP_HASHER)
+        )
+        yield
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mlreg.server.access.credentials import Passwords
 from mlreg.server.app import create_app
 from mlreg.server.permissions import Level, Resource
 from mlreg.server.services import Services
@@ -24,8 +22,6 @@ from mlreg.store import StoreSettings
 from mlreg.store.journal import Actor
 from tests.conftest import make_model_dir
 
-#: argon2id still, with the cost turned down: the tests make hundreds of users.
-CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 #: The users of the permission matrix and the level each holds on a world's resources.
 GRADED = {
     "reader": Level.READ,
@@ -74,7 +70,6 @@ def make_team(uri: str, home: Path, **overrides: Any) -> Team:
     )
     app = create_app(settings)
     services: Services = app.extensions["mlreg.server"]
-    services.access.passwords = Passwords(CHEAP)
     team = Team(app, app.test_client(), services, home)
     access = services.access
     for name in ["nogrant", *GRADED, "admin"]:

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from mlreg.cli import main
 from mlreg.errors import InvalidInput
 from mlreg.registry import MlregClient
+from mlreg.server.access import credentials
 from mlreg.server.access.credentials import Passwords, token_digest
 from mlreg.server.permissions import Level, Resource
 from mlreg.server.settings import ServerSettings
@@ -80,7 +81,7 @@ def test_basic_authentication(team, headers, status, message):
         ]
 
 
-def test_passwords_are_stored_as_argon2id_hashes(team):
+def test_passwords_are_stored_as_argon2id_hashes(team, monkeypatch):
     with team.services.registry.store.db.transaction() as session:
         stored = session.scalar(
             select(PrincipalRow.password_hash).where(PrincipalRow.name == "editor")
@@ -88,6 +89,7 @@ def test_passwords_are_stored_as_argon2id_hashes(team):
     assert stored.startswith("$argon2id$")
     assert "editor-password" not in stored
     # The server's own hasher (not the tests' cheap one): argon2-cffi's defaults, 64 MiB.
+    monkeypatch.setattr(credentials, "PasswordHasher", PasswordHasher)
     assert Passwords().hash("x").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
 
 
@@ -563,9 +565,7 @@ def test_the_first_admin_comes_from_the_environment_once(migrated_backend, tmp_p
 
     db = open_database(migrated_backend)
     try:
-        access = AccessService(
-            AccessStore(db), Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        )
+        access = AccessService(AccessStore(db), Passwords())
         assert access.bootstrap_admin("root", None) is None  # no password: nothing made
         made = access.bootstrap_admin("root", "first-password")
         assert made is not None and made.is_admin

@@ -14,9 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mlreg.server.access.credentials import Passwords
 from mlreg.store.journal import Actor
-from tests.teams.conftest import CHEAP, basic
+from tests.teams.conftest import basic
 from tests.ui.conftest import Site, make_site
 
 ADMIN = Actor("admin", "test")
@@ -31,7 +30,6 @@ def auth_site_with(tmp: Path, **overrides) -> Iterator[Site]:
     sites = make_site(tmp, auth=True, **overrides)
     site = next(sites)
     access = site.app.extensions["mlreg.server"].access
-    access.passwords = Passwords(CHEAP)
     access.create_user(ADMIN, "rita", PASSWORD)
     access.create_user(ADMIN, "ada", "ada's long password", admin=True)
     access.create_user(ADMIN, "bot", None)
