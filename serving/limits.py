@@ -49,13 +49,17 @@ class Limits:
     def check_json(self, body: bytes) -> None:
         """Refuse a JSON body whose lists and objects are out of all proportion to its values,
         by counting bytes (no parsing): InvalidInput naming what was found and what fits."""
+        containers = body.count(b"[") + body.count(b"{")
+        if containers <= min(MAX_EMPTY_CONTAINERS, SPARE_CONTAINERS):
+            # Within both bounds whatever the rest holds (an empty one is a container too):
+            # a V2 body's flat data lists end here, a third of the time of counting it all.
+            return
         empty = body.count(b"[]") + body.count(b"{}")
         if empty > MAX_EMPTY_CONTAINERS:
             raise InvalidInput(
                 f"the JSON body has {empty} empty lists or objects; a request to this model needs "
                 f"at most {MAX_EMPTY_CONTAINERS}"
             )
-        containers = body.count(b"[") + body.count(b"{")
         values = body.count(b",") + 1
         allowed = math.ceil(values * self.containers_per_value * 1.25) + SPARE_CONTAINERS
         if containers > allowed:

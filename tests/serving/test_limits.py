@@ -87,6 +87,20 @@ def test_bodies_that_would_blow_up_are_refused_before_parsing(body: bytes, messa
     assert e.value.message == message
 
 
+@pytest.mark.parametrize(("empties", "refused"), [(62, False), (64, False), (65, True)])
+def test_the_empty_container_bound_holds_on_both_sides_of_the_short_count(
+    empties: int, refused: bool
+) -> None:
+    """62 empty lists make 64 containers, where the count stops early; 64 and 65 take the
+    whole count. The bound is the same either way."""
+    body = b'{"inputs": [' + b",".join([b"[]"] * empties) + b"]}"
+    if not refused:
+        IMAGE.check_json(body)
+        return
+    with pytest.raises(InvalidInput, match=f"has {empties} empty lists or objects"):
+        IMAGE.check_json(body)
+
+
 def test_real_requests_pass_the_count() -> None:
     images = np.random.default_rng(0).uniform(size=(3, 28, 28, 3))
     IMAGE.check_json(json.dumps({"inputs": images.tolist()}).encode())
@@ -95,6 +109,9 @@ def test_real_requests_pass_the_count() -> None:
     columns.check_json(json.dumps({"dataframe_records": [{"a": 1.0, "b": 2.0}] * 100}).encode())
     columns.check_json(json.dumps({"dataframe_split": {"data": [[1.0, 2.0]] * 100}}).encode())
     Limits(MAX_LIMIT, 1.0).check_json(json.dumps({"inputs": [[1], [2], [3]]}).encode())
+    v2 = {"inputs": [{"name": "x", "shape": [3, 28, 28, 3], "datatype": "FP64"}]}
+    v2["inputs"][0]["data"] = images.reshape(-1).tolist()
+    IMAGE.check_json(json.dumps(v2).encode())
 
 
 # --- numeric tensors straight to numpy ----------------------------------------------------
