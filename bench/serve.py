@@ -33,7 +33,8 @@ shares of the samples in which a thread was running, not waiting):
   while the model runs (issue 21: stalled clients must not take /ping down), so it stays;
 - 22% the event loop: reading and parsing HTTP (h11), writing the answer (6%);
 - 13% decoding the V2 JSON into arrays: a new simdjson parser per request (4%, now reused
-  per thread), the byte-count guard against memory amplification (5%), dtype casts (4%);
+  per thread), the byte-count guard against memory amplification (5%; since then it stops
+  counting once a body is within both bounds: 125 -> 27 us for a V2 body), dtype casts (4%);
 - the rest: enforcement, metrics, encoding the answer.
 
 Computing a fast model's request on the loop itself when nothing else computes (saving the
