@@ -105,8 +105,7 @@ def install_guard(app: Flask, settings: ServerSettings, access: AccessService) -
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        route = declared_route()
-        if response.status_code == 401 and not (route is not None and route.sessions):
+        if response.status_code == 401 and not _takes_sessions():
             # (The web UI's pages send a browser to their sign-in form instead of its dialog.)
             response.headers.add("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')
             response.headers.add("WWW-Authenticate", f'Bearer realm="{REALM}"')
@@ -125,6 +124,11 @@ def install_guard(app: Flask, settings: ServerSettings, access: AccessService) -
             else:
                 response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Content-Range"
         return response
+
+
+def _takes_sessions() -> bool:
+    route = declared_route()
+    return route is not None and route.sessions
 
 
 def authenticate(access: AccessService, cookie: bool = False) -> Caller:

@@ -166,8 +166,20 @@ class AccessService:
     def authenticate_password(self, name: str, password: str, address: str | None) -> Caller:
         """The user ``name`` if ``password`` is theirs; Unauthenticated (one message for an
         unknown user and a wrong password) or RateLimited."""
+        return _caller(self._counted_password(name, password, address))
+
+    def start_session(self, name: str, password: str, address: str | None) -> tuple[Caller, str]:
+        """Check the password as :meth:`authenticate_password` does, for a browser's sign-in:
+        the user and what their session carries besides their name, a digest of their stored
+        password hash, so a new password (or the user deleted and made again) ends every
+        session at once."""
+        account = self._counted_password(name, password, address)
+        assert account.password_hash is not None  # it was just checked
+        return _caller(account), _stamp(account.password_hash)
+
+    def _counted_password(self, name: str, password: str, address: str | None) -> Account:
         try:
-            caller = self._password(name, password, address)
+            account = self._password(name, password, address)
         except RateLimited:
             self._count("password", "rate_limited")
             raise
@@ -175,7 +187,7 @@ class AccessService:
             self._count("password", "refused")
             raise
         self._count("password", "ok")
-        return caller
+        return account
 
     def authenticate_token(self, token: str, address: str | None) -> Caller:
         """The owner of ``token`` if it is valid; Unauthenticated (saying whether it is
@@ -191,7 +203,7 @@ class AccessService:
         self._count("token", "ok")
         return caller
 
-    def _password(self, name: str, password: str, address: str | None) -> Caller:
+    def _password(self, name: str, password: str, address: str | None) -> Account:
         user_key, addr_key = f"user:{name.lower()[:256]}", f"addr:{address or '-'}"
         limits = {
             user_key: self.policy.max_failures_per_user,
@@ -204,14 +216,14 @@ class AccessService:
         self._check_rate(limits, what, counts)
         stored = account.password_hash if account is not None else None
         if account and stored and self._remembered(account.id, stored, password):
-            return _caller(account)
+            return account
         if not self.passwords.verify(stored, password):
             self.store.add_failure(list(limits), self._since())
             raise Unauthenticated("wrong user name or password")
         assert account is not None and stored is not None
         self._remember(account.id, stored, password)
         self.store.clear_failures(user_key)
-        return _caller(account)
+        return account
 
     def _token(self, token: str, address: str | None) -> Caller:
         found = (
@@ -260,15 +272,6 @@ class AccessService:
                 self._verified.popitem(last=False)
 
     # --- browser sessions ------------------------------------------------------------------
-
-    def session_stamp(self, caller: Caller) -> str | None:
-        """What a browser session of ``caller`` carries besides their name: a digest of their
-        stored password hash, so a new password (or the user deleted and made again) ends
-        every session at once. None: the user has no password (tokens only)."""
-        account, _ = self.store.account(caller.name)
-        if account is None or account.password_hash is None:
-            return None
-        return _stamp(account.password_hash)
 
     def session_caller(self, name: str, stamp: str) -> Caller | None:
         """The user a browser session names, if the session is still theirs (same password

@@ -2,7 +2,7 @@
 
 The cookie is Flask's (signed with the server's secret, ``MLREG_SECRET_KEY``; HttpOnly,
 SameSite=Lax, Secure over HTTPS) and carries the user's name and a stamp of their stored
-password hash (:meth:`AccessService.session_stamp`): each request looks the user up again, so
+password hash (:meth:`AccessService.start_session`): each request looks the user up again, so
 a deleted user, a new password or a lost admin flag takes effect on the next page. It is
 accepted only by routes declared to take it (the web UI's, ``Api(sessions=True)``), whose
 forms carry CSRF tokens; the JSON API never reads it, so a page of another site cannot use a
@@ -14,7 +14,6 @@ from __future__ import annotations
 from flask import Flask, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from mlreg.errors import Unauthenticated
 from mlreg.server.access.entities import Caller
 from mlreg.server.access.service import AccessService
 
@@ -30,13 +29,10 @@ class SessionCookies(SecureCookieSessionInterface):
         return request.is_secure or super().get_cookie_secure(app)
 
 
-def begin(access: AccessService, caller: Caller) -> None:
+def begin(caller: Caller, stamp: str) -> None:
     """Start a browser session for ``caller`` (a new one: whatever the cookie held before,
     CSRF token included, is dropped, so a session planted before sign-in is worthless)."""
-    stamp = access.session_stamp(caller)
     session.clear()
-    if stamp is None:  # the password was removed since it was checked
-        raise Unauthenticated("wrong user name or password")
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME without a request
     session[USER_KEY] = caller.name
     session[STAMP_KEY] = stamp

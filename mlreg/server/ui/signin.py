@@ -60,9 +60,8 @@ def sign_in() -> Response:
             raise Unauthenticated("enter your password")
         if len(password) > MAX_PASSWORD:
             raise Unauthenticated(f"a password is at most {MAX_PASSWORD} characters")
-        access = services().access
-        user = access.authenticate_password(name, password, request.remote_addr)
-        sessions.begin(access, user)
+        user, stamp = services().access.start_session(name, password, request.remote_addr)
+        sessions.begin(user, stamp)
     except (Unauthenticated, RateLimited) as e:
         flash(e.message, "error")
         return redirect(link("login", next=target), code=303)
