@@ -37,9 +37,12 @@ shares of the samples in which a thread was running, not waiting):
   counting once a body is within both bounds: 125 -> 27 us for a V2 body), dtype casts (4%);
 - the rest: enforcement, metrics, encoding the answer.
 
-Computing a fast model's request on the loop itself when nothing else computes (saving the
-hand-off) was tried and dropped: a model whose time depends on its input (the tests' sleepy
-model: fast, then 1.5 s for one request) then held /ping for 1.2 s.
+Computing a fast model's request on the loop itself (saving the hand-off) is an option,
+``MLREG_INLINE_MS``, off by default: a model whose time depends on its input (the tests'
+sleepy model: fast, then 1.5 s for one request) holds /ping for that one request, and the
+timeout cannot answer it. The "mlreg inline" rows measure it with a 2 ms budget. TensorFlow's
+XLA (``jit_compile``) on the serving function was measured too and not taken: one image
+0.30 vs 0.40 ms, but 256 images 6.0 vs 1.5 ms, and 80-160 ms to compile each new batch size.
 
 For ``/invocations`` the pieces are timed one by one by ``bench/serve_breakdown.py``.
 """
@@ -380,10 +383,13 @@ def main() -> None:
     # so each gets several chances at different times and keeps its best (MLflow, 30x
     # slower, runs once after).
     for _round in range(args.rounds):
-        # mlreg, one worker and two.
-        for workers in (1, 2):
+        # mlreg: one worker, two, and one that computes quick predictions on its loop.
+        for name, workers, extra, workloads in (
+            ("mlreg", 1, {}, {one: every, batch: every}),
+            ("mlreg 2 workers", 2, {}, {one: every}),
+            ("mlreg inline", 1, {"MLREG_INLINE_MS": "2"}, {one: every[:2]}),
+        ):
             port, grpc_port = free_port(), free_port()
-            name = "mlreg" if workers == 1 else "mlreg 2 workers"
             cmd = [
                 str(BIN / "mlreg"),
                 "serve",
@@ -399,10 +405,9 @@ def main() -> None:
                 "cnn",
             ]
             log = work / f"{name}.log"
-            workloads = {one: every, batch: every} if workers == 1 else {one: every}
             bench(
                 name,
-                start(cmd, log, env),
+                start(cmd, log, {**env, **extra}),
                 log,
                 f"http://127.0.0.1:{port}",
                 f"127.0.0.1:{grpc_port}",
@@ -642,13 +647,14 @@ def report(
     peer = "mlserver"
     print("\nmlreg against MLServer (the custom runtime calling serving_default):")
     for c in (1, 16):
-        for label in ("/invocations JSON", "V2 REST JSON"):
-            print(
-                f"  {label:<18} c={c:<2} vs MLServer V2 REST JSON: "
-                f"{ratio(('mlreg', label, c), (peer, 'V2 REST JSON', c))}"
-            )
+        for name in ("mlreg", "mlreg inline"):
+            for label in ("/invocations JSON", "V2 REST JSON"):
+                print(
+                    f"  {name:<12} {label:<18} c={c:<2} vs MLServer V2 REST JSON: "
+                    f"{ratio((name, label, c), (peer, 'V2 REST JSON', c))}"
+                )
         print(
-            f"  {'V2 gRPC':<18} c={c:<2} vs MLServer V2 gRPC:      "
+            f"  {'mlreg':<12} {'V2 gRPC':<18} c={c:<2} vs MLServer V2 gRPC:      "
             f"{ratio(('mlreg', 'V2 gRPC', c), (peer, 'V2 gRPC', c))}"
         )
     for label, other in (("V2 REST binary", "V2 REST JSON"), ("V2 gRPC", "V2 gRPC")):

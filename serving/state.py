@@ -54,6 +54,9 @@ class Served:
         self.tensor_names = tensor_names(backend)
         self.load_seconds = load_seconds
         self.closed = threading.Event()
+        #: A moving average of how long its predictions of small bodies took, in seconds
+        #: (None until one has): the HTTP worker runs them on its loop while they are quick.
+        self.quick_seconds: float | None = None
         self._users = 0
         self._retired = False
         self._lock = threading.Lock()
@@ -68,6 +71,12 @@ class Served:
             done = self._retired and self._users == 0
         if done:
             self._close()
+
+    def timed(self, seconds: float) -> None:
+        """Note how long a prediction of a small body took (races between threads only blur
+        the average)."""
+        last = self.quick_seconds
+        self.quick_seconds = seconds if last is None else last + (seconds - last) / 5
 
     def retire(self) -> None:
         """No new request gets this version; close it when the last one has answered."""

@@ -13,7 +13,7 @@ from mlreg.serving.settings import BACKENDS, ServingSettings
 def test_defaults() -> None:
     s = ServingSettings.from_env({})
     assert (s.host, s.port, s.workers, s.threads) == ("127.0.0.1", 8080, 1, 4)
-    assert (s.timeout, s.graceful_timeout) == (60.0, 30.0)
+    assert (s.timeout, s.graceful_timeout, s.inline_ms) == (60.0, 30.0, 0.0)
     assert s.max_request_bytes is None  # derived from the signature
     assert (s.log_format, s.log_level) == ("text", "info")
     assert (s.batch_max_size, s.batch_timeout_ms, s.batching) == (0, 2.0, False)
@@ -28,6 +28,7 @@ def test_every_variable() -> None:
         "MLREG_WORKERS": "3",
         "MLREG_THREADS": "8",
         "MLREG_TIMEOUT": "2.5",
+        "MLREG_INLINE_MS": "2",
         "MLREG_GRACEFUL_TIMEOUT": "10",
         "MLREG_MAX_REQUEST_BYTES": "1000",
         "MLREG_LOG_FORMAT": "JSON",
@@ -50,6 +51,7 @@ def test_every_variable() -> None:
         workers=3,
         threads=8,
         timeout=2.5,
+        inline_ms=2,
         graceful_timeout=10,
         max_request_bytes=1000,
         log_format="json",
@@ -86,6 +88,7 @@ def test_empty_variables_mean_default() -> None:
         ({"MLREG_THREADS": "1.5"}, "MLREG_THREADS: expected an integer, got '1.5'"),
         ({"MLREG_TIMEOUT": "soon"}, "MLREG_TIMEOUT: expected a number, got 'soon'"),
         ({"MLREG_TIMEOUT": "0"}, "MLREG_TIMEOUT: expected a number of seconds > 0, got 0.0"),
+        ({"MLREG_INLINE_MS": "-1"}, "MLREG_INLINE_MS: expected >= 0 (0 = off), got -1.0"),
         ({"MLREG_MAX_REQUEST_BYTES": "-1"}, "MLREG_MAX_REQUEST_BYTES: expected > 0, got -1"),
         ({"MLREG_LOG_FORMAT": "xml"}, "MLREG_LOG_FORMAT: expected one of text, json, got 'xml'"),
         (

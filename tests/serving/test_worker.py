@@ -29,6 +29,9 @@ HEAD = (
 )
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def spin(seconds: float) -> bytes:
     return json.dumps({"inputs": [[seconds, 0.0]]}).encode()
 
@@ -202,6 +205,45 @@ def test_expect_100_continue_is_honoured(server: Server) -> None:
     finally:
         sock.close()
     assert (status, json.loads(answer)) == (200, {"predictions": [[1.0, 1.0]]})
+
+
+# --- quick predictions on the loop ----------------------------------------------------------
+
+
+def test_quick_predictions_run_on_the_loop_until_one_is_slow(tmp_path: Path) -> None:
+    """MLREG_INLINE_MS=2: while a model's small predictions are quick, the loop computes them
+    itself, and a probe waits for one that turns out slow (the cost of the option, with a
+    model whose time depends on its input). That one sends the next ones to the threads
+    (probes answer at once) until quick ones bring the average back under the budget."""
+    env = {"MLREG_INLINE_MS": "2"}
+    server = Server.fake("sleepy", tmp_path / "model", tmp_path / "server.log", env=env)
+    server.wait_ready()
+
+    def probe_during(seconds: float) -> float:
+        """How long /ping takes while a prediction that sleeps ``seconds`` is computed."""
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(predict, seconds)
+            time.sleep(0.15)
+            start = time.monotonic()
+            assert requests.get(server.url + "/ping", timeout=5).status_code == 200
+            waited = time.monotonic() - start
+            assert busy.result().json() == {"predictions": [[pytest.approx(seconds + 1), 1.0]]}
+        return waited
+
+    def predict(seconds: float) -> requests.Response:
+        return server.post("/invocations", data=spin(seconds), headers=JSON)
+
+    try:
+        for _ in range(3):
+            predict(0)  # quick: the next runs on the loop
+        assert probe_during(0.8) > 0.4  # the probe waited for the prediction
+        assert probe_during(0.8) < 0.3  # on a thread: the loop answered at once
+        for _ in range(40):  # each quick one brings the average a fifth of the way down
+            predict(0)
+        assert probe_during(0.8) > 0.4  # on the loop again
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
 
 
 # --- SIGTERM with keep-alive clients --------------------------------------------------------
