@@ -192,22 +192,27 @@ conc, duration = int(sys.argv[3]), float(sys.argv[4])
 body = open(request_path, "rb").read()
 lat, errors = [], [0]
 async def main():
-    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-    async with grpc.aio.insecure_channel(target, options=options) as channel:
+    # One connection per client, as wrk has: several workers sharing the port each get some.
+    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
+               ("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(conc)]
+    end = time.monotonic() + duration
+    async def client(channel):
         call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
                                    request_serializer=None, response_deserializer=None)
-        end = time.monotonic() + duration
-        async def client():
-            while time.monotonic() < end:
-                t = time.perf_counter()
-                try:
-                    await call(body, timeout=20)
-                    lat.append(time.perf_counter() - t)
-                except grpc.aio.AioRpcError:
-                    errors[0] += 1
-        start = time.monotonic()
-        await asyncio.gather(*(client() for _ in range(conc)))
-        return time.monotonic() - start
+        while time.monotonic() < end:
+            t = time.perf_counter()
+            try:
+                await call(body, timeout=20)
+                lat.append(time.perf_counter() - t)
+            except grpc.aio.AioRpcError:
+                errors[0] += 1
+    start = time.monotonic()
+    await asyncio.gather(*(client(c) for c in channels))
+    secs = time.monotonic() - start
+    for c in channels:
+        await c.close()
+    return secs
 secs = asyncio.run(main())
 lat.sort()
 print(json.dumps({"n": len(lat), "errors": errors[0], "secs": secs,

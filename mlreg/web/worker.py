@@ -59,6 +59,10 @@ from mlreg.web.request_ids import REQUEST_ID_HEADER, request_id
 
 logger = logging.getLogger(__name__)
 
+#: How long a worker of several leaves new connections to the others, per connection it holds
+#: (at most MAX_ACCEPT_DELAY: a worker of many connections still accepts 500 a second).
+ACCEPT_DELAY_PER_CONNECTION = 0.0001
+MAX_ACCEPT_DELAY = 0.002
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Headers = list[tuple[str, str]]
 
@@ -201,7 +205,13 @@ class AsyncWorker(Worker):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
         await self._drain()
 
-    def _accept(self, listener: Any, limit: int = 64, draining: bool = False) -> None:
+    def _accept(self, listener: Any, limit: int = 1, draining: bool = False) -> None:
+        # Every worker waits on the shared socket and the first awake takes the connection.
+        # Taking all that were waiting (a client's 16 connections opened at once) left one
+        # worker with nearly all keep-alive clients and the other idle: two workers served
+        # 0.9-1.6x one at c=16 (bench/serve.py). So a worker takes one connection per wake-up,
+        # then leaves the socket to the others for longer the more connections it holds (as
+        # nginx's accept_disabled does): the least busy worker takes the next.
         for _ in range(limit):
             if not draining and len(self.connections) >= self.cfg.worker_connections:
                 # The kernel keeps the rest in the backlog until a connection closes.
@@ -216,6 +226,14 @@ class AsyncWorker(Worker):
                 self.log.warning("accept failed: %s", e)
                 return
             self._adopt(sock, addr, listener.getsockname())
+        if not draining and self.cfg.workers > 1:
+            self.loop.remove_reader(listener.fileno())
+            delay = min(len(self.connections) * ACCEPT_DELAY_PER_CONNECTION, MAX_ACCEPT_DELAY)
+            self.loop.call_later(delay, self._listen, listener)
+
+    def _listen(self, listener: Any) -> None:
+        if not self.draining and not self._accept_paused and listener.fileno() >= 0:
+            self.loop.add_reader(listener.fileno(), self._accept, listener)
 
     def _adopt(self, sock: socket.socket, addr: Any, server: Any) -> None:
         sock.setblocking(False)

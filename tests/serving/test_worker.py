@@ -7,8 +7,10 @@ model that sleeps for as long as it is asked (tests/serving/fake_server.py): no 
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
+import re
 import signal
 import socket
 import threading
@@ -305,6 +307,28 @@ def test_sigterm_answers_every_request_sent_on_an_open_keepalive_connection(
     assert out["ok"] > 20
     assert out["closed_by_server"] >= 8  # each client was told, on a response, to go
     assert "Traceback" not in server.log()
+
+
+def test_connections_opened_at_once_are_shared_by_the_workers(tmp_path: Path) -> None:
+    """Sixteen keep-alive connections opened together (as wrk, or a client's pool, opens
+    them): each worker takes some, rather than the first to wake taking them all."""
+    env = {"MLREG_WORKERS": "2", "MLREG_THREADS": "16"}
+    server = Server.fake("sleepy", tmp_path / "model", tmp_path / "server.log", env=env)
+    server.wait_ready()
+    _wait_for_workers(server, 2)
+    try:
+        socks = [connect(server) for _ in range(16)]
+        body = spin(0)
+        for sock in socks:
+            sock.sendall(HEAD % len(body) + body)
+        assert [read_response(sock)[0] for sock in socks] == [200] * 16
+        for sock in socks:
+            sock.close()
+    finally:
+        server.stop()
+    pids = re.findall(r"\[(\d+)\] mlreg\.serving\.access: POST /invocations 200", server.log())
+    shares = sorted(collections.Counter(pids).values())
+    assert len(pids) == 16 and len(shares) == 2 and shares[0] >= 4, shares
 
 
 def _wait_for_workers(server: Server, n: int) -> None:
