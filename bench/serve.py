@@ -7,7 +7,8 @@ Every server runs the reference docs' Keras CNN (28x28x3 -> 2, the same weights)
 worker (one process) on 127.0.0.1, started, measured and stopped in turn:
 
 - ``mlreg``: ``mlreg serve`` (its /invocations, V2 REST in JSON and with binary tensor data,
-  and V2 gRPC on --grpc-port); ``mlreg 2 workers``: the same with ``--workers 2``;
+  and V2 gRPC on --grpc-port); ``mlreg 2 workers``: the same with ``--workers 2``; ``mlreg
+  inline``: with MLREG_INLINE_MS=2 (quick predictions computed on the worker's loop);
 - ``mlserver``: MLServer (``parallel_workers: 0``) with a custom runtime that calls the
   SavedModel's serving_default signature, as mlreg does (bench/mlserver_runtime.py): the fair
   peer, over V2 REST (JSON; MLServer has no binary extension) and V2 gRPC;
@@ -18,9 +19,11 @@ worker (one process) on 127.0.0.1, started, measured and stopped in turn:
   the TF Serving test peer (tests/serving/tfserving_peer.py).
 
 The load comes from a second process: ``wrk`` for HTTP (a Lua script sets the body and
-headers), a grpc.aio client for gRPC. Workloads: one image per request at concurrency 1 and
-16, and a batch of 256 images per request at concurrency 1. MLServer is installed in its own
-virtualenv by ``bash .ci/mlserver.sh`` (or give ``--mlserver PATH/TO/mlserver``).
+headers), a grpc.aio client for gRPC (one connection per concurrent client, as wrk has, so
+that two workers' shared gRPC port gets both some). Workloads: one image per request at
+concurrency 1 and 16, and a batch of 256 images per request at concurrency 1. MLServer is
+installed in its own virtualenv by ``bash .ci/mlserver.sh`` (or give ``--mlserver
+PATH/TO/mlserver``).
 
 Where the time of one request goes (py-spy, ``py-spy record -r 500 --nonblocking -f raw`` on
 the worker of ``mlreg serve`` while wrk sends V2 REST JSON, one image, concurrency 1, 12 s;
