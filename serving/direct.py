@@ -17,6 +17,10 @@ an option: while the loop computes, probes and reads wait, and the timeout canno
 model whose time depends on its input (fast, then 1.5 s for one request) holds them for that
 one request, whose time then sends the next ones to the threads until quick ones bring the
 average back under the budget.
+
+The request id, access log, metrics, ``X-Model-Version`` and the prediction log are kept here
+as the Flask hooks keep them for every other route. With batching on
+(MLREG_BATCH_MAX_SIZE > 1) predictions take the Flask path, whose runner gathers batches.
 """
 
 from __future__ import annotations
