@@ -195,7 +195,7 @@ class AsyncWorker(Worker):
     async def _serve(self) -> None:
         for listener in self.sockets:
             listener.setblocking(False)
-            self.loop.add_reader(listener.fileno(), self._accept, listener)
+            self._listen(listener)
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
@@ -232,6 +232,7 @@ class AsyncWorker(Worker):
             self.loop.call_later(delay, self._listen, listener)
 
     def _listen(self, listener: Any) -> None:
+        """Accept on ``listener`` again, unless draining or at the connection limit."""
         if not self.draining and not self._accept_paused and listener.fileno() >= 0:
             self.loop.add_reader(listener.fileno(), self._accept, listener)
 
@@ -279,7 +280,7 @@ class AsyncWorker(Worker):
         if self._accept_paused and not self.draining:
             self._accept_paused = False
             for listener in self.sockets:
-                self.loop.add_reader(listener.fileno(), self._accept, listener)
+                self._listen(listener)
 
 
 class Connection(asyncio.Protocol):
