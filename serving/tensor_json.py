@@ -109,19 +109,21 @@ def _rows(tensor: memoryview, dims: tuple[int, ...], first: int) -> int | None:
         return None
     if tensor[0] != ord("[") or tensor[-1] != ord("]"):
         return None
-    # Compare "row,row,...,row," block by block, never building the whole expected string.
+    # Compare "row,row,...,row," block by block, never building the whole expected string,
+    # nor a block longer than the tensor (a 1 MB block cost 30 us per one-image request).
+    # Pieces are compared as bytes: memoryviews compare item by item (6 us more per image).
     unit = row + b","
-    per_block = max(1, _BLOCK // len(unit))
+    per_block = max(1, min(n - 1, _BLOCK // len(unit)))
     block = unit * per_block
     body = tensor[1:-1]  # "row,row,...,row"
     full = len(unit) * (n - 1)
     for offset in range(0, full, len(block)):
-        piece = body[offset : min(offset + len(block), full)]
+        piece = body[offset : min(offset + len(block), full)].tobytes()
         if piece != block[: len(piece)]:
             return None
     # Numbers that run together ("1 2") or are missing ("[,]") leave the same skeleton; they
     # are not JSON, and simdjson refuses them when it parses.
-    return n if body[full:] == row else None
+    return n if body[full:].tobytes() == row else None
 
 
 def _refuse(tensor: memoryview, spec: TensorSpec) -> None:
