@@ -12,6 +12,7 @@ from mlreg.cli.options import show_env_vars
 from mlreg.cli.registry import with_name_hint
 from mlreg.errors import InvalidInput, MissingDependency, MLmodelError, ModelNotFound
 from mlreg.models.model import Model
+from mlreg.serving.cpus import size_tensorflow_pools
 from mlreg.serving.gunicorn_app import run
 from mlreg.serving.settings import BACKENDS, LOG_FORMATS, LOG_LEVELS, ServingSettings
 from mlreg.uris import ResolvedModel, movable, resolve_model_uri
@@ -160,15 +161,17 @@ def serve(model_uri: str | None, **flags: object) -> None:
     # per worker: quiet unless asked for with --log-level debug or TF_CPP_MIN_LOG_LEVEL.
     if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if settings.log_level == "debug" else "2"
+    # TensorFlow's pools, made in each worker when it starts: split the CPUs among the workers.
+    pools = size_tensorflow_pools(os.environ, settings.workers)
     configure_logging(settings.log_format, settings.log_level)
-    _banner(settings, source)
+    _banner(settings, source, pools)
     run(settings, source)
 
 
 show_env_vars(serve, ServingSettings)
 
 
-def _banner(settings: ServingSettings, source: ResolvedModel) -> None:
+def _banner(settings: ServingSettings, source: ResolvedModel, pools: str) -> None:
     """One line (JSON in JSON mode) saying what is served: the URI and what it resolved to."""
     resolved = "a model directory" if source.version is None else f"version {source.version}"
     if source.digest:
@@ -176,7 +179,7 @@ def _banner(settings: ServingSettings, source: ResolvedModel) -> None:
     where = (
         f", computed by TF Serving at {settings.tfserving_target}"
         if settings.backend == "tfserving"
-        else ""
+        else f", {pools}"
     )
     following = f"; following it every {settings.poll_interval:g} s" if settings.follow else ""
     grpc = f" and gRPC on port {settings.grpc_port}" if settings.grpc_port is not None else ""

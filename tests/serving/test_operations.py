@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 
+from mlreg.serving.cpus import available_cpus, threads_per_worker
 from mlreg.version import __version__
 from tests.serving.server import Server
 
@@ -258,5 +259,14 @@ def test_metrics_add_up_over_all_workers(tmp_path, cnn_dir) -> None:
             line = re.search(OK_INVOCATIONS, text, re.M)
             totals.add(float(line.group(1)))
         assert totals == {30.0}
+        # Each worker's TensorFlow made pools of its share of the CPUs, not of all of them:
+        # its inter-op pool's threads are named tf_Compute.
+        share = threads_per_worker(available_cpus(), 2)
+        assert f"TensorFlow {share} thread(s) per pool" in server.log()
+        for pid in pids:
+            names = [
+                (task / "comm").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir()
+            ]
+            assert names.count("tf_Compute") == share, (pid, sorted(names))
     finally:
         server.stop()
