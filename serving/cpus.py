@@ -33,7 +33,8 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> float:
 
 def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
     """The cgroup's CPU quota in CPUs (cgroup v2's ``cpu.max``, else v1's CFS quota); None
-    when there is none or it cannot be read."""
+    when there is none or it cannot be read. ``root`` is where a container sees its own
+    cgroup (Docker and Kubernetes mount it there; on a host the root cgroup has no quota)."""
     try:
         quota, period = (root / "cpu.max").read_text().split()
         return None if quota == "max" else _ratio(int(quota), int(period))
