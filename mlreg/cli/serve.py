@@ -161,32 +161,31 @@ def serve(model_uri: str | None, **flags: object) -> None:
     # per worker: quiet unless asked for with --log-level debug or TF_CPP_MIN_LOG_LEVEL.
     if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if settings.log_level == "debug" else "2"
-    # TensorFlow's pools, made in each worker when it starts: split the CPUs among the workers.
-    pools = size_tensorflow_pools(os.environ, settings.workers)
+    if settings.backend == "tfserving":
+        computed = f"computed by TF Serving at {settings.tfserving_target}"
+    else:
+        # TensorFlow's pools, made in each worker when it starts: split the CPUs among them.
+        computed = size_tensorflow_pools(os.environ, settings.workers)
     configure_logging(settings.log_format, settings.log_level)
-    _banner(settings, source, pools)
+    _banner(settings, source, computed)
     run(settings, source)
 
 
 show_env_vars(serve, ServingSettings)
 
 
-def _banner(settings: ServingSettings, source: ResolvedModel, pools: str) -> None:
-    """One line (JSON in JSON mode) saying what is served: the URI and what it resolved to."""
+def _banner(settings: ServingSettings, source: ResolvedModel, computed: str) -> None:
+    """One line (JSON in JSON mode) saying what is served: the URI, what it resolved to and
+    what computes it."""
     resolved = "a model directory" if source.version is None else f"version {source.version}"
     if source.digest:
         resolved += f", sha256:{source.digest.split(':')[-1][:12]}"
-    where = (
-        f", computed by TF Serving at {settings.tfserving_target}"
-        if settings.backend == "tfserving"
-        else f", {pools}"
-    )
     following = f"; following it every {settings.poll_interval:g} s" if settings.follow else ""
     grpc = f" and gRPC on port {settings.grpc_port}" if settings.grpc_port is not None else ""
     logger.info(
         f"mlreg {__version__} serving {settings.model_uri} -> {resolved} on "
         f"http://{settings.bind}{grpc} ({settings.workers} worker(s) x {settings.threads} "
-        f"threads{where}{following})",
+        f"threads, {computed}{following})",
         extra={
             "mlreg_version": __version__,
             "model_uri": settings.model_uri,
