@@ -21,6 +21,7 @@ from mlreg.serving.settings import ServingSettings
 from mlreg.serving.state import ServingState
 from mlreg.web.http import REQUEST_ID_HEADER, HttpConfig, install, log_access, refusal_reporter
 from mlreg.web.request_ids import request_id
+from mlreg.web.routing import App
 from mlreg.web.worker import WorkerOptions
 
 ACCESS_LOGGER = "mlreg.serving.access"
@@ -39,7 +40,7 @@ def create_app(
     Without ``model`` the app answers /ping 503 until someone loads one into
     ``app.extensions["mlreg"]`` (the gunicorn worker does, in a background thread).
     """
-    app = Flask("mlreg.serving")
+    app = App("mlreg.serving")
     # Bodies over the limit fail while being read too (chunked uploads have no length); a
     # limit derived from the signature is checked by the routes and the HTTP worker.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

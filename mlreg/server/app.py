@@ -27,6 +27,7 @@ from mlreg.server.ui import site
 from mlreg.server.ui.access import set_policy
 from mlreg.server.webhooks.deliverer import Deliverer, DeliveryPolicy
 from mlreg.web.http import HttpConfig, install
+from mlreg.web.routing import App
 
 ACCESS_LOGGER = "mlreg.server.access"
 
@@ -41,7 +42,7 @@ def create_app(
     Raises StoreError when the database cannot be used (unreachable, or an old schema: the
     server never upgrades it by itself; ``mlreg db upgrade`` does).
     """
-    app = Flask("mlreg.server", static_folder=None)  # the UI declares its static route
+    app = App("mlreg.server", static_folder=None)  # the UI declares its static route
     # "a//b" must reach the routes as it is (and be refused there), not be answered with a
     # redirect to "a/b" that a client may follow with its upload.
     app.url_map.merge_slashes = False
