@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from packaging.utils import parse_wheel_filename
 
 from mlreg.version import __version__
 from tests.conftest import make_model_dir
+from tests.threads import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("MLREG_TEST_BASE_IMAGE", "mlreg-test/python:3.11-bookworm")
@@ -155,12 +155,9 @@ def local_index(wheelhouse, tmp_path_factory):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     index.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    stop = serve_in_thread(server, "package-index")
     yield index
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ request path through a bounded queue that drops (and counts) rather than slow pr
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ from mlreg.serving.state import ServingState
 from tests.serving import fakes
 from tests.serving.data import images
 from tests.serving.server import Server, free_port
+from tests.threads import serve_in_thread
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +125,7 @@ class Collector:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/events"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop = serve_in_thread(self.server, "collector")
 
 
 @pytest.fixture

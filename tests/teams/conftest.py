@@ -21,6 +21,7 @@ from mlreg.server.settings import ServerSettings
 from mlreg.store import StoreSettings
 from mlreg.store.journal import Actor
 from tests.conftest import make_model_dir
+from tests.threads import serve_in_thread
 
 #: The users of the permission matrix and the level each holds on a world's resources.
 GRADED = {
@@ -176,19 +177,14 @@ class LiveTeam:
 
 
 def start_live_team(uri: str, home: Path, **overrides: Any) -> LiveTeam:
-    import threading
-
     from werkzeug.serving import make_server
 
     team = make_team(uri, home, **overrides)
     server = make_server("127.0.0.1", 0, team.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-team", daemon=True)
-    thread.start()
+    stop_serving = serve_in_thread(server, "live-team")
 
     def stop() -> None:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
+        stop_serving()
         team.close()
 
     return LiveTeam(f"http://127.0.0.1:{server.server_port}", team, stop)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.threads import serve_in_thread
+
 
 @dataclass(frozen=True)
 class Received:
@@ -60,8 +62,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._stop = serve_in_thread(self.server, "webhook-receiver")
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
 
     def ok(self) -> list[Received]:
@@ -77,6 +78,4 @@ class Receiver:
 
     def stop(self) -> None:
         self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self._stop()
