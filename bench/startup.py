@@ -5,7 +5,9 @@ Usage: python bench/startup.py [--runs N]
 Each figure is the median wall time of N fresh processes (the interpreter's own start
 included, measured the same way for both tools). Targets: ``import mlreg.errors`` under
 50 ms, ``mlreg --help`` under 300 ms. Also prints the ten slowest imports of ``mlreg --help``
-(``python -X importtime``), so a regression names its cause.
+(``python -X importtime``), so a regression names its cause, and how long the registry
+server takes to build its app (what each gunicorn worker does as it boots, and every test that
+builds a server), on a store that exists.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +48,25 @@ def slowest_imports(argv: list[str], count: int = 10) -> list[tuple[int, str]]:
             continue
         rows.append((int(parts[1]), name.strip()))
     return sorted(rows, reverse=True)[:count]
+
+
+def app_build_seconds(runs: int) -> tuple[float, int]:
+    """Median time of the registry server's ``create_app`` on a migrated SQLite store, and
+    the number of routes it declared."""
+    from mlreg.server.app import create_app
+    from mlreg.server.settings import ServerSettings
+    from mlreg.store import StoreSettings
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = ServerSettings(store=StoreSettings.for_home(Path(home), "bench"))
+        create_app(settings).extensions["mlreg.server"].close()  # creates the schema
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            app = create_app(settings)
+            times.append(time.perf_counter() - start)
+            app.extensions["mlreg.server"].close()
+    return statistics.median(times), len(list(app.url_map.iter_rules()))
 
 
 def main() -> None:
@@ -80,6 +102,8 @@ def main() -> None:
     ]
     for micros, name in slowest_imports(help_argv):
         print(f"  {micros / 1000:7.1f}  {name}")
+    seconds, routes = app_build_seconds(args.runs)
+    print(f"\nthe registry server's create_app ({routes} routes): {seconds * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
