@@ -30,6 +30,8 @@ from mlreg.tracking import fluent
 from tests.threads import serve_in_thread
 
 PG_ENV = "MLREG_TEST_POSTGRES_URI"
+#: The real schema check and creation (_sqlite_schema_from_a_template replaces it for tests).
+ENSURE_SCHEMA = migrate.ensure_schema
 #: argon2id with its cost turned down, for the users the tests make by the hundred (the
 #: server's own parameters are asserted in tests/teams/test_auth.py).
 CHEAP_HASHER = dict(time_cost=1, memory_cost=1024, parallelism=1)
@@ -64,22 +66,27 @@ def _sqlite_schema_from_a_template(tmp_path_factory) -> Iterator[None]:
     one migrated once per test process, in 1 ms instead of the 55 ms of running every
     migration (600 times in the fast selection); PostgreSQL tests copy a template database the
     same way. What is copied is what the migrations made. Servers started as processes, and
-    the upgrades tests/store/test_migrations.py runs itself, still migrate for real."""
+    tests that ask for ``real_migrations`` (tests/store/test_migrations.py), migrate for real."""
     template = tmp_path_factory.mktemp("schema") / "template.db"
     engine = create_engine(f"sqlite:///{template}")
     migrate.upgrade(engine)
     engine.dispose()
-    ensure_schema = migrate.ensure_schema
 
     def from_template(engine: Engine) -> None:
         if engine.dialect.name == "sqlite" and not inspect(engine).get_table_names():
             with sqlite3.connect(template) as source, engine.connect() as conn:
                 source.backup(conn.connection.driver_connection)
-        ensure_schema(engine)  # its checks, as for any database (now at the head: no-op)
+        ENSURE_SCHEMA(engine)  # its checks, as for any database (now at the head: no-op)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(migrate, "ensure_schema", from_template)
         yield
+
+
+@pytest.fixture
+def real_migrations(monkeypatch) -> None:
+    """This test's stores run the migrations on an empty database, as users' stores do."""
+    monkeypatch.setattr(migrate, "ensure_schema", ENSURE_SCHEMA)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -193,7 +200,6 @@ def postgres_migrated_uri(_postgres_shared):
     with engine.begin() as conn:
         conn.execute(text(EMPTY_POSTGRES))
     return uri
-
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

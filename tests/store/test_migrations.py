@@ -16,6 +16,9 @@ from mlreg.store.database import make_engine, open_database
 from mlreg.tracking import Lifecycle, TrackingClient
 from mlreg.tracking.sql_store import SqlTrackingStore
 
+# Creating the schema is what this module tests: no template copies here.
+pytestmark = pytest.mark.usefixtures("real_migrations")
+
 TABLES = {
     "registered_models",
     "registered_model_tags",
