@@ -7,6 +7,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -74,7 +75,7 @@ def _sqlite_schema_from_a_template(tmp_path_factory) -> Iterator[None]:
 
     def from_template(engine: Engine) -> None:
         if engine.dialect.name == "sqlite" and not inspect(engine).get_table_names():
-            with sqlite3.connect(template) as source, engine.connect() as conn:
+            with closing(sqlite3.connect(template)) as source, engine.connect() as conn:
                 source.backup(conn.connection.driver_connection)
         ENSURE_SCHEMA(engine)  # its checks, as for any database (now at the head: no-op)
 
