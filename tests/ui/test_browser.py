@@ -96,10 +96,10 @@ def browser(world) -> Iterator:
     driver.quit()
 
 
-def wait(driver, condition, timeout: float = WAIT):
+def wait(driver, condition, timeout: float = WAIT, ignoring: tuple = ()):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignoring).until(condition)
 
 
 def by_css(driver, selector: str):
@@ -387,11 +387,15 @@ def sign_in_form(browser, user: str, password: str) -> None:
     wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
     by_css(browser, "input[name=username]").send_keys(user)
     by_css(browser, "input[name=password]").send_keys(password)
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.expected_conditions import staleness_of
 
     button = by_css(browser, "form.signin button[type=submit]")
     button.click()
-    wait(browser, staleness_of(button))  # the next page, not the form still on screen
+    # The next page, not the form still on screen. While the old document is being replaced,
+    # Chrome may answer "Node with given id does not belong to the document" (a plain
+    # WebDriverException, not a stale-element one): ask again until the button is stale.
+    wait(browser, staleness_of(button), ignoring=(WebDriverException,))
     wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
 
 
