@@ -101,7 +101,7 @@ def load_local(
 ) -> Backend:
     """Load the model in this process (imports TensorFlow: call it after the fork)."""
     source = model_source(settings, source)
-    model = load_model(source.path)
+    model = load_model(source.path, xla_max_batch=settings.xla_max_batch)
     # Keep what the registry said (name, version, stage, digest), not just the path.
     model.source = dataclasses.replace(source)
     return model

@@ -36,6 +36,9 @@ class ServingSettings:
     #: hand-off to a thread, while that model's recent small ones took at most this long on
     #: average (mlreg.serving.direct says what it costs: 0, off, keeps every guarantee).
     inline_ms: float = 0.0
+    #: Opt-in: batches of 1..N rows run as XLA-compiled functions, one per size, each kept
+    #: only where it agrees with the plain function and is faster (mlreg.tensorflow.xla).
+    xla_max_batch: int = 0
     #: Seconds a client has to send a whole request (headers and body) from its first byte.
     read_timeout: float = 30.0
     graceful_timeout: float = 30.0
@@ -77,6 +80,8 @@ class ServingSettings:
         check("threads", self.threads, self.threads >= 1, "an integer >= 1")
         check("timeout", self.timeout, self.timeout > 0, "a number of seconds > 0")
         check("inline_ms", self.inline_ms, self.inline_ms >= 0, ">= 0 (0 = off)")
+        xla = self.xla_max_batch
+        check("xla_max_batch", xla, 0 <= xla <= 64, "an integer 0-64 (0 = off)")
         check("read_timeout", self.read_timeout, self.read_timeout > 0, "a number of seconds > 0")
         check("graceful_timeout", self.graceful_timeout, self.graceful_timeout >= 0, ">= 0")
         limit = self.max_request_bytes
@@ -106,6 +111,11 @@ class ServingSettings:
             raise InvalidInput(
                 "MLREG_TFSERVING_MODEL_VERSION and MLREG_TFSERVING_VERSION_LABEL are exclusive: "
                 "set one"
+            )
+        if self.backend == "tfserving" and xla:
+            raise InvalidInput(
+                "MLREG_XLA_MAX_BATCH: XLA compiles models computed in mlreg; with the tfserving "
+                "backend, TF Serving computes them (its --xla_cpu_compilation_enabled)"
             )
         if self.backend == "tfserving" and not self.tfserving_target:
             raise InvalidInput(

@@ -75,6 +75,13 @@ logger = logging.getLogger("mlreg.serve")
 @click.option("--batch-max-size", type=int, default=None, help="Merge requests up to N rows.")
 @click.option("--batch-timeout-ms", type=float, default=None, help="Wait for a batch (2 ms).")
 @click.option(
+    "--xla-max-batch",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Compile batches of 1..N rows with XLA where that is as exact and faster (0, off).",
+)
+@click.option(
     "--backend",
     type=click.Choice(BACKENDS),
     default=None,

@@ -100,9 +100,17 @@ class TensorIO:
 
     def _array(self, value: Any, index: int) -> np.ndarray:
         port = self.inputs[index]
-        if isinstance(value, np.ndarray) and value.dtype == port.dtype:
+        if isinstance(value, np.ndarray) and value.dtype == port.dtype and _fits(value, port):
             return value
+        # Converts what can be, and says what cannot: the function is called by its flat
+        # inputs (mlreg.tensorflow.calls), so no shape reaches it unchecked.
         return enforce_tensor(value, TensorSpec(port.dtype, port.shape, port.name))
+
+
+def _fits(value: np.ndarray, port: TensorPort) -> bool:
+    return len(value.shape) == len(port.shape) and all(
+        want in (-1, got) for got, want in zip(value.shape, port.shape, strict=True)
+    )
 
 
 __all__ = ["TensorIO", "TensorPort"]

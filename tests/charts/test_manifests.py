@@ -10,7 +10,7 @@ import pytest
 from mlreg.serving.settings import ServingSettings, env_var
 from mlreg.store.settings import StoreSettings
 
-from .conftest import CHART, RELEASE, kinds, only
+from .conftest import CHART, RELEASE, kinds, only, run_helm, value_args
 
 DEFAULTS = CHART / "ci" / "defaults-values.yaml"
 FULL = CHART / "ci" / "full-values.yaml"
@@ -166,6 +166,7 @@ def test_default_settings_serve_the_model_in_process(render):
     assert settings.backend == "local"
     assert settings.tfserving_target is None
     assert (settings.workers, settings.threads, settings.log_format) == (2, 4, "json")
+    assert settings.xla_max_batch == 0
 
 
 def test_full_values_reach_the_settings(render):
@@ -175,6 +176,15 @@ def test_full_values_reach_the_settings(render):
     assert settings.max_request_bytes == 10 * 1024 * 1024
     assert (settings.log_format, settings.log_level) == ("text", "warning")
     assert (settings.batch_max_size, settings.batch_timeout_ms) == (16, 5.0)
+    assert settings.xla_max_batch == 2
+
+
+def test_xla_with_the_tfserving_sidecar_is_refused(helm):
+    result = run_helm(
+        helm, "template", RELEASE, str(CHART), *value_args([TFSERVING], ["serving.xlaMaxBatch=1"])
+    )
+    assert result.returncode != 0
+    assert "serving.xlaMaxBatch and tfserving.enabled do not go together" in result.stderr
 
 
 def test_large_numbers_render_without_exponent(render, tmp_path):

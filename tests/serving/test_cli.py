@@ -58,6 +58,7 @@ def test_flag_value_is_checked_and_the_error_names_the_flag(tmp_path: Path) -> N
         (["--port", "80000"], "Error: --port: expected a port number 0-65535, got 80000"),
         (["--log-level", "loud"], "Invalid value for '--log-level': 'loud' is not one of"),
         (["--poll-interval", "soon"], "Error: --poll-interval: expected a duration"),
+        (["--xla-max-batch", "-1"], "Error: --xla-max-batch: expected an integer 0-64 (0 = off)"),
     ],
 )
 def test_errors_name_the_flag_that_was_typed(tmp_path: Path, args: list[str], says: str) -> None:

@@ -13,7 +13,7 @@ from mlreg.serving.settings import BACKENDS, ServingSettings
 def test_defaults() -> None:
     s = ServingSettings.from_env({})
     assert (s.host, s.port, s.workers, s.threads) == ("127.0.0.1", 8080, 1, 4)
-    assert (s.timeout, s.graceful_timeout, s.inline_ms) == (60.0, 30.0, 0.0)
+    assert (s.timeout, s.graceful_timeout, s.inline_ms, s.xla_max_batch) == (60.0, 30.0, 0.0, 0)
     assert s.max_request_bytes is None  # derived from the signature
     assert (s.log_format, s.log_level) == ("text", "info")
     assert (s.batch_max_size, s.batch_timeout_ms, s.batching) == (0, 2.0, False)
@@ -75,6 +75,12 @@ def test_flags_override_the_environment_and_none_does_not() -> None:
     assert (s.port, s.workers) == (7000, 2)
 
 
+def test_xla_max_batch_from_the_variable_or_the_flag() -> None:
+    assert ServingSettings.from_env({"MLREG_XLA_MAX_BATCH": "4"}).xla_max_batch == 4
+    flagged = ServingSettings.from_env({"MLREG_XLA_MAX_BATCH": "4"}, xla_max_batch=1)
+    assert flagged.xla_max_batch == 1
+
+
 def test_empty_variables_mean_default() -> None:
     assert ServingSettings.from_env({"MLREG_PORT": " "}).port == 8080
 
@@ -89,6 +95,19 @@ def test_empty_variables_mean_default() -> None:
         ({"MLREG_TIMEOUT": "soon"}, "MLREG_TIMEOUT: expected a number, got 'soon'"),
         ({"MLREG_TIMEOUT": "0"}, "MLREG_TIMEOUT: expected a number of seconds > 0, got 0.0"),
         ({"MLREG_INLINE_MS": "-1"}, "MLREG_INLINE_MS: expected >= 0 (0 = off), got -1.0"),
+        (
+            {"MLREG_XLA_MAX_BATCH": "65"},
+            "MLREG_XLA_MAX_BATCH: expected an integer 0-64 (0 = off), got 65",
+        ),
+        (
+            {
+                "MLREG_XLA_MAX_BATCH": "1",
+                "MLREG_BACKEND": "tfserving",
+                "MLREG_TFSERVING_TARGET": "localhost:8500",
+            },
+            "MLREG_XLA_MAX_BATCH: XLA compiles models computed in mlreg; with the tfserving "
+            "backend, TF Serving computes them (its --xla_cpu_compilation_enabled)",
+        ),
         ({"MLREG_MAX_REQUEST_BYTES": "-1"}, "MLREG_MAX_REQUEST_BYTES: expected > 0, got -1"),
         ({"MLREG_LOG_FORMAT": "xml"}, "MLREG_LOG_FORMAT: expected one of text, json, got 'xml'"),
         (
