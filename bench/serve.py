@@ -9,6 +9,8 @@ worker (one process) on 127.0.0.1, started, measured and stopped in turn:
 - ``mlreg``: ``mlreg serve`` (its /invocations, V2 REST in JSON and with binary tensor data,
   and V2 gRPC on --grpc-port); ``mlreg 2 workers``: the same with ``--workers 2``; ``mlreg
   inline``: with MLREG_INLINE_MS=2 (quick predictions computed on the worker's loop);
+  ``mlreg XLA``: with MLREG_XLA_MAX_BATCH=1 (one-image batches compiled by XLA); ``mlreg XLA
+  inline``: both;
 - ``mlserver``: MLServer (``parallel_workers: 0``) with a custom runtime that calls the
   SavedModel's serving_default signature, as mlreg does (bench/mlserver_runtime.py): the fair
   peer, over V2 REST (JSON; MLServer has no binary extension) and V2 gRPC;
@@ -42,12 +44,21 @@ shares of the samples in which a thread was running, not waiting):
   counting once a body is within both bounds: 125 -> 27 us for a V2 body), dtype casts (4%);
 - the rest: enforcement, metrics, encoding the answer.
 
+Profiled again with both opt-ins on (XLA for one image, inline), the TensorFlow call was
+25.5% of the samples and a third of that was ``ConcreteFunction.__call__`` binding the
+arguments to the structured signature (45-85 us for a new input tensor); the predictor now
+calls the function by its flat inputs (mlreg.tensorflow.calls).
+
 Computing a fast model's request on the loop itself (saving the hand-off) is an option,
 ``MLREG_INLINE_MS``, off by default: a model whose time depends on its input (the tests'
 sleepy model: fast, then 1.5 s for one request) holds /ping for that one request, and the
-timeout cannot answer it. The "mlreg inline" rows measure it with a 2 ms budget. TensorFlow's
-XLA (``jit_compile``) on the serving function was measured too and not taken: one image
-0.30 vs 0.40 ms, but 256 images 6.0 vs 1.5 ms, and 80-160 ms to compile each new batch size.
+timeout cannot answer it. The "mlreg inline" rows measure it with a 2 ms budget.
+
+TensorFlow's XLA (``jit_compile``) on the whole serving function loses: one image 0.30 vs
+0.40 ms, but 256 images 6.0 vs 1.5 ms, and 80-160 ms to compile each new batch size. So it is
+the opt-in ``MLREG_XLA_MAX_BATCH=N`` (mlreg.tensorflow.xla): batch sizes 1..N compiled at
+load, each kept only where it agrees with the plain function and is faster; the "mlreg XLA"
+rows measure N=1.
 
 For ``/invocations`` the pieces are timed one by one by ``bench/serve_breakdown.py``.
 """
@@ -468,11 +479,15 @@ def main() -> None:
     # so each gets several chances at different times and keeps its best (MLflow, 30x
     # slower, runs once after).
     for _round in range(args.rounds):
-        # mlreg: one worker, two, and one that computes quick predictions on its loop.
+        # mlreg: one worker, two, one that computes quick predictions on its loop, one with
+        # batches of one image compiled by XLA, and one with both.
+        xla_inline = {"MLREG_XLA_MAX_BATCH": "1", "MLREG_INLINE_MS": "2"}
         for name, workers, extra, workloads in (
             ("mlreg", 1, {}, {one: every, batch: every}),
             ("mlreg 2 workers", 2, {}, {one: every}),
             ("mlreg inline", 1, {"MLREG_INLINE_MS": "2"}, {one: every[:2]}),
+            ("mlreg XLA", 1, {"MLREG_XLA_MAX_BATCH": "1"}, {one: every}),
+            ("mlreg XLA inline", 1, xla_inline, {one: every[:2]}),
         ):
             port, grpc_port = free_port(), free_port()
             cmd = [
@@ -733,16 +748,17 @@ def report(
     peer = "mlserver"
     print("\nmlreg against MLServer (the custom runtime calling serving_default):")
     for c in (1, 16):
-        for name in ("mlreg", "mlreg inline"):
+        for name in ("mlreg", "mlreg inline", "mlreg XLA", "mlreg XLA inline"):
             for label in ("/invocations JSON", "V2 REST JSON"):
                 print(
-                    f"  {name:<12} {label:<18} c={c:<2} vs MLServer V2 REST JSON: "
+                    f"  {name:<16} {label:<18} c={c:<2} vs MLServer V2 REST JSON: "
                     f"{ratio((name, label, c), (peer, 'V2 REST JSON', c))}"
                 )
-        print(
-            f"  {'mlreg':<12} {'V2 gRPC':<18} c={c:<2} vs MLServer V2 gRPC:      "
-            f"{ratio(('mlreg', 'V2 gRPC', c), (peer, 'V2 gRPC', c))}"
-        )
+        for name in ("mlreg", "mlreg XLA"):
+            print(
+                f"  {name:<16} {'V2 gRPC':<18} c={c:<2} vs MLServer V2 gRPC:      "
+                f"{ratio((name, 'V2 gRPC', c), (peer, 'V2 gRPC', c))}"
+            )
     for label, other in (("V2 REST binary", "V2 REST JSON"), ("V2 gRPC", "V2 gRPC")):
         print(
             f"  {label:<18} {BATCH} images vs MLServer {other}: "

@@ -97,22 +97,25 @@ def _try(fn: Function, feed: dict[str, tf.Tensor], batch: int) -> tuple[Outcome,
         a, b = tensor.numpy(), got[name].numpy()
         if a.shape != b.shape or not np.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True):
             return Outcome(batch, False, f"output {name!r} differs from the plain function"), None
-    plain = _best_seconds(lambda: fn(**feed))
-    xla = _best_seconds(lambda: compiled(**feed))
+    plain, xla = _best_seconds(lambda: fn(**feed), lambda: compiled(**feed))
     timing = f"{xla * 1e6:.0f} us against {plain * 1e6:.0f} us"
     if xla > plain * KEEP_BELOW:
         return Outcome(batch, False, f"not faster ({timing})"), None
     return Outcome(batch, True, timing), compiled
 
 
-def _best_seconds(call: Callable[[], Any]) -> float:
-    call()
-    best = float("inf")
+def _best_seconds(*calls: Callable[[], Any]) -> list[float]:
+    """Each call's best time over a few rounds, the calls taking turns in every round, so
+    that a burst of other work on the machine (another worker loading) slows both alike."""
+    best = [float("inf")] * len(calls)
+    for call in calls:
+        call()
     for _ in range(_ROUNDS):
-        start = time.perf_counter()
-        for _ in range(_CALLS):
-            call()
-        best = min(best, (time.perf_counter() - start) / _CALLS)
+        for i, call in enumerate(calls):
+            start = time.perf_counter()
+            for _ in range(_CALLS):
+                call()
+            best[i] = min(best[i], (time.perf_counter() - start) / _CALLS)
     return best
 
 
