@@ -58,6 +58,53 @@ def test_the_flat_call_answers_as_the_structured_call(
         np.testing.assert_array_equal(plain.predict(images[:n]), want)
 
 
+def test_inputs_of_the_same_shape_reach_the_function_by_name(
+    tmp_path: Path,
+    mlreg_tf: ModuleType,
+    keras: ModuleType,
+    xla: ModuleType,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Called by its flat inputs, a function must still get each tensor under its own name:
+    two inputs of one shape, declared out of alphabetical order, and a result that tells
+    them apart (zeta - alpha), through a saved tf.Module, its XLA functions and a Keras model
+    traced at load."""
+    import tensorflow as tf
+
+    from mlreg import pyfunc
+    from mlreg.tensorflow.flavor import _traced_keras
+
+    class Difference(tf.Module):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 2], tf.float32, name="zeta"),
+                tf.TensorSpec([None, 2], tf.float32, name="alpha"),
+            ]
+        )
+        def __call__(self, zeta: Any, alpha: Any) -> Any:
+            return {"d": zeta - alpha}
+
+    rng = np.random.default_rng(5)
+    zeta, alpha = (rng.standard_normal((3, 2)).astype(np.float32) for _ in range(2))
+    feed = {"zeta": zeta, "alpha": alpha}
+    mlreg_tf.save_model(Difference(), tmp_path / "m")
+    model = pyfunc.load_model(tmp_path / "m")
+    np.testing.assert_array_equal(model.predict(feed), zeta - alpha)
+
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("INFO", "mlreg.tensorflow"):
+        patch.setattr(xla, "KEEP_BELOW", float("inf"))
+        compiled = pyfunc.load_model(tmp_path / "m", xla_max_batch=1)
+    assert "XLA for batch size(s) 1 (batch 1: XLA, " in caplog.text
+    one = {"zeta": zeta[:1], "alpha": alpha[:1]}
+    np.testing.assert_allclose(compiled.predict(one), zeta[:1] - alpha[:1], rtol=1e-6)
+
+    z = keras.Input((2,), name="zeta")
+    a = keras.Input((2,), name="alpha")
+    layers = keras.layers.Subtract()([z, a])
+    traced = _traced_keras(keras.Model({"zeta": z, "alpha": a}, layers), None)
+    np.testing.assert_allclose(traced.predict(feed), zeta - alpha, rtol=1e-6)
+
+
 def test_kept_sizes_answer_as_the_plain_function_and_others_run_plain(
     cnn_dir: Path, plain: Any, xla: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
