@@ -481,13 +481,13 @@ def main() -> None:
     for _round in range(args.rounds):
         # mlreg: one worker, two, one that computes quick predictions on its loop, one with
         # batches of one image compiled by XLA, and one with both.
-        xla_inline = {"MLREG_XLA_MAX_BATCH": "1", "MLREG_INLINE_MS": "2"}
+        inline, xla = {"MLREG_INLINE_MS": "2"}, {"MLREG_XLA_MAX_BATCH": "1"}
         for name, workers, extra, workloads in (
             ("mlreg", 1, {}, {one: every, batch: every}),
             ("mlreg 2 workers", 2, {}, {one: every}),
-            ("mlreg inline", 1, {"MLREG_INLINE_MS": "2"}, {one: every[:2]}),
-            ("mlreg XLA", 1, {"MLREG_XLA_MAX_BATCH": "1"}, {one: every}),
-            ("mlreg XLA inline", 1, xla_inline, {one: every[:2]}),
+            ("mlreg inline", 1, inline, {one: every[:2]}),
+            ("mlreg XLA", 1, xla, {one: every}),
+            ("mlreg XLA inline", 1, {**xla, **inline}, {one: every[:2]}),
         ):
             port, grpc_port = free_port(), free_port()
             cmd = [

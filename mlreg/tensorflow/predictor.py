@@ -49,13 +49,13 @@ class Predictor:
         return tuple(sorted(self._by_batch))
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        feed = {k: tf.constant(v) for k, v in self._io.feed(data).items()}
+        arrays = self._io.feed(data)  # shaped as the ports say: a batch dimension when compiled
         fn = self._fn
         if self._by_batch:
-            rows = {t.shape[0] if t.shape.rank else None for t in feed.values()}
+            rows = {a.shape[0] for a in arrays.values()}
             if len(rows) == 1:
-                fn = self._by_batch.get(rows.pop(), fn)  # type: ignore[arg-type]
-        result = fn(**feed)
+                fn = self._by_batch.get(rows.pop(), fn)
+        result = fn(**{k: tf.constant(v) for k, v in arrays.items()})
         return self._io.result(data, {p.tf_name: result[p.tf_name].numpy() for p in self.outputs})
 
 
