@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,25 +42,57 @@ class Site:
         return self.client.post(path, data=form, follow_redirects=follow)
 
 
-def make_site(tmp: Path, **overrides) -> Iterator[Site]:
-    """The seeded data behind the real app (``overrides``: more server settings)."""
-    settings = StoreSettings.for_home(tmp / "home", "alice")
-    seeded = seed(settings, tmp)
+@dataclass
+class SeededHome:
+    """The seeded data, made once per test process and copied back for each test that changes
+    something: in 10 ms instead of the 230 ms of seeding. The copy goes where the data was
+    made, because the database holds absolute artifact paths (the runs' artifact URIs)."""
+
+    place: Path
+    template: Path
+    seeded: Seeded
+
+    def restore(self) -> Path:
+        """The seeded home back at ``place``, as it was after seeding."""
+        shutil.rmtree(self.place, ignore_errors=True)
+        shutil.copytree(self.template, self.place)
+        return self.place
+
+
+def make_site(home: Path, seeded: Seeded, **overrides) -> Iterator[Site]:
+    """The real app on a seeded ``home`` (``overrides``: more server settings)."""
+    settings = StoreSettings.for_home(home, "alice")
     app = create_app(
         ServerSettings(store=settings, secret_key="test-secret-key-0123456789", **overrides)
     )
     app.testing = True
-    yield Site(app, app.test_client(), seeded)
-    app.extensions["mlreg.server"].close()
+    try:
+        yield Site(app, app.test_client(), seeded)
+    finally:  # also when the generator is closed (auth_site_with)
+        app.extensions["mlreg.server"].close()
+
+
+def seeded_at(place: Path) -> tuple[Path, Seeded]:
+    home = place / "home"
+    return home, seed(StoreSettings.for_home(home, "alice"), place)
+
+
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory) -> SeededHome:
+    place = tmp_path_factory.mktemp("ui-fresh")
+    _, seeded = seeded_at(place)
+    template = tmp_path_factory.mktemp("ui-template") / "seeded"
+    shutil.copytree(place, template)
+    return SeededHome(place, template, seeded)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[Site]:
     """A server with seeded data for tests that only look (shared by the module)."""
-    yield from make_site(tmp_path_factory.mktemp("ui"))
+    yield from make_site(*seeded_at(tmp_path_factory.mktemp("ui")))
 
 
 @pytest.fixture
-def fresh(tmp_path) -> Iterator[Site]:
+def fresh(seeded_home: SeededHome) -> Iterator[Site]:
     """A server with seeded data of its own, for tests that change something."""
-    yield from make_site(tmp_path)
+    yield from make_site(seeded_home.restore() / "home", seeded_home.seeded)

@@ -9,14 +9,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html import unescape
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from mlreg.store.journal import Actor
 from tests.teams.conftest import basic
-from tests.ui.conftest import Site, make_site
+from tests.ui.conftest import SeededHome, Site, make_site
 
 ADMIN = Actor("admin", "test")
 PASSWORD = "rita's long password"
@@ -24,10 +23,11 @@ _FLASH = re.compile(r'<p class="flash (\w+)"[^>]*>([^<]*)</p>')
 
 
 @contextmanager
-def auth_site_with(tmp: Path, **overrides) -> Iterator[Site]:
-    """A site with --auth (and ``overrides``): rita (READ on everything, the default), ada (an
-    admin) and bot (tokens only)."""
-    sites = make_site(tmp, auth=True, **overrides)
+def auth_site_with(seeded_home: SeededHome, **overrides) -> Iterator[Site]:
+    """A site with --auth (and ``overrides``) on a fresh copy of the seeded data: rita (READ on
+    everything, the default), ada (an admin) and bot (tokens only)."""
+    home = seeded_home.restore() / "home"
+    sites = make_site(home, seeded_home.seeded, auth=True, **overrides)
     site = next(sites)
     access = site.app.extensions["mlreg.server"].access
     access.create_user(ADMIN, "rita", PASSWORD)
@@ -40,8 +40,8 @@ def auth_site_with(tmp: Path, **overrides) -> Iterator[Site]:
 
 
 @pytest.fixture
-def auth_site(tmp_path) -> Iterator[Site]:
-    with auth_site_with(tmp_path) as site:
+def auth_site(seeded_home) -> Iterator[Site]:
+    with auth_site_with(seeded_home) as site:
         yield site
 
 
@@ -201,8 +201,8 @@ def test_a_token_only_user_cannot_sign_in_and_is_not_told_they_exist(auth_site):
     assert ("error", "wrong user name or password") in flashes_after(auth_site, response)
 
 
-def test_wrong_passwords_past_the_limit_lock_the_form_too(tmp_path):
-    with auth_site_with(tmp_path, login_max_failures=3) as site:
+def test_wrong_passwords_past_the_limit_lock_the_form_too(seeded_home):
+    with auth_site_with(seeded_home, login_max_failures=3) as site:
         for _ in range(3):
             sign_in(site, "rita", "wrong")
         response = sign_in(site, "rita", PASSWORD)  # right, but locked out
@@ -231,8 +231,8 @@ def test_a_form_posted_after_the_session_ended_is_not_sent_and_says_so(auth_site
     assert services.registry.get_model_version("cnn", 1).stage == before
 
 
-def test_a_session_expires_after_its_lifetime_without_a_page(tmp_path):
-    with auth_site_with(tmp_path, session_hours=1 / 3600) as site:  # one second
+def test_a_session_expires_after_its_lifetime_without_a_page(seeded_home):
+    with auth_site_with(seeded_home, session_hours=1 / 3600) as site:  # one second
         sign_in(site, "rita", PASSWORD)
         assert site.get("/models")[0] == 200
         time.sleep(2.2)
