@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from mlreg.server.app import create_app
@@ -20,34 +22,36 @@ MLFLOW_PREFIX = PREFIXES["mlflow_api"]
 
 
 @pytest.fixture(scope="module")
-def document(server) -> dict:
-    answer = server.http.get(server.url + API_PREFIX + "/openapi.json", timeout=30)
-    assert answer.status_code == 200
-    assert answer.headers["Content-Type"] == "application/json"
-    return answer.json()
+def app(tmp_path_factory) -> Iterator[Flask]:
+    """A freshly built server app."""
+    home = tmp_path_factory.mktemp("openapi-app")
+    app = create_app(ServerSettings(store=StoreSettings.for_home(home)))
+    yield app
+    app.extensions["mlreg.server"].close()
 
 
 @pytest.fixture(scope="module")
-def flask_rules(tmp_path_factory) -> set[tuple[str, str]]:
+def document(app) -> dict:
+    answer = app.test_client().get(API_PREFIX + "/openapi.json")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    return answer.get_json()
+
+
+@pytest.fixture(scope="module")
+def flask_rules(app) -> set[tuple[str, str]]:
     """(METHOD, OpenAPI path) of every Flask rule under /api/v1 and of MLflow's declared routes
-    under /api/2.0 of a freshly built app (not the 501 answers for the rest of MLflow's)."""
-    home = tmp_path_factory.mktemp("openapi-app")
-    app = create_app(ServerSettings(store=StoreSettings.for_home(home)))
-    try:
-        return {
-            (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
-            for rule in app.url_map.iter_rules()
-            if rule.rule.startswith(API_PREFIX + "/")
-            or (
-                rule.rule.startswith(MLFLOW_PREFIX + "/")
-                and rule.endpoint.startswith("mlflow_api.")
-            )
-            for method in rule.methods - {"HEAD", "OPTIONS"}
-        }
-    finally:
-        app.extensions["mlreg.server"].close()
+    under /api/2.0 of the app (not the 501 answers for the rest of MLflow's)."""
+    return {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(API_PREFIX + "/")
+        or (rule.rule.startswith(MLFLOW_PREFIX + "/") and rule.endpoint.startswith("mlflow_api."))
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
+@pytest.mark.slow  # the validator takes seconds
 def test_the_document_is_valid_openapi_3_1(document):
     assert document["openapi"] == "3.1.0"
     errors = [e.message for e in OpenAPIV31SpecValidator(document).iter_errors()]
