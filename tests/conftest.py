@@ -90,6 +90,19 @@ def real_migrations(monkeypatch) -> None:
     monkeypatch.setattr(migrate, "ensure_schema", ENSURE_SCHEMA)
 
 
+#: Fixtures that start a process outside the test's own: S3 (moto's server) and helm.
+PROCESS_FIXTURES = {"moto_s3", "helm"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The fast selection (`-m "not slow"`) needs nothing outside the test process: a test that
+    # needs PostgreSQL, or one of PROCESS_FIXTURES, is marked slow here (before `-m` selects).
+    for item in items:
+        if item.get_closest_marker("postgres") or PROCESS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist workers run under execnet, whose __main__ has neither __spec__ nor __file__;
     # pyspark.sql.connect (which mlflow imports to recognise Spark frames) takes that for a

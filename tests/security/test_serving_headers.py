@@ -14,6 +14,8 @@ import requests
 from tests.serving.data import images
 from tests.serving.server import Server
 
+pytestmark = pytest.mark.slow  # a real `mlreg serve`: the worker answers some requests itself
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

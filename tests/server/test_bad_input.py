@@ -81,9 +81,11 @@ class Target:
 
 @pytest.fixture(
     scope="module",
-    # The whole table on SQLite in the fast selection; again on PostgreSQL (a second server and
-    # every table snapshotted per case) with the slow tests.
-    params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])],
+    # A real `mlreg server` process for each: slow.
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.slow),
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ],
 )
 def target(request, tmp_path_factory) -> Iterator[Target]:
     base = tmp_path_factory.mktemp(f"bad-input-{request.param}")

@@ -22,6 +22,8 @@ from tests.conftest import make_model_dir
 from tests.server.process import ServerProcess
 from tests.server.proxy import DroppingProxy
 
+pytestmark = pytest.mark.slow  # real `mlreg server` processes (and a proxy) under load
+
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no sockets shared by fork
 
 
@@ -60,7 +62,6 @@ def log_many(url: str, home: str, experiment_id: str, runs: int, points: int) ->
 # --- load ------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_8_processes_x_25_registrations_number_versions_1_to_200(target, tmp_path):
     model_dir = make_model_dir(tmp_path / "model")
     name = f"concurrent-{tmp_path.name[-8:]}"
@@ -83,7 +84,6 @@ def test_8_processes_x_25_registrations_number_versions_1_to_200(target, tmp_pat
     assert {s for _, s in rows} == {VersionStatus.READY.value}
 
 
-@pytest.mark.slow
 def test_16_clients_x_50_runs_x_200_points_stored_exactly_once(target, tmp_path):
     with TrackingClient(settings_for(target.url, tmp_path / "setup")) as tracking:
         experiment_id = tracking.create_experiment(f"load-{tmp_path.name[-8:]}")

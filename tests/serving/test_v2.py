@@ -60,7 +60,10 @@ def _stop(target: V2Target) -> None:
 
 @pytest.fixture(
     scope="module",
-    params=["cnn", "multi", "columns", pytest.param("tf-cnn", marks=pytest.mark.slow)],
+    # Real `mlreg serve` processes: slow. The requests they refuse are tested in-process below.
+    params=[
+        pytest.param(kind, marks=pytest.mark.slow) for kind in ("cnn", "multi", "columns", "tf-cnn")
+    ],
 )
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -24,6 +24,8 @@ import requests
 
 from tests.serving.server import Server
 
+pytestmark = pytest.mark.slow  # a real `mlreg serve` (gunicorn) under misbehaving clients
+
 READ_TIMEOUT = 1.5
 HEAD = (
     b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -231,6 +231,7 @@ def test_a_form_posted_after_the_session_ended_is_not_sent_and_says_so(auth_site
     assert services.registry.get_model_version("cnn", 1).stage == before
 
 
+@pytest.mark.slow  # waits for a session to expire
 def test_a_session_expires_after_its_lifetime_without_a_page(seeded_home):
     with auth_site_with(seeded_home, session_hours=1 / 3600) as site:  # one second
         sign_in(site, "rita", PASSWORD)
