@@ -224,14 +224,14 @@ def test_no_import_cycles():
     ],
     ids=["errors", "mlreg", "validation", "cli", "clients", "uris", "pyfunc", "serving-app"],
 )
-@pytest.mark.slow  # a fresh interpreter for each
+@pytest.mark.process  # a fresh interpreter for each
 def test_light_imports_stay_light(code, forbidden):
     probe = f"{code}; import sys; print(' '.join(sorted(sys.modules)))"
     loaded = set(subprocess.check_output([sys.executable, "-c", probe], text=True).split())
     assert not [m for m in forbidden if m in loaded], f"{code!r} imports {forbidden}"
 
 
-@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.process  # a fresh interpreter
 def test_lazy_names_of_mlreg_resolve():
     code = (
         "import mlreg; missing = [n for n in mlreg.__all__ if getattr(mlreg, n, None) is None]; "

@@ -10,7 +10,7 @@ import pytest
 HEAVY = ["pyspark", "tensorflow", "tqdm", "mlreg.batch"]
 
 
-@pytest.mark.slow  # a fresh interpreter for each
+@pytest.mark.process  # a fresh interpreter for each
 @pytest.mark.parametrize("module", ["mlreg.pyfunc", "mlreg.cli"])
 def test_importing_does_not_load_batch_dependencies(module):
     code = f"import sys, {module}; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"

@@ -150,7 +150,7 @@ def test_info_masks_the_password_and_survives_an_unreachable_database(home, monk
     assert "s3cret" not in result.stdout + result.stderr
 
 
-@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.process  # a fresh interpreter
 def test_info_does_not_import_tensorflow(home):
     code = (
         "import sys; from click.testing import CliRunner; from mlreg.cli import main; "

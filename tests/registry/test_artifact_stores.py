@@ -98,7 +98,7 @@ def s3_backend(root: str, cache: Path, moto_s3, **config: Any) -> Backend:
     return Backend(store, write, files)
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # moto: a process
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.process)])  # moto: a process
 def backend(request, tmp_path):
     if request.param == "local":
         yield local_backend(tmp_path)

@@ -14,7 +14,7 @@ import requests
 from tests.serving.data import images
 from tests.serving.server import Server
 
-pytestmark = pytest.mark.slow  # a real `mlreg serve`: the worker answers some requests itself
+pytestmark = pytest.mark.process  # a real `mlreg serve`: the worker answers some requests itself
 
 
 @pytest.fixture(scope="module")

@@ -81,9 +81,9 @@ class Target:
 
 @pytest.fixture(
     scope="module",
-    # A real `mlreg server` process for each: slow.
+    # A real `mlreg server` process for each.
     params=[
-        pytest.param("sqlite", marks=pytest.mark.slow),
+        pytest.param("sqlite", marks=pytest.mark.process),
         pytest.param("postgresql", marks=pytest.mark.postgres),
     ],
 )

@@ -19,7 +19,7 @@ from mlreg.server.api import Route
 from tests.server.process import ServerProcess, start_server
 from tests.server.test_bad_input import API, JSON_ROUTES, VALID_BODIES, route_id
 
-pytestmark = pytest.mark.slow  # a real `mlreg server` with --auth
+pytestmark = pytest.mark.process  # a real `mlreg server` with --auth
 
 PASSWORD = "an admin password for the bad-input tests"
 ADMIN = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}

@@ -22,8 +22,6 @@ from tests.conftest import make_model_dir
 from tests.server.process import ServerProcess
 from tests.server.proxy import DroppingProxy
 
-pytestmark = pytest.mark.slow  # real `mlreg server` processes (and a proxy) under load
-
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no sockets shared by fork
 
 
@@ -62,6 +60,7 @@ def log_many(url: str, home: str, experiment_id: str, runs: int, points: int) ->
 # --- load ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_8_processes_x_25_registrations_number_versions_1_to_200(target, tmp_path):
     model_dir = make_model_dir(tmp_path / "model")
     name = f"concurrent-{tmp_path.name[-8:]}"
@@ -84,6 +83,7 @@ def test_8_processes_x_25_registrations_number_versions_1_to_200(target, tmp_pat
     assert {s for _, s in rows} == {VersionStatus.READY.value}
 
 
+@pytest.mark.slow
 def test_16_clients_x_50_runs_x_200_points_stored_exactly_once(target, tmp_path):
     with TrackingClient(settings_for(target.url, tmp_path / "setup")) as tracking:
         experiment_id = tracking.create_experiment(f"load-{tmp_path.name[-8:]}")
@@ -121,6 +121,7 @@ def proxy(target) -> Iterator[DroppingProxy]:
     running.close()
 
 
+@pytest.mark.process  # a real `mlreg server` behind a proxy
 def test_retried_version_create_after_a_lost_answer_makes_one_version(target, proxy, tmp_path):
     model_dir = make_model_dir(tmp_path / "model")
     name = f"lost-{tmp_path.name[-8:]}"
@@ -136,6 +137,7 @@ def test_retried_version_create_after_a_lost_answer_makes_one_version(target, pr
     assert numbers == [1]  # the retry was answered with the version the first try made
 
 
+@pytest.mark.process  # a real `mlreg server` behind a proxy
 def test_retried_log_batch_after_a_lost_answer_stores_each_point_once(target, proxy, tmp_path):
     with TrackingClient(settings_for(proxy.url, tmp_path / "client")) as tracking:
         run_id = tracking.create_run(None).info.run_id
@@ -151,6 +153,7 @@ def test_retried_log_batch_after_a_lost_answer_stores_each_point_once(target, pr
     assert stored == 100
 
 
+@pytest.mark.process  # a real `mlreg server` behind a proxy
 def test_without_an_idempotency_key_a_lost_answer_is_not_retried(target, proxy, tmp_path):
     """A rename carries no key (a second try could fail or rename twice): the lost answer
     surfaces as an error instead of a silent second attempt."""

@@ -120,8 +120,12 @@ def fake_multi(tmp_path_factory: pytest.TempPathFactory) -> fakes.NumpyModel:
 
 @pytest.fixture(
     scope="session",
-    # The real server is a process: slow, as the tests that run it on the TensorFlow model.
-    params=["app", *(pytest.param(k, marks=pytest.mark.slow) for k in ("fake-served", "served"))],
+    # The real server is a process; on the TensorFlow model, slow.
+    params=[
+        "app",
+        pytest.param("fake-served", marks=pytest.mark.process),
+        pytest.param("served", marks=pytest.mark.slow),
+    ],
 )
 def kind(request: pytest.FixtureRequest) -> str:
     """Where the HTTP tests run: ``app`` (the app factory, a numpy model, Flask's test client),

@@ -215,7 +215,7 @@ def test_a_local_backend_that_fails_its_warm_up_does_not_load(tmp_path: Path) ->
     assert (r.status_code, r.get_json()["message"]) == (503, f"the model failed to load: {DOWN}")
 
 
-@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.process  # a fresh interpreter
 def test_the_app_and_its_codecs_import_without_tensorflow() -> None:
     # Only the local backend's load imports it, in the worker, after the fork.
     code = "import sys, mlreg.serving.app, mlreg.serving.codecs; print('tensorflow' in sys.modules)"

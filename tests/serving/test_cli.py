@@ -88,7 +88,7 @@ def test_help_shows_the_variable_behind_each_flag() -> None:
     assert "[env: MLREG_TFSERVING_TARGET]" in " ".join(result.output.split())
 
 
-@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.process  # a fresh interpreter
 def test_cli_import_does_not_import_tensorflow() -> None:
     code = "import sys, mlreg.cli.main; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -190,7 +190,7 @@ def test_a_failing_collector_is_counted_and_logged_once(
     assert warnings == ["prediction log: dropped 3 records: HTTPError: the collector answered 503"]
 
 
-@pytest.mark.slow  # a real `mlreg serve`
+@pytest.mark.process  # a real `mlreg serve`
 def test_the_real_server_logs_grpc_and_http_and_flushes_on_shutdown(tmp_path: Path) -> None:
     import tritonclient.grpc as tgrpc
 

@@ -60,9 +60,11 @@ def _stop(target: V2Target) -> None:
 
 @pytest.fixture(
     scope="module",
-    # Real `mlreg serve` processes: slow. The requests they refuse are tested in-process below.
+    # Real `mlreg serve` processes (on TensorFlow: slow). The requests they refuse are tested
+    # in-process below.
     params=[
-        pytest.param(kind, marks=pytest.mark.slow) for kind in ("cnn", "multi", "columns", "tf-cnn")
+        *(pytest.param(kind, marks=pytest.mark.process) for kind in ("cnn", "multi", "columns")),
+        pytest.param("tf-cnn", marks=pytest.mark.slow),
     ],
 )
 def target(

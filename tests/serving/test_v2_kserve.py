@@ -20,7 +20,7 @@ from tests.serving import fakes
 from tests.serving.data import images, multi_example
 from tests.serving.server import Server, free_port
 
-pytestmark = pytest.mark.slow  # the KServe SDK's clients run in their own interpreter
+pytestmark = pytest.mark.process  # the KServe SDK's clients run in their own interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = Path(__file__).with_name("kserve_client.py")

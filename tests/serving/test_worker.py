@@ -24,7 +24,7 @@ import requests
 
 from tests.serving.server import Server
 
-pytestmark = pytest.mark.slow  # a real `mlreg serve` (gunicorn) under misbehaving clients
+pytestmark = pytest.mark.process  # a real `mlreg serve` (gunicorn) under misbehaving clients
 
 READ_TIMEOUT = 1.5
 HEAD = (

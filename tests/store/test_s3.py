@@ -356,7 +356,7 @@ def test_the_s3_module_is_the_only_one_that_imports_boto3():
     assert importers == ["mlreg.store.s3"]
 
 
-@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.process  # a fresh interpreter
 def test_local_use_never_imports_boto3(tmp_path, model_dir):
     """Registering, resolving and logging run artifacts on a local root load no boto3."""
     code = (

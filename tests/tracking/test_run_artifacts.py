@@ -25,7 +25,7 @@ def run_at(uri: str) -> RunInfo:
     return RunInfo(uuid.uuid4().hex, "0", "r", RunStatus.RUNNING, 0, None, uri)
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # moto: a process
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.process)])  # moto: a process
 def kind(request) -> str:
     return request.param
 

@@ -224,7 +224,7 @@ def auth_available() -> bool:
     reason="needs `mlreg server --auth` (issue 20, branch teams): users, grants and the "
     "permission check that answers 403 are the authentication work's",
 )
-@pytest.mark.slow  # a real `mlreg server --auth`
+@pytest.mark.process  # a real `mlreg server --auth`
 def test_a_user_without_promote_sees_no_button_and_gets_403_posting_the_form(tmp_path):
     """With --auth: a READ-only user's model page has no transition form, and posting it anyway
     (with a valid CSRF token from a page they may see) is refused by the server's one
