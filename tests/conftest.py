@@ -112,7 +112,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     # What collecting made lives until the end (7,560 items, the test modules, SQLAlchemy's
     # and Flask's tables): frozen, the garbage collector stops walking it again in every full
-    # collection, which was a sixth of the CPU time of the fast selection.
+    # collection (a sixth of the CPU time of the UI, registry and tracking tests).
     gc.collect()
     gc.freeze()
 
