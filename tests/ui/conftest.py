@@ -52,11 +52,11 @@ class SeededHome:
     template: Path
     seeded: Seeded
 
-    def restore(self) -> Path:
-        """The seeded home back at ``place``, as it was after seeding."""
+    def site(self, **overrides) -> Iterator[Site]:
+        """A server on the seeded data, put back at ``place`` as it was after seeding."""
         shutil.rmtree(self.place, ignore_errors=True)
         shutil.copytree(self.template, self.place)
-        return self.place
+        return make_site(self.place / "home", self.seeded, **overrides)
 
 
 def make_site(home: Path, seeded: Seeded, **overrides) -> Iterator[Site]:
@@ -95,4 +95,4 @@ def site(tmp_path_factory) -> Iterator[Site]:
 @pytest.fixture
 def fresh(seeded_home: SeededHome) -> Iterator[Site]:
     """A server with seeded data of its own, for tests that change something."""
-    yield from make_site(seeded_home.restore() / "home", seeded_home.seeded)
+    yield from seeded_home.site()

@@ -15,7 +15,7 @@ import pytest
 
 from mlreg.store.journal import Actor
 from tests.teams.conftest import basic
-from tests.ui.conftest import SeededHome, Site, make_site
+from tests.ui.conftest import SeededHome, Site
 
 ADMIN = Actor("admin", "test")
 PASSWORD = "rita's long password"
@@ -26,8 +26,7 @@ _FLASH = re.compile(r'<p class="flash (\w+)"[^>]*>([^<]*)</p>')
 def auth_site_with(seeded_home: SeededHome, **overrides) -> Iterator[Site]:
     """A site with --auth (and ``overrides``) on a fresh copy of the seeded data: rita (READ on
     everything, the default), ada (an admin) and bot (tokens only)."""
-    home = seeded_home.restore() / "home"
-    sites = make_site(home, seeded_home.seeded, auth=True, **overrides)
+    sites = seeded_home.site(auth=True, **overrides)
     site = next(sites)
     access = site.app.extensions["mlreg.server"].access
     access.create_user(ADMIN, "rita", PASSWORD)
